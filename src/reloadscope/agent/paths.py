@@ -1,0 +1,333 @@
+"""Turning a chain of objects into a labelled path: an evaluable expression and a hint.
+
+Each step is a template with a hole (``HOLE``) for the expression of the holder, so that both
+suffixes (``.name``, ``[0]``) and wrappers (``list(...)[2]``) compose.  Only the objects on a
+reported path are named, and only through C-level descriptors of built-in types.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+from collections import deque
+from types import (
+    BuiltinMethodType,
+    CellType,
+    CodeType,
+    CoroutineType,
+    FrameType,
+    FunctionType,
+    GeneratorType,
+    MappingProxyType,
+    MethodType,
+    ModuleType,
+    TracebackType,
+)
+
+from . import safe
+
+HOLE = "\x00"
+
+# Step kinds (the hint reads them).
+ATTR, ITEM, INDEX, CLASS, BASE, CLOSURE, FUNC, SELF, PARTIAL, WRAPPED, GC, FRAME, SKIP = (
+    "attr",
+    "item",
+    "index",
+    "class",
+    "base",
+    "closure",
+    "func",
+    "self",
+    "partial",
+    "wrapped",
+    "gc",
+    "frame",
+    "skip",
+)
+
+Step = tuple[str, str]  # (kind, template)
+
+_FUNC_ATTRS = (
+    "__code__",
+    "__globals__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__closure__",
+    "__module__",
+    "__doc__",
+    "__name__",
+    "__qualname__",
+    "__builtins__",
+)
+_FUNCTION_TYPE_ATTRS = frozenset(dir(FunctionType))
+async def _agen():  # pragma: no cover - only its type is used
+    yield
+
+
+_AsyncGenType = type(_agen())
+_GEN_ATTRS = {
+    GeneratorType: ("gi_frame", "gi_code"),
+    CoroutineType: ("cr_frame", "cr_code", "cr_await"),
+    _AsyncGenType: ("ag_frame", "ag_code", "ag_await"),
+}
+_BaseExc_attrs = tuple(
+    (name, BaseException.__dict__[name])
+    for name in ("__traceback__", "__context__", "__cause__", "args")
+)
+
+
+def _attr(name: str) -> Step:
+    return ATTR, HOLE + "." + name
+
+
+def _index_in(seq: object, child: object, getitem: object, length: object) -> int | None:
+    try:
+        n = length(seq)  # type: ignore[operator]
+        for i in range(n):
+            if getitem(seq, i) is child:  # type: ignore[operator]
+                return i
+    except Exception:
+        return None
+    return None
+
+
+def _gc_step(parent: object, child: object) -> Step:
+    for i, r in enumerate(gc.get_referents(parent)):
+        if r is child:
+            return GC, f"__import__('gc').get_referents({HOLE})[{i}]"
+    return GC, f"<unnamed reference of {HOLE}>"
+
+
+def _dict_step(d: dict, child: object) -> Step | None:
+    for i, (k, v) in enumerate(dict.items(d)):
+        if v is child:
+            kr = safe.key_repr(k)
+            if kr is not None:
+                return ITEM, f"{HOLE}[{kr}]"
+            return ITEM, f"list({HOLE}.values())[{i}]"
+    for i, k in enumerate(dict.keys(d)):
+        if k is child:
+            return ITEM, f"list({HOLE})[{i}]"
+    return None
+
+
+def _dict_key(d: dict, child: object) -> object:
+    """The key under which ``d`` holds ``child`` (None if not a value)."""
+    for k, v in dict.items(d):
+        if v is child:
+            return k
+    return None
+
+
+def _named(owner: object, d: dict, child: object, allow_attr: bool) -> Step | None:
+    """Step from ``owner`` (module, class, instance, function) into ``owner.__dict__``'s value."""
+    k = _dict_key(d, child)
+    if k is not None and allow_attr and safe.is_identifier(k):
+        return ATTR, f"{HOLE}.{k}"
+    inner = _dict_step(d, child)
+    if inner is None:
+        return None
+    return inner[0], inner[1].replace(HOLE, HOLE + ".__dict__", 1)
+
+
+def _class_attr_ok(value: object) -> bool:
+    """``Cls.name`` gives back the stored value itself (no descriptor transforms it)."""
+    t = type(value)
+    return t is FunctionType or safe.is_class(value) or not safe.type_has_get(value)
+
+
+def step(parent: object, child: object, grandchild: object | None = None) -> tuple[Step, bool]:
+    """The step from ``parent`` to ``child``.
+
+    Returns (step, merged): ``merged`` is True when the step already went through ``child`` (a
+    ``__dict__``) into ``grandchild``.
+    """
+    t = type(parent)
+    # Namespaces: go straight to the attribute when we can.
+    if type(child) is dict and grandchild is not None:
+        merged = _through_dict(parent, child, grandchild)
+        if merged is not None:
+            return merged, True
+    if t is dict or safe.is_dict_subclass(parent):
+        s = _dict_step(parent, child)  # type: ignore[arg-type]
+        if s is not None:
+            return s, False
+    if t is MappingProxyType:
+        return (SKIP, HOLE), False
+    if t is list or t is tuple:
+        i = _index_in(parent, child, t.__getitem__, t.__len__)
+        if i is not None:
+            return (INDEX, f"{HOLE}[{i}]"), False
+    if t is deque:
+        i = _index_in(parent, child, deque.__getitem__, deque.__len__)
+        if i is not None:
+            return (INDEX, f"{HOLE}[{i}]"), False
+    if t is set or t is frozenset:
+        for i, x in enumerate(t.__iter__(parent)):  # type: ignore[attr-defined]
+            if x is child:
+                return (INDEX, f"list({HOLE})[{i}]"), False
+    if t is CellType:
+        return (CLOSURE, HOLE + ".cell_contents"), False
+    if t is MethodType:
+        if parent.__func__ is child:  # type: ignore[attr-defined]
+            return (FUNC, HOLE + ".__func__"), False
+        if parent.__self__ is child:  # type: ignore[attr-defined]
+            return (SELF, HOLE + ".__self__"), False
+    if t is BuiltinMethodType and parent.__self__ is child:  # type: ignore[attr-defined]
+        return (SELF, HOLE + ".__self__"), False
+    if t is FunctionType:
+        if parent.__closure__ is not None and parent.__closure__ is child:  # type: ignore[attr-defined]
+            return (CLOSURE, HOLE + ".__closure__"), False
+        for name in _FUNC_ATTRS:
+            if getattr(parent, name, None) is child:
+                return _attr(name), False
+    if t is staticmethod or t is classmethod:
+        if parent.__func__ is child:  # type: ignore[attr-defined]
+            return (FUNC, HOLE + ".__func__"), False
+    if t is property:
+        for name in ("fget", "fset", "fdel"):
+            if getattr(parent, name) is child:
+                return _attr(name), False
+    if t is functools.partial:
+        if parent.func is child:  # type: ignore[attr-defined]
+            return (PARTIAL, HOLE + ".func"), False
+        for name in ("args", "keywords"):
+            if getattr(parent, name) is child:
+                return _attr(name), False
+    if t in _GEN_ATTRS:
+        for name in _GEN_ATTRS[t]:
+            if getattr(parent, name, None) is child:
+                return _attr(name), False
+    if t is FrameType:
+        for name in ("f_back", "f_code", "f_globals", "f_builtins"):
+            if getattr(parent, name) is child:
+                return _attr(name), False
+        locs = _frame_locals(parent)  # type: ignore[arg-type]
+        for k, v in locs:
+            if v is child:
+                return (FRAME, f"{HOLE}.f_locals[{k!r}]"), False
+    if t is TracebackType:
+        for name in ("tb_frame", "tb_next"):
+            if getattr(parent, name) is child:
+                return _attr(name), False
+    if t is ModuleType and child is safe.module_dict(parent):
+        return _attr("__dict__"), False
+    if safe.is_class(parent):
+        s = _class_step(parent, child)  # type: ignore[arg-type]
+        if s is not None:
+            return s, False
+    elif child is type(parent):
+        return (CLASS, HOLE + ".__class__"), False
+    else:
+        s = _instance_step(parent, child)
+        if s is not None:
+            return s, False
+    return _gc_step(parent, child), False
+
+
+def _class_step(cls: type, child: object) -> Step | None:
+    if child is safe.class_dict(cls):
+        return _attr("__dict__")
+    bases = type.__dict__["__bases__"].__get__(cls)
+    for i, b in enumerate(bases):
+        if b is child:
+            return BASE, f"{HOLE}.__bases__[{i}]"
+    if child is bases:
+        return BASE, HOLE + ".__bases__"
+    if child is safe.class_mro(cls):
+        return BASE, HOLE + ".__mro__"
+    if child is type(cls):
+        return CLASS, HOLE + ".__class__"
+    return None
+
+
+def _instance_step(obj: object, child: object) -> Step | None:
+    if issubclass(type(obj), BaseException):
+        for name, desc in _BaseExc_attrs:
+            try:
+                if desc.__get__(obj) is child:
+                    return _attr(name)
+            except Exception:
+                pass
+    for name, value in safe.slot_items(obj):
+        if value is child:
+            return _attr(name)
+    d = safe.instance_dict(obj)
+    if d is not None:
+        if d is child:
+            return _attr("__dict__")
+        k = _dict_key(d, child)
+        if k is not None:
+            if safe.is_identifier(k) and not safe.has_attribute_in_type(obj, k):  # type: ignore[arg-type]
+                return ATTR, f"{HOLE}.{k}"
+            inner = _dict_step(d, child)
+            if inner is not None:
+                return inner[0], inner[1].replace(HOLE, HOLE + ".__dict__", 1)
+    return None
+
+
+def _through_dict(owner: object, d: dict, child: object) -> Step | None:
+    """``owner -> owner.__dict__ -> child`` as one step when ``d`` is ``owner``'s namespace."""
+    t = type(owner)
+    if t is ModuleType or (safe.is_class(type(owner)) and issubclass(t, ModuleType)):
+        if d is safe.module_dict(owner):
+            return _named(owner, d, child, True)
+        return None
+    if safe.is_class(owner):
+        if d is safe.class_dict(owner):  # type: ignore[arg-type]
+            return _named(owner, d, child, _class_attr_ok(child))
+        return None
+    if t is FunctionType:
+        if d is owner.__dict__:  # type: ignore[attr-defined]
+            k = _dict_key(d, child)
+            ok = type(k) is str and k not in _FUNCTION_TYPE_ATTRS
+            s = _named(owner, d, child, ok)
+            if s is not None and k == "__wrapped__":
+                return WRAPPED, s[1]
+            return s
+        return None
+    if t in (staticmethod, classmethod, functools.partial, CodeType):
+        return None
+    if d is _peek_instance_dict(owner):
+        k = _dict_key(d, child)
+        ok = safe.is_identifier(k) and not safe.has_attribute_in_type(owner, k)  # type: ignore[arg-type]
+        return _named(owner, d, child, ok)
+    return None
+
+
+def _peek_instance_dict(obj: object) -> dict | None:
+    # Only called when gc already showed a dict referent, so this creates nothing new.
+    return safe.instance_dict(obj)
+
+
+def _frame_locals(frame: FrameType) -> list[tuple[str, object]]:
+    try:
+        return list(frame.f_locals.items())
+    except Exception:
+        return []
+
+
+def render(prefix: str, chain: list[object]) -> tuple[str, list[str]]:
+    """Expression for ``chain[-1]`` starting from ``prefix`` (the expression of ``chain[0]``),
+    and the kinds of the steps taken."""
+    text = prefix
+    kinds: list[str] = []
+    i = 0
+    while i < len(chain) - 1:
+        grandchild = chain[i + 2] if i + 2 < len(chain) else None
+        (kind, tmpl), merged = step(chain[i], chain[i + 1], grandchild)
+        text = tmpl.replace(HOLE, text, 1)
+        kinds.append(kind)
+        i += 2 if merged else 1
+    return text, kinds
+
+
+def module_root_step(module_key: str, ns: dict, child: object) -> tuple[str, str]:
+    """Expression of the first step out of a module namespace (``pkg.mod.name``)."""
+    k = _dict_key(ns, child)
+    if safe.is_identifier(k):
+        return f"{module_key}.{k}", ATTR
+    s = _dict_step(ns, child)
+    if s is None:
+        return f"{module_key}.<?>", GC
+    return s[1].replace(HOLE, module_key + ".__dict__", 1), ITEM

@@ -1,0 +1,478 @@
+"""Recording reload generations.
+
+A finder at ``sys.meta_path[0]`` sees every ``importlib.reload`` (it is called with ``target``
+set to the module) and every import.  It asks the finders after it for the spec, and for the
+imports it cares about wraps the loader once: the wrapper puts the real loader back, runs the
+module's code, and records which code objects that execution created and whether it raised.
+
+Everything stored about user objects is a weak reference (modules, classes, code objects).
+The finder runs under the import lock: it records, it never scans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from importlib import _bootstrap  # type: ignore[attr-defined]
+from importlib import _bootstrap_external  # type: ignore[attr-defined]
+from importlib.machinery import ModuleSpec
+from types import CodeType, FunctionType, ModuleType
+from typing import Any
+
+from . import safe
+
+MAX_SOURCE_BYTES = 1 << 20
+MAX_TEXTS_PER_MODULE = 50
+
+_AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
+_IMPORTLIB_DIR = os.path.dirname(os.path.abspath(_bootstrap_external.__file__ or ""))
+_STD_EXEC_MODULE = _bootstrap_external._LoaderBasics.exec_module
+
+
+class Generation:
+    """One execution of a module's code."""
+
+    __slots__ = (
+        "carried",
+        "classes",
+        "codes",
+        "complete",
+        "error",
+        "filename",
+        "kind",
+        "module",
+        "number",
+        "sha256",
+        "started_at",
+        "status",
+        "stored",
+        "text",
+        "trigger",
+    )
+
+    def __init__(self, number: int, kind: str, trigger: str | None) -> None:
+        self.number = number
+        self.kind = kind  # "import", "arrival", "reload", "reimport"
+        self.trigger = trigger
+        self.started_at = time.time()
+        self.status = "running"  # then "finished", "failed" or "unknown"
+        self.error: str | None = None
+        self.sha256: str | None = None
+        self.text: str | None = None
+        self.filename: str | None = None
+        # id(code) -> weakref(code) for every code object this execution created.
+        self.codes: dict[int, weakref.ref[CodeType]] = {}
+        # True when ``codes`` holds every code object of the execution (we ran it).
+        self.complete = False
+        # id(class) -> weakref(class) for classes first seen in this generation.
+        self.classes: dict[int, weakref.ref[type]] = {}
+        # Names the module code stores (None: unknown), names the execution did not rebind.
+        self.stored: frozenset[str] | None = None
+        self.carried: frozenset[str] = frozenset()
+        self.module: weakref.ref[ModuleType] | None = None
+
+    def owns_code(self, code: object) -> bool:
+        ref = self.codes.get(id(code))
+        return ref is not None and ref() is code
+
+    def owns_class(self, cls: object) -> bool:
+        ref = self.classes.get(id(cls))
+        return ref is not None and ref() is cls
+
+
+class ModuleRecord:
+    """Every generation recording saw of one module name."""
+
+    __slots__ = ("file", "generations", "name", "warnings")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.file: str | None = None
+        self.generations: list[Generation] = []
+        self.warnings: list[str] = []
+
+    @property
+    def current(self) -> Generation:
+        return self.generations[-1]
+
+    def new_generation(self, kind: str, trigger: str | None) -> Generation:
+        gen = Generation(len(self.generations), kind, trigger)
+        self.generations.append(gen)
+        return gen
+
+
+def _walk_code(code: CodeType, into: dict[int, weakref.ref[CodeType]]) -> None:
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        if id(co) in into:
+            continue
+        into[id(co)] = weakref.ref(co)
+        for const in co.co_consts:
+            if type(const) is CodeType:
+                stack.append(const)
+
+
+_STORE_OPS = frozenset({"STORE_NAME", "STORE_GLOBAL", "DELETE_NAME", "DELETE_GLOBAL"})
+
+
+def _stored_names(code: CodeType) -> frozenset[str] | None:
+    """Names the module-level code binds (None when it star-imports: anything may be bound)."""
+    import dis
+
+    names: set[str] = set()
+    stack = [(code, True)]
+    while stack:
+        co, top = stack.pop()
+        for ins in dis.get_instructions(co):
+            if top and ins.opname == "IMPORT_STAR":
+                return None
+            if ins.opname in _STORE_OPS and (top or ins.opname.endswith("GLOBAL")):
+                names.add(ins.argval)
+        for const in co.co_consts:
+            if type(const) is CodeType:
+                stack.append((const, False))
+    return frozenset(names)
+
+
+def _namespace_functions(namespace: dict[str, Any]) -> Iterator[FunctionType]:
+    """Functions defined by the code that filled ``namespace`` (module level and in classes)."""
+    seen: set[int] = set()
+    stack: list[Any] = list(dict.values(namespace))
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        t = type(obj)
+        if t is FunctionType:
+            if obj.__globals__ is namespace:
+                yield obj
+        elif t is staticmethod or t is classmethod:
+            stack.append(obj.__func__)
+        elif t is property:
+            stack.extend((obj.fget, obj.fset, obj.fdel))
+        elif safe.is_class(obj) and safe.class_module(obj) == namespace.get("__name__"):
+            stack.extend(dict.values(safe.class_dict(obj)))
+
+
+def _namespace_classes(namespace: dict[str, Any]) -> Iterator[type]:
+    """Classes of this module bound in ``namespace``, nested classes included."""
+    name = namespace.get("__name__")
+    seen: set[int] = set()
+    stack = [v for v in dict.values(namespace) if safe.is_class(v)]
+    while stack:
+        cls = stack.pop()
+        if id(cls) in seen or safe.class_module(cls) != name:
+            continue
+        seen.add(id(cls))
+        yield cls
+        stack.extend(v for v in dict.values(safe.class_dict(cls)) if safe.is_class(v))
+
+
+class Recorder:
+    """Holds the module records; installs and removes the finder."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, ModuleRecord] = {}
+        self.installed_at = time.time()
+        self.lock = threading.RLock()
+        self.finder = _ReloadFinder(self)
+        self._user_prefixes = _library_prefixes()
+
+    # -- installation -------------------------------------------------------------------------
+    def install(self) -> None:
+        if not any(f is self.finder for f in sys.meta_path):
+            sys.meta_path.insert(0, self.finder)
+
+    def uninstall(self) -> None:
+        self.finder.active = False
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self.finder]
+
+    # -- queries used by the scanner ----------------------------------------------------------
+    def generation_of_code(self, code: object) -> tuple[ModuleRecord, Generation] | None:
+        for rec in self.records.values():
+            for gen in rec.generations:
+                if gen.owns_code(code):
+                    return rec, gen
+        return None
+
+    def code_index(self) -> dict[int, tuple[ModuleRecord, Generation]]:
+        """id(code) -> (record, generation) for live code objects; prunes dead entries."""
+        index: dict[int, tuple[ModuleRecord, Generation]] = {}
+        with self.lock:
+            for rec in self.records.values():
+                for gen in rec.generations:
+                    dead = [k for k, r in gen.codes.items() if r() is None]
+                    for k in dead:
+                        del gen.codes[k]
+                    for k in gen.codes:
+                        index[k] = (rec, gen)
+                    dead = [k for k, r in gen.classes.items() if r() is None]
+                    for k in dead:
+                        del gen.classes[k]
+        return index
+
+    # -- recording ----------------------------------------------------------------------------
+    def is_user_file(self, origin: str | None) -> bool:
+        if not origin or not origin.endswith(".py"):
+            return False
+        return not origin.startswith(self._user_prefixes)
+
+    def begin(
+        self, name: str, module: ModuleType | None, kind: str, trigger: str | None
+    ) -> tuple[ModuleRecord, Generation]:
+        with self.lock:
+            rec = self.records.get(name)
+            if rec is None:
+                rec = self.records[name] = ModuleRecord(name)
+                if module is not None and kind in ("reload", "reimport"):
+                    self._record_arrival(rec, module)
+            gen = rec.new_generation(kind, trigger)
+            texts = [g for g in rec.generations[1:-1] if g.text is not None]
+            for old in texts[: max(0, len(texts) - MAX_TEXTS_PER_MODULE)]:
+                old.text = None  # keep generation 0 and the newest texts
+            return rec, gen
+
+    def _record_arrival(self, rec: ModuleRecord, module: ModuleType) -> None:
+        """Generation 0 of a module imported before recording began: what its namespace holds."""
+        gen = rec.new_generation("arrival", None)
+        gen.started_at = self.installed_at
+        gen.status = "unknown"
+        gen.module = weakref.ref(module)
+        ns = safe.module_dict(module)
+        if ns is None:
+            return
+        rec.file = _str_or_none(ns.get("__file__"))
+        for fn in _namespace_functions(ns):
+            _walk_code(fn.__code__, gen.codes)
+        for cls in _namespace_classes(ns):
+            gen.classes[id(cls)] = weakref.ref(cls)
+
+    def note_module(self, rec: ModuleRecord, gen: Generation, module: ModuleType) -> None:
+        gen.module = weakref.ref(module)
+        ns = safe.module_dict(module)
+        if ns is not None:
+            rec.file = _str_or_none(ns.get("__file__")) or rec.file
+
+    def finish(self, rec: ModuleRecord, gen: Generation, module: ModuleType, before: dict) -> None:
+        """After the module's code ran: classes it made and names it did not rebind."""
+        ns = safe.module_dict(module)
+        if ns is None:
+            return
+        with self.lock:
+            older = rec.generations[: gen.number]
+            for cls in _namespace_classes(ns):
+                if not any(g.owns_class(cls) for g in older):
+                    gen.classes[id(cls)] = weakref.ref(cls)
+            if not gen.complete:
+                # We did not run the code: learn what we can from the namespace.
+                for fn in _namespace_functions(ns):
+                    if not any(g.owns_code(fn.__code__) for g in older):
+                        _walk_code(fn.__code__, gen.codes)
+            gen.carried = frozenset(k for k, v in dict.items(ns) if before.get(k) == id(v))
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if type(value) is str else None
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    """Directories whose modules are libraries, not the user's code (no source text kept)."""
+    import sysconfig
+
+    paths = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(os.path.realpath(p) + os.sep)
+            paths.add(p + os.sep)
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        paths.add(os.path.join(p, "lib") + os.sep)
+    paths.add(_AGENT_DIR + os.sep)
+    return tuple(sorted(paths))
+
+
+def _trigger() -> str | None:
+    """file:line of the first frame outside importlib and this agent."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not (
+            fn.startswith("<frozen importlib")
+            or fn.startswith(_IMPORTLIB_DIR)
+            or fn.startswith(_AGENT_DIR)
+        ):
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back  # type: ignore[assignment]
+    return None
+
+
+class _ReloadFinder:
+    """The meta path finder: sees reloads (``target`` set) and imports."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.active = True
+        self._local = threading.local()
+
+    def find_spec(
+        self, name: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if not self.active:
+            return None
+        busy: set[str] | None = getattr(self._local, "busy", None)
+        if busy is None:
+            busy = self._local.busy = set()
+        if name in busy:
+            return None  # our own recursive search below
+        rec = self.recorder
+        kind = "import"
+        if target is not None:
+            kind = "reload"
+        elif name in rec.records:
+            kind = "reimport"
+        busy.add(name)
+        try:
+            spec = _bootstrap._find_spec(name, path, target)
+        finally:
+            busy.discard(name)
+        try:
+            if spec is None:
+                return None
+            if kind == "import" and not rec.is_user_file(spec.origin):
+                return spec
+            self._watch(spec, name, target, kind)
+        except Exception:
+            pass
+        return spec
+
+    def _watch(self, spec: ModuleSpec, name: str, target: ModuleType | None, kind: str) -> None:
+        rec = self.recorder
+        old: ModuleType | None = target
+        if kind == "reimport":
+            gone = rec.records[name].current.module
+            old = gone() if gone is not None else None
+        record, gen = rec.begin(name, old, kind, _trigger() if kind != "import" else None)
+        if spec.origin and spec.origin not in ("built-in", "frozen"):
+            record.file = spec.origin
+        loader = spec.loader
+        if target is not None and (name in ("sys", "builtins") or name == "__main__"):
+            record.warnings.append(f"reloading {name} is not supported by Python; expect surprises")
+        if loader is None or not _is_standard(loader):
+            gen.status = "unknown"
+            if spec.origin and not spec.origin.endswith((".py", ".pyc")) and target is not None:
+                record.warnings.append(
+                    "extension modules are not re-initialised by reload: the old code stays"
+                )
+            if target is not None:
+                rec.note_module(record, gen, target)
+            return
+        spec.loader = _WatchingLoader(spec, loader, record, gen, rec)
+
+
+def _is_standard(loader: object) -> bool:
+    exec_module = getattr(type(loader), "exec_module", None)
+    return exec_module is _STD_EXEC_MODULE and hasattr(type(loader), "get_code")
+
+
+class _WatchingLoader:
+    """Stands in for a standard loader during one execution, then puts it back."""
+
+    def __init__(
+        self, spec: ModuleSpec, real: Any, record: ModuleRecord, gen: Generation, rec: Recorder
+    ) -> None:
+        self._spec = spec
+        self._real = real
+        self._record = record
+        self._gen = gen
+        self._recorder = rec
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        result: ModuleType | None = self._real.create_module(spec)
+        return result
+
+    def exec_module(self, module: ModuleType) -> None:
+        real = self._real
+        self._spec.loader = real
+        try:
+            module.__loader__ = real
+        except Exception:
+            pass
+        gen, record, recorder = self._gen, self._record, self._recorder
+        ns = module.__dict__
+        before = {}
+        try:
+            recorder.note_module(record, gen, module)
+            before = {k: id(v) for k, v in dict.items(ns)}
+            gen.text, gen.sha256 = _read_source(real, self._spec.origin)
+        except Exception:
+            pass
+        code: CodeType | None = real.get_code(module.__name__)
+        if code is None:
+            raise ImportError(
+                f"cannot load module {module.__name__!r} when get_code() returns None"
+            )
+        try:
+            gen.filename = code.co_filename
+            _walk_code(code, gen.codes)
+            gen.complete = True
+            gen.stored = _stored_names(code)
+        except Exception:
+            pass
+        try:
+            _run(code, ns)
+        except BaseException as exc:
+            gen.status = "failed"
+            gen.error = _one_line(exc)
+            _finish_quietly(recorder, record, gen, module, before)
+            raise
+        gen.status = "finished"
+        _finish_quietly(recorder, record, gen, module, before)
+
+
+def _run(code: CodeType, ns: dict[str, Any]) -> None:
+    _bootstrap._call_with_frames_removed(exec, code, ns)
+
+
+def _finish_quietly(
+    recorder: Recorder, record: ModuleRecord, gen: Generation, module: ModuleType, before: dict
+) -> None:
+    try:
+        recorder.finish(record, gen, module, before)
+    except Exception:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    try:
+        text = BaseException.__str__(exc)
+    except Exception:
+        text = ""
+    name = safe.type_name(type(exc))
+    first = text.splitlines()[0] if text else ""
+    return f"{name}: {first}" if first else name
+
+
+def _read_source(loader: Any, origin: str | None) -> tuple[str | None, str | None]:
+    if not origin or not origin.endswith(".py"):
+        return None, None
+    try:
+        with open(origin, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None, None
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) > MAX_SOURCE_BYTES:
+        return None, digest
+    from importlib.util import decode_source
+
+    try:
+        return decode_source(data), digest
+    except Exception:
+        return None, digest

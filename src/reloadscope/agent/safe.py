@@ -1,0 +1,180 @@
+"""Reading objects without running user code.
+
+``isinstance`` may call a ``__class__`` property, ``getattr`` may call ``__getattr__``,
+``==``/hashing call ``__eq__``/``__hash__``, ``len`` calls ``__len__``.  Everything here goes
+through ``type()``, ``id()``, the C-level descriptors of the built-in types, and the real
+storage of dicts, so a hostile object is read without being asked anything.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from types import FunctionType, GetSetDescriptorType, MemberDescriptorType, ModuleType
+from typing import Any
+
+_TYPE_FLAGS_TYPE_SUBCLASS = 1 << 31
+_TYPE_FLAGS_DICT_SUBCLASS = 1 << 29
+_type_dict = type.__dict__["__dict__"]
+_type_mro = type.__dict__["__mro__"]
+_type_name = type.__dict__["__name__"]
+_type_qualname = type.__dict__["__qualname__"]
+_type_flags = type.__dict__["__flags__"]
+_module_dict = ModuleType.__dict__["__dict__"]
+
+
+def is_class(obj: object) -> bool:
+    """True for classes, whatever their metaclass (no ``isinstance``, no ``__class__``)."""
+    return bool(_type_flags.__get__(type(obj)) & _TYPE_FLAGS_TYPE_SUBCLASS)
+
+
+def is_dict_subclass(obj: object) -> bool:
+    return bool(_type_flags.__get__(type(obj)) & _TYPE_FLAGS_DICT_SUBCLASS)
+
+
+def class_dict(cls: type) -> dict[str, Any]:
+    """The class's own namespace as the real dict behind its mappingproxy."""
+    proxy = _type_dict.__get__(cls)
+    # A mappingproxy over a class dict refers to exactly one object: that dict.
+    for ref in gc.get_referents(proxy):
+        if type(ref) is dict:
+            return ref
+    return {}
+
+
+def class_mro(cls: type) -> tuple[type, ...]:
+    mro = _type_mro.__get__(cls)
+    return mro if type(mro) is tuple else ()
+
+
+def class_module(cls: type) -> str | None:
+    value = dict.get(class_dict(cls), "__module__")
+    return value if type(value) is str else None
+
+
+def class_qualname(cls: type) -> str:
+    try:
+        value = _type_qualname.__get__(cls)
+    except Exception:
+        value = None
+    return value if type(value) is str else type_name(cls)
+
+
+def type_name(cls: type) -> str:
+    try:
+        value = _type_name.__get__(cls)
+    except Exception:
+        return "?"
+    return value if type(value) is str else "?"
+
+
+def module_dict(module: object) -> dict[str, Any] | None:
+    try:
+        d = _module_dict.__get__(module)
+    except Exception:
+        return None
+    return d if type(d) is dict else None
+
+
+def module_name(module: object) -> str | None:
+    d = module_dict(module)
+    if d is None:
+        return None
+    value = dict.get(d, "__name__")
+    return value if type(value) is str else None
+
+
+def module_file(module: object) -> str | None:
+    d = module_dict(module)
+    if d is None:
+        return None
+    value = dict.get(d, "__file__")
+    return value if type(value) is str else None
+
+
+def lookup_in_mro(cls: type, name: str) -> tuple[bool, object]:
+    """Find ``name`` in the dicts of ``cls``'s MRO the way attribute lookup would."""
+    for base in class_mro(cls):
+        d = class_dict(base)
+        if name in d:
+            return True, d[name]
+    return False, None
+
+
+def instance_dict(obj: object) -> dict[str, Any] | None:
+    """An instance's ``__dict__`` through the C descriptor (materialises inline values)."""
+    found, desc = lookup_in_mro(type(obj), "__dict__")
+    if not found or type(desc) is not GetSetDescriptorType:
+        return None
+    try:
+        d = desc.__get__(obj)
+    except Exception:
+        return None
+    return d if type(d) is dict else None
+
+
+def slot_items(obj: object) -> list[tuple[str, object]]:
+    """(name, value) for every filled ``__slots__`` member of ``obj``."""
+    out = []
+    for base in class_mro(type(obj)):
+        for name, desc in dict.items(class_dict(base)):
+            if type(desc) is MemberDescriptorType:
+                try:
+                    out.append((name, desc.__get__(obj)))
+                except Exception:
+                    pass
+    return out
+
+
+def has_attribute_in_type(obj: object, name: str) -> bool:
+    return lookup_in_mro(type(obj), name)[0]
+
+
+def type_has_get(value: object) -> bool:
+    """True when ``value``'s type defines ``__get__`` (so class attribute access transforms it)."""
+    return has_attribute_in_type(value, "__get__")
+
+
+SAFE_KEY_TYPES = (str, int, float, bool, bytes, type(None))
+
+
+def key_repr(key: object) -> str | None:
+    """``repr(key)`` when that runs no user code and gives back an equal key, else None."""
+    t = type(key)
+    if t in SAFE_KEY_TYPES:
+        if t is float and key != key:  # nan does not round-trip
+            return None
+        return repr(key)
+    if t is tuple:
+        parts = [key_repr(k) for k in key]  # type: ignore[attr-defined]
+        if any(p is None for p in parts):
+            return None
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"  # type: ignore[arg-type]
+    return None
+
+
+def function_qualname(fn: FunctionType) -> str:
+    value = fn.__qualname__
+    return value if type(value) is str else "?"
+
+
+def code_qualname(code: Any) -> str:
+    return getattr(code, "co_qualname", None) or code.co_name
+
+
+def sizeof(obj: object) -> int:
+    try:
+        if is_class(obj):
+            return int(type.__sizeof__(obj))  # type: ignore[arg-type]
+        return int(object.__sizeof__(obj))
+    except Exception:
+        return 0
+
+
+def is_identifier(name: object) -> bool:
+    import keyword
+
+    return type(name) is str and name.isidentifier() and not keyword.iskeyword(name)
+
+
+PY_VERSION = "%d.%d.%d" % sys.version_info[:3]

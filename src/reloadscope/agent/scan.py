@@ -1,0 +1,442 @@
+"""One scan: find the stale objects, walk the heap once for their paths, build the document."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from itertools import compress
+from types import FrameType, FunctionType, ModuleType
+from typing import Any
+
+from . import graph, safe
+from .hints import hint
+from .paths import module_root_step, render
+from .recorder import ModuleRecord, Recorder
+from .stale import _CODE_ATTR, Classifier, Found
+
+FORMAT = "reloadscope-report"
+VERSION = 1
+PATHS_PER_ENTRY = 3
+MAX_DEPTH = 100
+TIME_BUDGET_S = 120.0
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_KIND_ORDER = {"module": 0, "class": 1, "function": 2, "instance": 3, "code": 4, "other": 5}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _ours(filename: object) -> bool:
+    return type(filename) is str and filename.startswith(_PACKAGE_DIR)
+
+
+class _Entry:
+    __slots__ = ("count", "found", "objs", "size")
+
+    def __init__(self, found: Found) -> None:
+        self.found = found
+        self.objs: list[object] = []
+        self.count = 0
+        self.size = 0
+
+
+class Scan:
+    def __init__(self, recorder: Recorder | None, *, collect: bool = True,
+                 max_depth: int = MAX_DEPTH, time_budget: float = TIME_BUDGET_S) -> None:
+        self.recorder = recorder
+        self.collect = collect
+        self.max_depth = max_depth
+        self.deadline = 0.0
+        self.time_budget = time_budget
+        self.incomplete: list[str] = []
+
+    # -- the steps -----------------------------------------------------------------------------
+    def run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+        started = time.time()
+        t0 = time.perf_counter()
+        self.deadline = time.monotonic() + self.time_budget
+        if self.collect:
+            gc.collect()
+        objs = gc.get_objects()
+        n_objects = len(objs)
+        cls = Classifier(self.recorder)
+        self._classify(cls, objs)
+        del objs
+        running = self._running_frames(cls)
+        entries = self._entries(cls.found)
+        paths = self._paths(cls, entries)
+        doc = self._document(cls, entries, paths, running, started)
+        doc["scan"] = {
+            "duration_s": round(time.perf_counter() - t0, 4),
+            "objects": n_objects,
+            "complete": not self.incomplete,
+            "max_depth": self.max_depth,
+        }
+        if self.incomplete:
+            doc["scan"]["incomplete"] = "; ".join(self.incomplete)
+        return doc, self._sources()
+
+    def _classify(self, cls: Classifier, objs: list[object]) -> None:
+        types = list(map(type, objs))
+        tids = list(map(id, types))
+        distinct = dict(zip(tids, types))
+        fn_id = id(FunctionType)
+        modules = {i for i, t in distinct.items() if issubclass(t, ModuleType)}
+        metas = {i for i, t in distinct.items() if issubclass(t, type)}
+        wanted = modules | metas | {fn_id} | set(_CODE_ATTR)
+        picked = list(compress(objs, map(wanted.__contains__, tids)))
+        ptids = list(map(id, map(type, picked)))
+        cls.modules(o for o, t in zip(picked, ptids) if t in modules)
+        for o, t in zip(picked, ptids):
+            if t == fn_id:
+                cls.function(o)  # type: ignore[arg-type]
+            elif t in _CODE_ATTR:
+                cls.code_object(o)
+        cls.classes(o for o, t in zip(picked, ptids) if t in metas)  # type: ignore[misc]
+        stale_classes = cls.stale_class_ids()
+        if stale_classes:
+            cls.instances(compress(objs, map(stale_classes.__contains__, tids)))
+
+    def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
+        """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
+        out = []
+        names = _thread_names()
+        for tid, frame in sys._current_frames().items():
+            f: FrameType | None = frame
+            while f is not None:
+                if not _ours(f.f_code.co_filename):
+                    found = None
+                    hit = cls.code_index.get(id(f.f_code))
+                    if hit is not None and hit[1].owns_code(f.f_code) and hit[1] is not hit[0].current:
+                        rec, gen = hit
+                        found = Found(f, "code", rec.name, gen.number,
+                                      safe.code_qualname(f.f_code), "frame", "old")
+                        cls.found.pop(id(f), None)
+                    out.append((names.get(tid, f"thread {tid}"), f, found))
+                f = f.f_back
+        return out
+
+    def _entries(self, found: dict[int, Found]) -> dict[tuple, _Entry]:
+        entries: dict[tuple, _Entry] = {}
+        for f in found.values():
+            key = (f.owner, f.kind, f.qualname, f.tname, f.generation, f.reason, id(f.carrier))
+            e = entries.get(key)
+            if e is None:
+                e = entries[key] = _Entry(f)
+            e.count += 1
+            e.size += safe.sizeof(f.obj)
+            e.objs.append(f.obj)
+        return entries
+
+    # -- paths ---------------------------------------------------------------------------------
+    def _paths(self, cls: Classifier, entries: dict[tuple, _Entry]) -> dict[int, list[dict]]:
+        """id(object) -> its paths, for a few sample objects of each entry."""
+        targets = {id(o): o for e in entries.values() for o in e.objs}
+        out: dict[int, list[dict]] = {}
+        if not targets:
+            return out
+        seen: set[int] = set()
+        roots, root_key = self._module_roots(seen)
+        w = graph.walk(roots, seen, set(targets), max_depth=self.max_depth,
+                       deadline=self.deadline)
+        if not w.complete:
+            self.incomplete.append("module graph " + w.reason)
+        samples = self._samples(entries, w.found)
+        for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
+            for chain in chains:
+                key = root_key.get(id(chain[0]))
+                if key is None or len(chain) < 2:
+                    continue
+                out.setdefault(i, []).append(self._module_path(key, chain, cls.found[i]))
+                out[i][-1]["object_id"] = i
+        missing = {i: o for i, o in targets.items() if i not in w.found}
+        if missing:
+            self._thread_paths(cls, missing, seen, out)
+        for i in missing:
+            if i not in out and i in cls.found:
+                out[i] = [self._other_path(cls.found[i])]
+        return out
+
+    def _samples(self, entries: dict[tuple, _Entry], found: dict[int, int]) -> dict[int, object]:
+        samples: dict[int, object] = {}
+        for e in entries.values():
+            ranked = sorted(e.objs, key=lambda o: found.get(id(o), 1 << 30))
+            for o in ranked[:PATHS_PER_ENTRY]:
+                samples[id(o)] = o
+        return samples
+
+    def _module_roots(self, seen: set[int]) -> tuple[list[object], dict[int, str]]:
+        roots: list[object] = []
+        root_key: dict[int, str] = {}
+        for key, mod in list(dict.items(sys.modules)):
+            if type(key) is not str:
+                continue
+            if issubclass(type(mod), ModuleType):
+                ns = safe.module_dict(mod)
+                if ns is None:
+                    continue
+                if _ours(dict.get(ns, "__file__")):
+                    seen.add(id(ns))
+                    seen.add(id(mod))
+                    continue
+                if id(ns) in root_key and safe.module_name(mod) != key:
+                    continue
+                if id(ns) not in root_key:
+                    roots.append(ns)
+                root_key[id(ns)] = key
+            else:
+                if id(mod) not in root_key:
+                    roots.append(mod)
+                    root_key[id(mod)] = key
+        if self.recorder is not None:
+            seen.add(id(self.recorder.finder))
+        return roots, root_key
+
+    def _module_path(self, key: str, chain: list[object], found: Found) -> dict:
+        root = chain[0]
+        if type(root) is dict:
+            text, kind = module_root_step(key, root, chain[1])
+            rest, kinds = render(text, chain[1:])
+            kinds.insert(0, kind)
+        else:
+            rest, kinds = render(key, chain)
+        holder = _holder_type(chain)
+        return {
+            "root": "module",
+            "text": rest,
+            "hint": hint(found, "module", kinds, key, holder),
+            "depth": len(chain) - 1,
+            "_ids": frozenset(map(id, chain)),
+        }
+
+    def _thread_paths(self, cls: Classifier, missing: dict[int, object], seen: set[int],
+                      out: dict[int, list[dict]]) -> None:
+        """Walk from the locals of running frames (invisible to gc on 3.11+)."""
+        roots: list[object] = []
+        prefix: dict[int, str] = {}
+        names = _thread_names()
+        for tid, frame in sys._current_frames().items():
+            for f in _frames(frame):
+                code = f.f_code
+                where = (f"thread {names.get(tid, str(tid))!r} > {code.co_name}() "
+                         f"{code.co_filename}:{f.f_lineno}")
+                for k, v in _locals(f):
+                    if id(v) not in prefix:
+                        prefix[id(v)] = f"{where} > local {k!r}"
+                        roots.append(v)
+        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth,
+                       deadline=self.deadline)
+        if not w.complete:
+            self.incomplete.append("thread graph " + w.reason)
+        samples = {i: o for i, o in missing.items() if i in w.found}
+        for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
+            found = cls.found.get(i)
+            if found is None:
+                continue
+            for chain in chains:
+                text, kinds = render(prefix[id(chain[0])], chain)
+                out.setdefault(i, []).append({
+                    "root": "thread",
+                    "text": text,
+                    "hint": hint(found, "thread", kinds, None, None),
+                    "depth": len(chain),
+                    "object_id": i,
+                    "_ids": frozenset(map(id, chain)),
+                })
+
+    def _other_path(self, found: Found) -> dict:
+        try:
+            extra = sys.getrefcount(found.obj) - 3
+        except Exception:
+            extra = -1
+        return {
+            "root": "other",
+            "text": ("not reachable from any module or running thread: held by a garbage cycle "
+                     f"or by a reference gc cannot see ({max(extra, 0)} references)"),
+            "hint": hint(found, "other", [], None, None),
+            "depth": 0,
+            "object_id": id(found.obj),
+        }
+
+    # -- the document --------------------------------------------------------------------------
+    def _document(self, cls: Classifier, entries: dict[tuple, _Entry],
+                  paths: dict[int, list[dict]], running: list, started: float) -> dict:
+        by_module: dict[str, list[dict]] = {}
+        for e in entries.values():
+            f = e.found
+            ps = [p for o in e.objs for p in paths.get(id(o), [])]
+            if f.carrier is not None:
+                # A method of a stale class is reported with its class unless something else
+                # holds it directly.
+                ps = [p for p in ps if id(f.carrier) not in p.get("_ids", (id(f.carrier),))]
+                if not ps:
+                    continue
+            ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
+            ps.sort(key=lambda p: (p["root"] != "module", p["depth"]))
+            by_module.setdefault(f.owner, []).append({
+                "kind": f.kind,
+                "qualname": f.qualname,
+                "type": f.tname,
+                "generation": f.generation,
+                "count": e.count,
+                "size": e.size,
+                "paths": _dedupe(ps)[:PATHS_PER_ENTRY],
+            })
+        for thread, frame, found in running:
+            if found is None:
+                continue
+            code = frame.f_code
+            by_module.setdefault(found.owner, []).append({
+                "kind": "code",
+                "qualname": found.qualname,
+                "type": "frame",
+                "generation": found.generation,
+                "count": 1,
+                "size": safe.sizeof(frame),
+                "paths": [{
+                    "root": "thread",
+                    "text": f"thread {thread!r} > {code.co_name}() {code.co_filename}:"
+                            f"{frame.f_lineno}",
+                    "hint": hint(found, "thread", [], None, None),
+                    "depth": 0,
+                }],
+            })
+        records = cls.records
+        names = set(by_module) | {n for n, r in records.items() if _reloaded(r)}
+        modules = []
+        for name in sorted(names):
+            stale = by_module.get(name, [])
+            stale.sort(key=lambda s: (_KIND_ORDER.get(s["kind"], 9), s["qualname"],
+                                      s["generation"] if s["generation"] is not None else -1))
+            modules.append(self._module(cls, name, records.get(name), stale))
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "process": {
+                "pid": os.getpid(),
+                "python": safe.PY_VERSION,
+                "argv": [a if type(a) is str else "?" for a in list(sys.argv)],
+                "executable": sys.executable,
+            },
+            "taken_at": iso(started),
+            "modules": modules,
+        }
+
+    def _module(self, cls: Classifier, name: str, rec: ModuleRecord | None,
+                stale: list[dict]) -> dict:
+        if rec is None:
+            at = self.recorder.installed_at if self.recorder is not None else time.time()
+            mod = cls.current.get(name)
+            return {
+                "name": name,
+                "file": safe.module_file(mod) if mod is not None else None,
+                "current_generation": 0,
+                "generations": [{"number": 0, "started_at": iso(at), "source_sha256": None,
+                                 "kind": "arrival", "status": "unknown", "trigger": None,
+                                 "error": None}],
+                "leftover_names": [],
+                "stale": stale,
+                "warnings": [],
+            }
+        return {
+            "name": name,
+            "file": rec.file,
+            "current_generation": rec.current.number,
+            "generations": [
+                {"number": g.number, "started_at": iso(g.started_at), "source_sha256": g.sha256,
+                 "kind": g.kind, "status": g.status, "trigger": g.trigger, "error": g.error}
+                for g in rec.generations
+            ],
+            "leftover_names": _leftovers(cls, rec),
+            "stale": stale,
+            "warnings": list(dict.fromkeys(rec.warnings)),
+        }
+
+    def _sources(self) -> dict[str, dict[int, str]]:
+        out: dict[str, dict[int, str]] = {}
+        if self.recorder is None:
+            return out
+        for name, rec in list(self.recorder.records.items()):
+            texts = {g.number: g.text for g in rec.generations if g.text is not None}
+            if texts and _reloaded(rec):
+                out[name] = texts  # type: ignore[assignment]
+        return out
+
+
+def _reloaded(rec: ModuleRecord) -> bool:
+    return any(g.kind in ("reload", "reimport") for g in rec.generations)
+
+
+def _leftovers(cls: Classifier, rec: ModuleRecord) -> list[str]:
+    cur = rec.current
+    ns = cls.namespace(rec.name)
+    if ns is None or cur.stored is None or cur.kind not in ("reload",):
+        return []
+    out = []
+    for k, v in dict.items(ns):
+        if type(k) is not str or k not in cur.carried or k in cur.stored:
+            continue
+        if k.startswith("__") and k.endswith("__"):
+            continue
+        if issubclass(type(v), ModuleType) and safe.module_name(v) == f"{rec.name}.{k}":
+            continue  # a submodule the import system set on its package
+        out.append(k)
+    return sorted(out)
+
+
+def _dedupe(paths: list[dict]) -> list[dict]:
+    seen: set[str] = set()
+    out = []
+    for p in paths:
+        if p["text"] not in seen:
+            seen.add(p["text"])
+            out.append(p)
+    return out
+
+
+def _holder_type(chain: list[object]) -> str | None:
+    if len(chain) < 2:
+        return None
+    return safe.type_name(type(chain[-2]))
+
+
+def _thread_names() -> dict[int, str]:
+    names: dict[int, str] = {}
+    threading = sys.modules.get("threading")
+    active = getattr(threading, "_active", None) if threading is not None else None
+    if type(active) is not dict:
+        return names
+    for tid, thread in list(dict.items(active)):
+        d = safe.instance_dict(thread)
+        name = dict.get(d, "_name") if d is not None else None
+        if type(name) is str:
+            names[tid] = name
+    return names
+
+
+def _frames(frame: FrameType | None) -> Iterator[FrameType]:
+    while frame is not None:
+        if not _ours(frame.f_code.co_filename):
+            yield frame
+        frame = frame.f_back
+
+
+def _locals(frame: FrameType) -> list[tuple[str, object]]:
+    # Reading f_locals on 3.11/3.12 leaves a snapshot dict on the frame; we only get here when
+    # some stale object is not reachable from any module, and only read frames outside the agent.
+    try:
+        return [(k, v) for k, v in frame.f_locals.items() if type(k) is str]
+    except Exception:
+        return []
+
+
+def scan(recorder: Recorder | None, *, collect: bool = True,
+         max_depth: int = MAX_DEPTH, time_budget: float = TIME_BUDGET_S
+         ) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+    """The report document and the recorded source texts of reloaded modules."""
+    return Scan(recorder, collect=collect, max_depth=max_depth, time_budget=time_budget).run()

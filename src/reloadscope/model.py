@@ -1,0 +1,209 @@
+"""The report: host-side value objects over the report document (SPEC: version 1).
+
+A ``Report`` keeps the document it was built from, so fields this version does not know survive
+a round trip; the typed attributes are read-only views checked on construction.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "reloadscope-report"
+VERSION = 1
+KINDS = ("function", "class", "instance", "module", "code", "other")
+ROOTS = ("module", "thread", "other")
+
+
+class ReportError(ValueError):
+    """The document is not a valid report document."""
+
+
+def _get(d: dict, key: str, types: type | tuple[type, ...], where: str, *,
+         optional: bool = False) -> Any:
+    if key not in d:
+        if optional:
+            return None
+        raise ReportError(f"{where}: missing field {key!r}")
+    value = d[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ReportError(f"{where}.{key}: expected {_names(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise ReportError(f"{where}.{key}: expected {_names(types)}, got {type(value).__name__}")
+    return value
+
+
+def _names(types: type | tuple[type, ...]) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join(t.__name__ for t in ts)
+
+
+def _list_of_str(d: dict, key: str, where: str) -> tuple[str, ...]:
+    items = _get(d, key, list, where)
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            raise ReportError(f"{where}.{key}[{i}]: expected str")
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class Path:
+    root: str
+    text: str
+    hint: str = ""
+    depth: int = 0
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Path:
+        if not isinstance(d, dict):
+            raise ReportError(f"{where}: expected an object")
+        root = _get(d, "root", str, where)
+        if root not in ROOTS:
+            raise ReportError(f"{where}.root: unknown root {root!r}")
+        return cls(root, _get(d, "text", str, where), _get(d, "hint", str, where, optional=True)
+                   or "", _get(d, "depth", int, where, optional=True) or 0)
+
+
+@dataclass(frozen=True)
+class StaleObject:
+    kind: str
+    qualname: str
+    type: str
+    generation: int | None
+    count: int
+    size: int
+    paths: tuple[Path, ...]
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> StaleObject:
+        if not isinstance(d, dict):
+            raise ReportError(f"{where}: expected an object")
+        kind = _get(d, "kind", str, where)
+        if kind not in KINDS:
+            raise ReportError(f"{where}.kind: unknown kind {kind!r}")
+        paths = _get(d, "paths", list, where)
+        return cls(
+            kind,
+            _get(d, "qualname", str, where),
+            _get(d, "type", str, where),
+            _get(d, "generation", int, where, optional=True),
+            _get(d, "count", int, where),
+            _get(d, "size", int, where),
+            tuple(Path.from_json(p, f"{where}.paths[{i}]") for i, p in enumerate(paths)),
+        )
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    started_at: str
+    source_sha256: str | None
+    kind: str = "reload"
+    status: str = "unknown"
+    trigger: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Generation:
+        if not isinstance(d, dict):
+            raise ReportError(f"{where}: expected an object")
+        return cls(
+            _get(d, "number", int, where),
+            _get(d, "started_at", str, where),
+            _get(d, "source_sha256", str, where, optional=True),
+            _get(d, "kind", str, where, optional=True) or "reload",
+            _get(d, "status", str, where, optional=True) or "unknown",
+            _get(d, "trigger", str, where, optional=True),
+            _get(d, "error", str, where, optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    file: str | None
+    current_generation: int | None
+    generations: tuple[Generation, ...]
+    leftover_names: tuple[str, ...]
+    stale: tuple[StaleObject, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def stale_count(self) -> int:
+        return sum(s.count for s in self.stale)
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Module:
+        if not isinstance(d, dict):
+            raise ReportError(f"{where}: expected an object")
+        gens = _get(d, "generations", list, where)
+        stale = _get(d, "stale", list, where)
+        return cls(
+            _get(d, "name", str, where),
+            _get(d, "file", str, where, optional=True),
+            _get(d, "current_generation", int, where, optional=True),
+            tuple(Generation.from_json(g, f"{where}.generations[{i}]") for i, g in enumerate(gens)),
+            _list_of_str(d, "leftover_names", where),
+            tuple(StaleObject.from_json(s, f"{where}.stale[{i}]") for i, s in enumerate(stale)),
+            _list_of_str(d, "warnings", where) if "warnings" in d else (),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """A scan's findings.  ``sources`` maps module -> generation -> source text (not in JSON)."""
+
+    pid: int
+    python: str
+    argv: tuple[str, ...]
+    taken_at: str
+    duration_s: float
+    objects: int
+    complete: bool
+    modules: tuple[Module, ...]
+    sources: dict[str, dict[int, str]] = field(default_factory=dict, compare=False, repr=False)
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def stale_count(self) -> int:
+        return sum(m.stale_count for m in self.modules)
+
+    def module(self, name: str) -> Module | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report document (SPEC), including any fields this version does not know."""
+        return copy.deepcopy(self.document)
+
+    @classmethod
+    def from_json(cls, doc: Any, sources: dict[str, dict[int, str]] | None = None) -> Report:
+        """Build from a report document, checking every field this version reads."""
+        if not isinstance(doc, dict):
+            raise ReportError("report: expected a JSON object")
+        if doc.get("format") != FORMAT:
+            raise ReportError(f"report: format is {doc.get('format')!r}, not {FORMAT!r}")
+        version = _get(doc, "version", int, "report")
+        if version > VERSION:
+            raise ReportError(
+                f"report: document version {version} is newer than this reloadscope reads "
+                f"(version {VERSION}); upgrade reloadscope"
+            )
+        process = _get(doc, "process", dict, "report")
+        scan = _get(doc, "scan", dict, "report")
+        modules = _get(doc, "modules", list, "report")
+        return cls(
+            pid=_get(process, "pid", int, "report.process"),
+            python=_get(process, "python", str, "report.process"),
+            argv=_list_of_str(process, "argv", "report.process"),
+            taken_at=_get(doc, "taken_at", str, "report"),
+            duration_s=float(_get(scan, "duration_s", (int, float), "report.scan")),
+            objects=_get(scan, "objects", int, "report.scan"),
+            complete=_get(scan, "complete", bool, "report.scan"),
+            modules=tuple(Module.from_json(m, f"report.modules[{i}]")
+                          for i, m in enumerate(modules)),
+            sources=dict(sources or {}),
+            document=copy.deepcopy(doc),
+        )
