@@ -20,8 +20,9 @@ class ReportError(ValueError):
     """The document is not a valid report document."""
 
 
-def _get(d: dict, key: str, types: type | tuple[type, ...], where: str, *,
-         optional: bool = False) -> Any:
+def _get(
+    d: dict, key: str, types: type | tuple[type, ...], where: str, *, optional: bool = False
+) -> Any:
     if key not in d:
         if optional:
             return None
@@ -63,8 +64,12 @@ class Path:
         root = _get(d, "root", str, where)
         if root not in ROOTS:
             raise ReportError(f"{where}.root: unknown root {root!r}")
-        return cls(root, _get(d, "text", str, where), _get(d, "hint", str, where, optional=True)
-                   or "", _get(d, "depth", int, where, optional=True) or 0)
+        return cls(
+            root,
+            _get(d, "text", str, where),
+            _get(d, "hint", str, where, optional=True) or "",
+            _get(d, "depth", int, where, optional=True) or 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -202,8 +207,9 @@ class Report:
             duration_s=float(_get(scan, "duration_s", (int, float), "report.scan")),
             objects=_get(scan, "objects", int, "report.scan"),
             complete=_get(scan, "complete", bool, "report.scan"),
-            modules=tuple(Module.from_json(m, f"report.modules[{i}]")
-                          for i, m in enumerate(modules)),
+            modules=tuple(
+                Module.from_json(m, f"report.modules[{i}]") for i, m in enumerate(modules)
+            ),
             sources=dict(sources or {}),
             document=copy.deepcopy(doc),
         )

@@ -41,6 +41,8 @@ def recorder() -> Recorder | None:
     return _recorder
 
 
-def scan(*, collect: bool = True, **budget: Any) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+def scan(
+    *, collect: bool = True, **budget: Any
+) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
     """The report document of this process, and the recorded source texts."""
     return _scan(_recorder, collect=collect, **budget)

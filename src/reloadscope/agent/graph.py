@@ -109,9 +109,7 @@ def find_parents(
     return parents
 
 
-def chains(
-    w: Walk, targets: dict[int, object], per_target: int
-) -> dict[int, list[list[object]]]:
+def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, list[list[object]]]:
     """For each target, up to ``per_target`` chains [root, ..., target], shortest first.
 
     Chains differ in the last holder; above it each follows the first parent found.

@@ -6,51 +6,78 @@ from . import paths as P
 from .stale import FAILED_RELOAD, LEFTOVER, OLD_MODULE, Found
 
 
-def hint(found: Found, root: str, kinds: list[str], holder_module: str | None,
-         holder_type: str | None) -> str:
+def hint(
+    found: Found, root: str, kinds: list[str], holder_module: str | None, holder_type: str | None
+) -> str:
     owner, name = found.owner, found.qualname
     if found.kind == "module":
-        return (f"an old module object kept after {owner} left sys.modules: import it again "
-                f"where it is held (`import {owner}`), or reload the holder")
+        return (
+            f"an old module object kept after {owner} left sys.modules: import it again "
+            f"where it is held (`import {owner}`), or reload the holder"
+        )
     if found.kind == "code":
         if root == "thread":
-            return ("a thread is still running the old code: restart that loop or thread to "
-                    "run the new code")
-        return (f"a {found.tname} created before the reload resumes old code: create it again "
-                f"from the reloaded {owner}")
+            return (
+                "a thread is still running the old code: restart that loop or thread to "
+                "run the new code"
+            )
+        return (
+            f"a {found.tname} created before the reload resumes old code: create it again "
+            f"from the reloaded {owner}"
+        )
     if found.reason == FAILED_RELOAD:
-        return (f"the last reload of {owner} failed before redefining this: fix the error and "
-                f"reload again")
+        return (
+            f"the last reload of {owner} failed before redefining this: fix the error and "
+            f"reload again"
+        )
     if root == "thread":
-        return ("a local variable of a running frame: that frame keeps the old object until it "
-                "returns; restart the loop or thread after reloading")
+        return (
+            "a local variable of a running frame: that frame keeps the old object until it "
+            "returns; restart the loop or thread after reloading"
+        )
     if root == "other":
-        return ("not reachable from modules or threads: a garbage cycle (gc.collect() frees it) "
-                "or a reference gc cannot see (C extension, atexit, signal handler)")
+        return (
+            "not reachable from modules or threads: a garbage cycle (gc.collect() frees it) "
+            "or a reference gc cannot see (C extension, atexit, signal handler)"
+        )
     last = kinds[-1] if kinds else P.ATTR
     instance = found.kind == "instance"
     if instance and last != P.CLASS:
-        return (f"an instance made before the reload still runs the old class's code: recreate "
-                f"it, or migrate it with `obj.__class__ = {owner}.{name}`")
+        return (
+            f"an instance made before the reload still runs the old class's code: recreate "
+            f"it, or migrate it with `obj.__class__ = {owner}.{name}`"
+        )
     if found.reason == OLD_MODULE:
-        return (f"made by an old module object of {owner}: import {owner} again where it is "
-                f"held, or reload the holder")
+        return (
+            f"made by an old module object of {owner}: import {owner} again where it is "
+            f"held, or reload the holder"
+        )
     if len(kinds) == 1 and last == P.ATTR:
         short = name.rpartition(".")[2]
         if holder_module == owner or found.reason == LEFTOVER:
-            return (f"leftover name: reload re-runs {owner} in its old dict and this name is no "
-                    f"longer defined; `del {owner}.{short}` or restart")
-        return (f"`from {owner} import {short}` in {holder_module} copied the old object: run "
-                f"that import again after reloading, or use `{owner}.{short}`")
+            return (
+                f"leftover name: reload re-runs {owner} in its old dict and this name is no "
+                f"longer defined; `del {owner}.{short}` or restart"
+            )
+        return (
+            f"`from {owner} import {short}` in {holder_module} copied the old object: run "
+            f"that import again after reloading, or use `{owner}.{short}`"
+        )
     if last == P.CLASS:
-        return (f"an instance created before the reload keeps its old class: recreate it, or "
-                f"migrate it with `obj.__class__ = {owner}.{name}`")
+        return (
+            f"an instance created before the reload keeps its old class: recreate it, or "
+            f"migrate it with `obj.__class__ = {owner}.{name}`"
+        )
     if last == P.BASE:
-        return (f"a class derived from the old class: reload the module that defines the "
-                f"subclass after reloading {owner}")
+        return (
+            f"a class derived from the old class: reload the module that defines the "
+            f"subclass after reloading {owner}"
+        )
     if last in (P.FUNC, P.SELF):
-        return ("a bound method taken before the reload (callback or thread target): bind it "
-                "again from the new object")
+        return (
+            "a bound method taken before the reload (callback or thread target): bind it "
+            "again from the new object"
+        )
     if last == P.CLOSURE:
         return "captured by a closure made before the reload: call its factory again"
     if last == P.PARTIAL:
@@ -59,13 +86,19 @@ def hint(found: Found, root: str, kinds: list[str], holder_module: str | None,
         return "a wrapper (functools.wraps) around the old function: apply the decorator again"
     if last in (P.ITEM, P.INDEX):
         if holder_module == owner:
-            return (f"kept in a container that survives reloads of {owner} (`try/except "
-                    f"NameError` idiom): clear or rebuild it when the module reloads")
-        return ("registered in a container that outlives the reload: register again after "
-                "reloading, and make registration idempotent (key it by name)")
+            return (
+                f"kept in a container that survives reloads of {owner} (`try/except "
+                f"NameError` idiom): clear or rebuild it when the module reloads"
+            )
+        return (
+            "registered in a container that outlives the reload: register again after "
+            "reloading, and make registration idempotent (key it by name)"
+        )
     if holder_type == "_lru_cache_wrapper":
         return "cached by functools.lru_cache: call its cache_clear() after reloading"
     if last == P.GC:
-        return (f"held inside a {holder_type or 'built-in'} object: recreate that object after "
-                f"reloading")
+        return (
+            f"held inside a {holder_type or 'built-in'} object: recreate that object after "
+            f"reloading"
+        )
     return "re-create whatever holds it after reloading"

@@ -23,6 +23,7 @@ from types import (
     ModuleType,
     TracebackType,
 )
+from typing import Any
 
 from . import safe
 
@@ -60,7 +61,9 @@ _FUNC_ATTRS = (
     "__builtins__",
 )
 _FUNCTION_TYPE_ATTRS = frozenset(dir(FunctionType))
-async def _agen():  # pragma: no cover - only its type is used
+
+
+async def _agen() -> Any:  # pragma: no cover - only its type is used
     yield
 
 
@@ -163,7 +166,8 @@ def step(parent: object, child: object, grandchild: object | None = None) -> tup
         if i is not None:
             return (INDEX, f"{HOLE}[{i}]"), False
     if t is set or t is frozenset:
-        for i, x in enumerate(t.__iter__(parent)):  # type: ignore[attr-defined]
+        it: Any = t.__iter__
+        for i, x in enumerate(it(parent)):
             if x is child:
                 return (INDEX, f"list({HOLE})[{i}]"), False
     if t is CellType:
@@ -181,9 +185,8 @@ def step(parent: object, child: object, grandchild: object | None = None) -> tup
         for name in _FUNC_ATTRS:
             if getattr(parent, name, None) is child:
                 return _attr(name), False
-    if t is staticmethod or t is classmethod:
-        if parent.__func__ is child:  # type: ignore[attr-defined]
-            return (FUNC, HOLE + ".__func__"), False
+    if (t is staticmethod or t is classmethod) and parent.__func__ is child:  # type: ignore[attr-defined]
+        return (FUNC, HOLE + ".__func__"), False
     if t is property:
         for name in ("fget", "fset", "fdel"):
             if getattr(parent, name) is child:
@@ -278,7 +281,7 @@ def _through_dict(owner: object, d: dict, child: object) -> Step | None:
             return _named(owner, d, child, _class_attr_ok(child))
         return None
     if t is FunctionType:
-        if d is owner.__dict__:  # type: ignore[attr-defined]
+        if d is owner.__dict__:
             k = _dict_key(d, child)
             ok = type(k) is str and k not in _FUNCTION_TYPE_ATTRS
             s = _named(owner, d, child, ok)

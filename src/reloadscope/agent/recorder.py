@@ -12,19 +12,23 @@ The finder runs under the import lock: it records, it never scans.
 from __future__ import annotations
 
 import hashlib
+import importlib._bootstrap
+import importlib._bootstrap_external
 import os
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterator
-from importlib import _bootstrap  # type: ignore[attr-defined]
-from importlib import _bootstrap_external  # type: ignore[attr-defined]
 from importlib.machinery import ModuleSpec
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 from . import safe
+
+# Private importlib internals (stable across 3.10-3.14): find_spec, _exec's frame removal.
+_bootstrap: Any = importlib._bootstrap
+_bootstrap_external: Any = importlib._bootstrap_external
 
 MAX_SOURCE_BYTES = 1 << 20
 MAX_TEXTS_PER_MODULE = 50
@@ -373,7 +377,7 @@ class _ReloadFinder:
             if target is not None:
                 rec.note_module(record, gen, target)
             return
-        spec.loader = _WatchingLoader(spec, loader, record, gen, rec)
+        spec.loader = _WatchingLoader(spec, loader, record, gen, rec)  # type: ignore[assignment]
 
 
 def _is_standard(loader: object) -> bool:

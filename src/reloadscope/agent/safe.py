@@ -20,7 +20,7 @@ _type_mro = type.__dict__["__mro__"]
 _type_name = type.__dict__["__name__"]
 _type_qualname = type.__dict__["__qualname__"]
 _type_flags = type.__dict__["__flags__"]
-_module_dict = ModuleType.__dict__["__dict__"]
+_module_dict: Any = vars(ModuleType)["__dict__"]
 
 
 def is_class(obj: object) -> bool:
@@ -165,7 +165,7 @@ def code_qualname(code: Any) -> str:
 def sizeof(obj: object) -> int:
     try:
         if is_class(obj):
-            return int(type.__sizeof__(obj))  # type: ignore[arg-type]
+            return int(type.__sizeof__(obj))  # type: ignore[arg-type,unused-ignore]
         return int(object.__sizeof__(obj))
     except Exception:
         return 0
@@ -177,4 +177,4 @@ def is_identifier(name: object) -> bool:
     return type(name) is str and name.isidentifier() and not keyword.iskeyword(name)
 
 
-PY_VERSION = "%d.%d.%d" % sys.version_info[:3]
+PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])

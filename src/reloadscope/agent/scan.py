@@ -46,8 +46,14 @@ class _Entry:
 
 
 class Scan:
-    def __init__(self, recorder: Recorder | None, *, collect: bool = True,
-                 max_depth: int = MAX_DEPTH, time_budget: float = TIME_BUDGET_S) -> None:
+    def __init__(
+        self,
+        recorder: Recorder | None,
+        *,
+        collect: bool = True,
+        max_depth: int = MAX_DEPTH,
+        time_budget: float = TIME_BUDGET_S,
+    ) -> None:
         self.recorder = recorder
         self.collect = collect
         self.max_depth = max_depth
@@ -112,10 +118,21 @@ class Scan:
                 if not _ours(f.f_code.co_filename):
                     found = None
                     hit = cls.code_index.get(id(f.f_code))
-                    if hit is not None and hit[1].owns_code(f.f_code) and hit[1] is not hit[0].current:
+                    if (
+                        hit is not None
+                        and hit[1].owns_code(f.f_code)
+                        and hit[1] is not hit[0].current
+                    ):
                         rec, gen = hit
-                        found = Found(f, "code", rec.name, gen.number,
-                                      safe.code_qualname(f.f_code), "frame", "old")
+                        found = Found(
+                            f,
+                            "code",
+                            rec.name,
+                            gen.number,
+                            safe.code_qualname(f.f_code),
+                            "frame",
+                            "old",
+                        )
                         cls.found.pop(id(f), None)
                     out.append((names.get(tid, f"thread {tid}"), f, found))
                 f = f.f_back
@@ -142,8 +159,7 @@ class Scan:
             return out
         seen: set[int] = set()
         roots, root_key = self._module_roots(seen)
-        w = graph.walk(roots, seen, set(targets), max_depth=self.max_depth,
-                       deadline=self.deadline)
+        w = graph.walk(roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline)
         if not w.complete:
             self.incomplete.append("module graph " + w.reason)
         samples = self._samples(entries, w.found)
@@ -214,8 +230,13 @@ class Scan:
             "_ids": frozenset(map(id, chain)),
         }
 
-    def _thread_paths(self, cls: Classifier, missing: dict[int, object], seen: set[int],
-                      out: dict[int, list[dict]]) -> None:
+    def _thread_paths(
+        self,
+        cls: Classifier,
+        missing: dict[int, object],
+        seen: set[int],
+        out: dict[int, list[dict]],
+    ) -> None:
         """Walk from the locals of running frames (invisible to gc on 3.11+)."""
         roots: list[object] = []
         prefix: dict[int, str] = {}
@@ -223,14 +244,15 @@ class Scan:
         for tid, frame in sys._current_frames().items():
             for f in _frames(frame):
                 code = f.f_code
-                where = (f"thread {names.get(tid, str(tid))!r} > {code.co_name}() "
-                         f"{code.co_filename}:{f.f_lineno}")
+                where = (
+                    f"thread {names.get(tid, str(tid))!r} > {code.co_name}() "
+                    f"{code.co_filename}:{f.f_lineno}"
+                )
                 for k, v in _locals(f):
                     if id(v) not in prefix:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
-        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth,
-                       deadline=self.deadline)
+        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
         if not w.complete:
             self.incomplete.append("thread graph " + w.reason)
         samples = {i: o for i, o in missing.items() if i in w.found}
@@ -240,14 +262,16 @@ class Scan:
                 continue
             for chain in chains:
                 text, kinds = render(prefix[id(chain[0])], chain)
-                out.setdefault(i, []).append({
-                    "root": "thread",
-                    "text": text,
-                    "hint": hint(found, "thread", kinds, None, None),
-                    "depth": len(chain),
-                    "object_id": i,
-                    "_ids": frozenset(map(id, chain)),
-                })
+                out.setdefault(i, []).append(
+                    {
+                        "root": "thread",
+                        "text": text,
+                        "hint": hint(found, "thread", kinds, None, None),
+                        "depth": len(chain),
+                        "object_id": i,
+                        "_ids": frozenset(map(id, chain)),
+                    }
+                )
 
     def _other_path(self, found: Found) -> dict:
         try:
@@ -256,16 +280,24 @@ class Scan:
             extra = -1
         return {
             "root": "other",
-            "text": ("not reachable from any module or running thread: held by a garbage cycle "
-                     f"or by a reference gc cannot see ({max(extra, 0)} references)"),
+            "text": (
+                "not reachable from any module or running thread: held by a garbage cycle "
+                f"or by a reference gc cannot see ({max(extra, 0)} references)"
+            ),
             "hint": hint(found, "other", [], None, None),
             "depth": 0,
             "object_id": id(found.obj),
         }
 
     # -- the document --------------------------------------------------------------------------
-    def _document(self, cls: Classifier, entries: dict[tuple, _Entry],
-                  paths: dict[int, list[dict]], running: list, started: float) -> dict:
+    def _document(
+        self,
+        cls: Classifier,
+        entries: dict[tuple, _Entry],
+        paths: dict[int, list[dict]],
+        running: list,
+        started: float,
+    ) -> dict:
         by_module: dict[str, list[dict]] = {}
         for e in entries.values():
             f = e.found
@@ -278,41 +310,52 @@ class Scan:
                     continue
             ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
             ps.sort(key=lambda p: (p["root"] != "module", p["depth"]))
-            by_module.setdefault(f.owner, []).append({
-                "kind": f.kind,
-                "qualname": f.qualname,
-                "type": f.tname,
-                "generation": f.generation,
-                "count": e.count,
-                "size": e.size,
-                "paths": _dedupe(ps)[:PATHS_PER_ENTRY],
-            })
+            by_module.setdefault(f.owner, []).append(
+                {
+                    "kind": f.kind,
+                    "qualname": f.qualname,
+                    "type": f.tname,
+                    "generation": f.generation,
+                    "count": e.count,
+                    "size": e.size,
+                    "paths": _dedupe(ps)[:PATHS_PER_ENTRY],
+                }
+            )
         for thread, frame, found in running:
             if found is None:
                 continue
             code = frame.f_code
-            by_module.setdefault(found.owner, []).append({
-                "kind": "code",
-                "qualname": found.qualname,
-                "type": "frame",
-                "generation": found.generation,
-                "count": 1,
-                "size": safe.sizeof(frame),
-                "paths": [{
-                    "root": "thread",
-                    "text": f"thread {thread!r} > {code.co_name}() {code.co_filename}:"
+            by_module.setdefault(found.owner, []).append(
+                {
+                    "kind": "code",
+                    "qualname": found.qualname,
+                    "type": "frame",
+                    "generation": found.generation,
+                    "count": 1,
+                    "size": safe.sizeof(frame),
+                    "paths": [
+                        {
+                            "root": "thread",
+                            "text": f"thread {thread!r} > {code.co_name}() {code.co_filename}:"
                             f"{frame.f_lineno}",
-                    "hint": hint(found, "thread", [], None, None),
-                    "depth": 0,
-                }],
-            })
+                            "hint": hint(found, "thread", [], None, None),
+                            "depth": 0,
+                        }
+                    ],
+                }
+            )
         records = cls.records
         names = set(by_module) | {n for n, r in records.items() if _reloaded(r)}
         modules = []
         for name in sorted(names):
             stale = by_module.get(name, [])
-            stale.sort(key=lambda s: (_KIND_ORDER.get(s["kind"], 9), s["qualname"],
-                                      s["generation"] if s["generation"] is not None else -1))
+            stale.sort(
+                key=lambda s: (
+                    _KIND_ORDER.get(s["kind"], 9),
+                    s["qualname"],
+                    s["generation"] if s["generation"] is not None else -1,
+                )
+            )
             modules.append(self._module(cls, name, records.get(name), stale))
         return {
             "format": FORMAT,
@@ -327,8 +370,9 @@ class Scan:
             "modules": modules,
         }
 
-    def _module(self, cls: Classifier, name: str, rec: ModuleRecord | None,
-                stale: list[dict]) -> dict:
+    def _module(
+        self, cls: Classifier, name: str, rec: ModuleRecord | None, stale: list[dict]
+    ) -> dict:
         if rec is None:
             at = self.recorder.installed_at if self.recorder is not None else time.time()
             mod = cls.current.get(name)
@@ -336,9 +380,17 @@ class Scan:
                 "name": name,
                 "file": safe.module_file(mod) if mod is not None else None,
                 "current_generation": 0,
-                "generations": [{"number": 0, "started_at": iso(at), "source_sha256": None,
-                                 "kind": "arrival", "status": "unknown", "trigger": None,
-                                 "error": None}],
+                "generations": [
+                    {
+                        "number": 0,
+                        "started_at": iso(at),
+                        "source_sha256": None,
+                        "kind": "arrival",
+                        "status": "unknown",
+                        "trigger": None,
+                        "error": None,
+                    }
+                ],
                 "leftover_names": [],
                 "stale": stale,
                 "warnings": [],
@@ -348,8 +400,15 @@ class Scan:
             "file": rec.file,
             "current_generation": rec.current.number,
             "generations": [
-                {"number": g.number, "started_at": iso(g.started_at), "source_sha256": g.sha256,
-                 "kind": g.kind, "status": g.status, "trigger": g.trigger, "error": g.error}
+                {
+                    "number": g.number,
+                    "started_at": iso(g.started_at),
+                    "source_sha256": g.sha256,
+                    "kind": g.kind,
+                    "status": g.status,
+                    "trigger": g.trigger,
+                    "error": g.error,
+                }
                 for g in rec.generations
             ],
             "leftover_names": _leftovers(cls, rec),
@@ -364,7 +423,7 @@ class Scan:
         for name, rec in list(self.recorder.records.items()):
             texts = {g.number: g.text for g in rec.generations if g.text is not None}
             if texts and _reloaded(rec):
-                out[name] = texts  # type: ignore[assignment]
+                out[name] = texts
         return out
 
 
@@ -435,8 +494,12 @@ def _locals(frame: FrameType) -> list[tuple[str, object]]:
         return []
 
 
-def scan(recorder: Recorder | None, *, collect: bool = True,
-         max_depth: int = MAX_DEPTH, time_budget: float = TIME_BUDGET_S
-         ) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+def scan(
+    recorder: Recorder | None,
+    *,
+    collect: bool = True,
+    max_depth: int = MAX_DEPTH,
+    time_budget: float = TIME_BUDGET_S,
+) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
     """The report document and the recorded source texts of reloaded modules."""
     return Scan(recorder, collect=collect, max_depth=max_depth, time_budget=time_budget).run()

@@ -132,7 +132,7 @@ class Classifier:
         key = id(ns)
         if key in self._old_ns:
             return self._old_ns[key]
-        result = None
+        result: tuple[str, int | None] | None = None
         if type(ns) is dict and key not in self.current_ns:
             hit = self.recorded_ns.get(key)
             if hit is not None:
@@ -142,9 +142,13 @@ class Classifier:
             else:
                 name = dict.get(ns, "__name__")
                 file = dict.get(ns, "__file__")
-                if type(name) is str and type(file) is str and name in self.current:
-                    if safe.module_file(self.current[name]) == file:
-                        result = (name, None)
+                if (
+                    type(name) is str
+                    and type(file) is str
+                    and name in self.current
+                    and safe.module_file(self.current[name]) == file
+                ):
+                    result = (name, None)
         self._old_ns[key] = result
         return result
 
@@ -156,8 +160,9 @@ class Classifier:
             hit = self.module_gen.get(id(mod))
             if hit is not None and hit[1].module is not None and hit[1].module() is mod:
                 rec, gen = hit
-                self.found[id(mod)] = Found(mod, "module", rec.name, gen.number, rec.name,
-                                            "module", OLD_MODULE)
+                self.found[id(mod)] = Found(
+                    mod, "module", rec.name, gen.number, rec.name, "module", OLD_MODULE
+                )
                 continue
             name = safe.module_name(mod)
             file = safe.module_file(mod)
@@ -173,27 +178,49 @@ class Classifier:
             rec, gen = hit
             if gen is rec.current or self.kept(rec, fn):
                 return
-            self._add(fn, "function", rec.name, gen.number, safe.function_qualname(fn),
-                      "function", self.why(rec, fn))
+            self._add(
+                fn,
+                "function",
+                rec.name,
+                gen.number,
+                safe.function_qualname(fn),
+                "function",
+                self.why(rec, fn),
+            )
             return
         g = fn.__globals__
         owner = self.current_ns.get(id(g))
         if owner is None:
             old = self.old_namespace(g)
             if old is not None:
-                self._add(fn, "function", old[0], old[1], safe.function_qualname(fn),
-                          "function", OLD_MODULE)
+                self._add(
+                    fn,
+                    "function",
+                    old[0],
+                    old[1],
+                    safe.function_qualname(fn),
+                    "function",
+                    OLD_MODULE,
+                )
             return
-        rec = self.records.get(owner)
-        if rec is None:
+        known = self.records.get(owner)
+        if known is None:
             return
+        rec = known
         cur = rec.current
         if not (cur.complete and cur.status == "finished" and cur.filename):
             return
         if code.co_filename != cur.filename or self.kept(rec, fn):
             return
-        self._add(fn, "function", rec.name, None, safe.function_qualname(fn), "function",
-                  self.why(rec, fn))
+        self._add(
+            fn,
+            "function",
+            rec.name,
+            None,
+            safe.function_qualname(fn),
+            "function",
+            self.why(rec, fn),
+        )
 
     def code_object(self, obj: object) -> None:
         attr, tname = _CODE_ATTR[id(type(obj))]
@@ -204,8 +231,9 @@ class Classifier:
         if hit is None or not hit[1].owns_code(code) or hit[1] is hit[0].current:
             return
         rec, gen = hit
-        self._add(obj, "code", rec.name, gen.number, safe.code_qualname(code), tname,
-                  OLD_GENERATION)
+        self._add(
+            obj, "code", rec.name, gen.number, safe.code_qualname(code), tname, OLD_GENERATION
+        )
 
     def classes(self, classes: Iterable[type]) -> None:
         """After ``function``: a class is stale when its generation or one of its methods is."""
@@ -214,8 +242,15 @@ class Classifier:
             if hit is not None and hit[1].owns_class(cls):
                 rec, gen = hit
                 if gen is not rec.current and not self.kept(rec, cls):
-                    f = self._add(cls, "class", rec.name, gen.number, safe.class_qualname(cls),
-                                  safe.type_name(type(cls)), self.why(rec, cls))
+                    f = self._add(
+                        cls,
+                        "class",
+                        rec.name,
+                        gen.number,
+                        safe.class_qualname(cls),
+                        safe.type_name(type(cls)),
+                        self.why(rec, cls),
+                    )
                     self._carry(cls, f)
                 continue
             mod = safe.class_module(cls)
@@ -228,24 +263,45 @@ class Classifier:
                 rec2 = self.records.get(m.owner)
                 if rec2 is not None and self.kept(rec2, cls):
                     break
-                f = self._add(cls, "class", m.owner, m.generation, safe.class_qualname(cls),
-                              safe.type_name(type(cls)),
-                              self.why(rec2, cls) if rec2 is not None else m.reason)
+                f = self._add(
+                    cls,
+                    "class",
+                    m.owner,
+                    m.generation,
+                    safe.class_qualname(cls),
+                    safe.type_name(type(cls)),
+                    self.why(rec2, cls) if rec2 is not None else m.reason,
+                )
                 self._carry(cls, f)
                 break
 
     def instances(self, objs: Iterable[object]) -> None:
         for obj in objs:
             cls = self.found[id(type(obj))]
-            self._add(obj, "instance", cls.owner, cls.generation, cls.qualname,
-                      cls.qualname, OLD_GENERATION)
+            self._add(
+                obj,
+                "instance",
+                cls.owner,
+                cls.generation,
+                cls.qualname,
+                cls.qualname,
+                OLD_GENERATION,
+            )
 
     def stale_class_ids(self) -> set[int]:
         return {i for i, f in self.found.items() if f.kind == "class"}
 
     # -- internals -----------------------------------------------------------------------------
-    def _add(self, obj: object, kind: str, owner: str, generation: int | None, qualname: str,
-             tname: str, reason: str) -> Found:
+    def _add(
+        self,
+        obj: object,
+        kind: str,
+        owner: str,
+        generation: int | None,
+        qualname: str,
+        tname: str,
+        reason: str,
+    ) -> Found:
         f = Found(obj, kind, owner, generation, qualname, tname, reason)
         self.found[id(obj)] = f
         return f
@@ -258,7 +314,7 @@ class Classifier:
 
 
 def _methods(cls: type) -> list[FunctionType]:
-    out = []
+    out: list[FunctionType] = []
     for v in dict.values(safe.class_dict(cls)):
         t = type(v)
         if t is staticmethod or t is classmethod:

@@ -1,0 +1,5 @@
+import sys
+
+from reloadscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,32 @@
+"""Writing results: colour only on a terminal, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from ..model import Report
+from ..textreport import render
+
+
+def use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def print_report(report: Report, *, as_json: bool, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    if as_json:
+        json.dump(report.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render(report, color=use_color(out)))
+
+
+def dump_json(doc: Any, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    json.dump(doc, out, indent=2)
+    out.write("\n")

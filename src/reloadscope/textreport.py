@@ -1,0 +1,83 @@
+"""The readable summary of a report (plain text; ANSI colours only when asked)."""
+
+from __future__ import annotations
+
+from .model import Module, Report, StaleObject
+
+_BOLD, _DIM, _RED, _YELLOW, _CYAN, _RESET = (
+    "\x1b[1m",
+    "\x1b[2m",
+    "\x1b[31m",
+    "\x1b[33m",
+    "\x1b[36m",
+    "\x1b[0m",
+)
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if self.color else text
+
+
+def _gen(n: int | None) -> str:
+    return "gen ?" if n is None else f"gen {n}"
+
+
+def _entry(s: StaleObject, st: _Style) -> list[str]:
+    count = f" x{s.count}" if s.count > 1 else ""
+    where = f"({_gen(s.generation)}, {s.size} B)"
+    head = f"  {st(_RED, s.kind):<10} {st(_BOLD, s.qualname)}{count}  {where}"
+    lines = [head]
+    if s.paths:
+        p = s.paths[0]
+        lines.append(f"      held by {st(_CYAN, p.text)}")
+        if p.hint:
+            lines.append(f"      fix: {p.hint}")
+        for other in s.paths[1:]:
+            lines.append(f"      also    {st(_CYAN, other.text)}")
+    return lines
+
+
+def _module(m: Module, st: _Style) -> list[str]:
+    gens = len(m.generations)
+    failed = [g.number for g in m.generations if g.status == "failed"]
+    head = (
+        f"{st(_BOLD, m.name)}  generation {m.current_generation} of {gens}  {m.stale_count} stale"
+    )
+    lines = [head]
+    if m.file:
+        lines.append(f"  {st(_DIM, m.file)}")
+    if failed:
+        lines.append(f"  {st(_YELLOW, 'failed reloads:')} " + ", ".join(f"gen {n}" for n in failed))
+    if m.leftover_names:
+        lines.append(f"  {st(_YELLOW, 'leftover names:')} " + ", ".join(m.leftover_names))
+    for w in m.warnings:
+        lines.append(f"  {st(_YELLOW, 'warning:')} {w}")
+    for s in m.stale:
+        lines.extend(_entry(s, st))
+    return lines
+
+
+def render(report: Report, *, color: bool = False) -> str:
+    st = _Style(color)
+    argv = " ".join(report.argv) or "?"
+    lines = [
+        f"reloadscope report: pid {report.pid}, Python {report.python}, {argv}",
+        f"taken {report.taken_at}; scanned {report.objects:,} objects in "
+        f"{report.duration_s:.2f} s" + ("" if report.complete else " (incomplete)"),
+    ]
+    total = report.stale_count
+    if not report.modules:
+        lines.append("No reloads recorded and no stale objects found.")
+        return "\n".join(lines) + "\n"
+    lines.append(
+        f"{total} stale object{'s' if total != 1 else ''} in {len(report.modules)} "
+        f"module{'s' if len(report.modules) != 1 else ''}"
+    )
+    for m in sorted(report.modules, key=lambda m: (-m.stale_count, m.name)):
+        lines.append("")
+        lines.extend(_module(m, st))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,179 @@
+"""Run reload scenarios in fresh interpreters.
+
+A test writes real module files into a temporary directory, then runs a child script in a new
+interpreter (any CPython: the engine is stdlib only).  The child imports and reloads those files
+for real and reports back with ``rs.report()``, which also evaluates every module-rooted path in
+the child and records whether it gave back exactly the reported object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+MARK = "@@RS-JSON@@"
+
+CHILD_HELPERS = r'''
+"""Helpers importable as ``rs`` inside a scenario's child interpreter."""
+import importlib, json, os, sys, time
+
+_bump = [0]
+
+def write(rel, text):
+    """Write a module file with a fresh mtime (so no stale .pyc is ever used)."""
+    import textwrap
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(textwrap.dedent(text))
+    _bump[0] += 10
+    t = time.time() + _bump[0]
+    os.utime(path, (t, t))
+    importlib.invalidate_caches()
+    return path
+
+def edit(module, text):
+    """Rewrite ``module``'s file and reload it."""
+    write(module.__file__ and os.path.relpath(module.__file__, os.path.dirname(os.path.abspath(__file__))), text)
+    return importlib.reload(module)
+
+def evaluate(text):
+    head = text.split(".")[0].split("[")[0]
+    return eval(text, {head: importlib.import_module(head)})
+
+def report(doc=None, **extra):
+    """Print the report (scan now unless given) with path evaluation results."""
+    import reloadscope
+    if doc is None:
+        doc = reloadscope.scan().to_json()
+    checks = []
+    for m in doc["modules"]:
+        for s in m["stale"]:
+            for p in s["paths"]:
+                if p["root"] != "module":
+                    continue
+                try:
+                    ok = id(evaluate(p["text"])) == p["object_id"]
+                    err = None
+                except Exception as e:
+                    ok, err = False, repr(e)
+                checks.append({"text": p["text"], "ok": ok, "error": err})
+    doc["_path_checks"] = checks
+    doc["_extra"] = extra
+    sys.stdout.write("\n@@RS-JSON@@" + json.dumps(doc) + "\n")
+    sys.stdout.flush()
+'''
+
+
+class Result:
+    """The child's report document plus helpers to query it."""
+
+    def __init__(self, doc: dict[str, Any], stdout: str, stderr: str) -> None:
+        self.doc = doc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.extra = doc.get("_extra", {})
+        self.path_checks = doc.get("_path_checks", [])
+
+    def module(self, name: str) -> dict[str, Any]:
+        for m in self.doc["modules"]:
+            if m["name"] == name:
+                return m
+        raise AssertionError(
+            f"module {name!r} not in report: {[m['name'] for m in self.doc['modules']]}"
+        )
+
+    def stale(self, module: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        """Stale entries (of one module, or all) whose fields equal ``match``."""
+        mods = [self.module(module)] if module else self.doc["modules"]
+        return [s for m in mods for s in m["stale"] if all(s.get(k) == v for k, v in match.items())]
+
+    def one(self, module: str, **match: Any) -> dict[str, Any]:
+        found = self.stale(module, **match)
+        assert len(found) == 1, (
+            f"expected one entry {match} in {module}, got {found}\nall: {self.stale(module)}"
+        )
+        return found[0]
+
+    def texts(self, entry: dict[str, Any]) -> list[str]:
+        return [p["text"] for p in entry["paths"]]
+
+    def all_stale(self) -> list[dict[str, Any]]:
+        return [s for m in self.doc["modules"] for s in m["stale"]]
+
+    def assert_paths_evaluate(self) -> None:
+        bad = [c for c in self.path_checks if not c["ok"]]
+        assert not bad, f"paths that do not evaluate to their object: {bad}"
+
+
+class Scenario:
+    def __init__(self, root: Path, python: str = sys.executable) -> None:
+        self.root = root
+        self.python = python
+        (root / "rs.py").write_text(CHILD_HELPERS)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> Result:
+        e = dict(os.environ)
+        e["PYTHONPATH"] = os.pathsep.join([SRC, str(self.root)])
+        e["PYTHONDONTWRITEBYTECODE"] = "1"
+        e.pop("PYTHONBREAKPOINT", None)
+        if env:
+            e.update(env)
+        proc = subprocess.run(
+            [self.python, "-c", textwrap.dedent(script)],
+            cwd=self.root,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        if MARK not in proc.stdout:
+            if check:
+                raise AssertionError(f"child printed no report:\n{proc.stdout}\n{proc.stderr}")
+            return Result({"modules": []}, proc.stdout, proc.stderr)
+        doc = json.loads(proc.stdout.rsplit(MARK, 1)[1].strip().splitlines()[0])
+        return Result(doc, proc.stdout, proc.stderr)
+
+
+def pythons() -> list[str]:
+    """Every CPython 3.10+ pyenv (or PATH) offers, the running one first."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    versions = Path(pyenv_root) / "versions"
+    if versions.is_dir():
+        for d in sorted(versions.iterdir()):
+            parts = d.name.split(".")
+            if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit() and int(parts[1]) >= 10:
+                exe = d / "bin" / "python"
+                key = f"3.{parts[1]}"
+                if exe.exists() and key not in found:
+                    found[key] = str(exe)
+    for minor in range(10, 16):
+        key = f"3.{minor}"
+        if key not in found:
+            exe = shutil.which(f"python{key}")
+            if exe:
+                found[key] = exe
+    return [found[k] for k in sorted(found, key=lambda v: int(v.split(".")[1]))]
