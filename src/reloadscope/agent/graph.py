@@ -109,48 +109,57 @@ def find_parents(
     return parents
 
 
-def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, list[list[object]]]:
+def chains(
+    w: Walk, targets: dict[int, object], per_target: int, slack: int = 2
+) -> dict[int, list[list[object]]]:
     """For each target, up to ``per_target`` chains [root, ..., target], shortest first.
 
-    Chains differ in the last holder; above it each follows the first parent found.
+    Chains differ in the last holder: holders are looked for in the level above the target
+    and ``slack`` levels below it, so a second holder a step or two further away is shown too.
+    Above the holder each chain follows the first parent found.
     """
-    by_level: dict[int, dict[int, object]] = {}
-    for i, obj in targets.items():
-        lvl = w.found.get(i)
-        if lvl is not None:
-            by_level.setdefault(lvl, {})[i] = obj
-    if not by_level:
-        return {}
-    parent_of: dict[int, object] = {}  # id(node) -> first parent found
-    last_holders: dict[int, list[object]] = {}
-    top = max(by_level)
-    carry: dict[int, object] = {}
-    for lvl in range(top, 0, -1):
-        wanted = dict(carry)
-        wanted.update(by_level.get(lvl, {}))
-        found = find_parents(w.levels[lvl - 1], wanted, per_target)
-        carry = {}
-        for i, ps in found.items():
-            parent_of.setdefault(i, ps[0])
-            if i in targets:
-                last_holders[i] = ps
-            chosen = ps if i in targets else ps[:1]
-            for p in chosen:
-                carry[id(p)] = p
+    level_of = {i: w.found[i] for i in targets if i in w.found}
+    search: dict[int, dict[int, object]] = {}
+    for i, k in level_of.items():
+        for lvl in range(max(k - 1, 0), min(k + slack, len(w.levels))):
+            if k > 0:
+                search.setdefault(lvl, {})[i] = targets[i]
+    holders: dict[int, list[tuple[int, object]]] = {}
+    for lvl in sorted(search):
+        for i, ps in find_parents(w.levels[lvl], search[lvl], per_target).items():
+            got = holders.setdefault(i, [])
+            for p in ps:
+                if len(got) < per_target and p is not targets[i]:
+                    got.append((lvl, p))
+    # Walk every chosen holder up to a root, one batched search per level.
+    need: dict[int, dict[int, object]] = {}
+    for hs in holders.values():
+        for lvl, h in hs:
+            if lvl > 0:
+                need.setdefault(lvl, {})[id(h)] = h
+    parent_of: dict[int, object] = {}
+    for lvl in range(max(need, default=0), 0, -1):
+        wanted = need.get(lvl, {})
+        for i, ps in find_parents(w.levels[lvl - 1], wanted, 1).items():
+            parent_of[i] = ps[0]
+            if lvl - 1 > 0:
+                need.setdefault(lvl - 1, {})[id(ps[0])] = ps[0]
     out: dict[int, list[list[object]]] = {}
     for i, obj in targets.items():
-        if i not in w.found:
+        if i not in level_of:
             continue
-        if w.found[i] == 0:
+        if level_of[i] == 0:
             out[i] = [[obj]]
             continue
         paths = []
-        for holder in last_holders.get(i, []):
+        for _, holder in holders.get(i, []):
             chain = [obj, holder]
             node = holder
             while id(node) in parent_of:
                 node = parent_of[id(node)]
                 chain.append(node)
+            if any(n is obj for n in chain[1:]):
+                continue  # the holder is only reached through the target itself
             chain.reverse()
             paths.append(chain)
         out[i] = paths
