@@ -335,6 +335,8 @@ class _ReloadFinder:
             busy = self._local.busy = set()
         if name in busy:
             return None  # our own recursive search below
+        if not _from_import_system():
+            return None  # importlib.util.find_spec, runpy, pkgutil: they get the real loader
         rec = self.recorder
         kind = "import"
         if target is not None:
@@ -378,6 +380,23 @@ class _ReloadFinder:
                 rec.note_module(record, gen, target)
             return
         spec.loader = _WatchingLoader(spec, loader, record, gen, rec)  # type: ignore[assignment]
+
+
+_IMPORT_CALLERS = frozenset({"_find_and_load_unlocked", "reload"})
+
+
+def _from_import_system() -> bool:
+    """Is ``_find_spec`` running for an import statement or ``importlib.reload``?
+
+    Only then does the spec go straight to the loading code, which swaps our stand-in loader
+    back out before any user code can see it.
+    """
+    caller = sys._getframe(3)  # this, find_spec, importlib's _find_spec, its caller
+    name = caller.f_code.co_name
+    filename = caller.f_code.co_filename
+    return name in _IMPORT_CALLERS and (
+        filename.startswith("<frozen importlib") or filename.startswith(_IMPORTLIB_DIR)
+    )
 
 
 def _is_standard(loader: object) -> bool:

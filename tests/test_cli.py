@@ -1,0 +1,52 @@
+"""The command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from scenario import SRC
+
+
+def rs(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "reloadscope", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_demo_reports_the_stale_copy_and_leftover_name():
+    p = rs("demo")
+    assert p.returncode == 0, p.stderr
+    assert "demo_app.greet" in p.stdout
+    assert "leftover names: shout" in p.stdout
+    assert "\x1b[" not in p.stdout  # no colour when stdout is not a terminal
+
+
+def test_demo_json_is_the_report_document_and_nothing_else():
+    p = rs("demo", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["format"] == "reloadscope-report" and doc["version"] == 1
+    (mod,) = [m for m in doc["modules"] if m["name"] == "demo_greeter"]
+    texts = {p["text"] for s in mod["stale"] for p in s["paths"]}
+    assert {"demo_app.greet", "demo_app.visitor", "demo_app.on_login[0].__func__"} <= texts
+
+
+def test_bad_arguments_give_one_error_line_and_exit_2():
+    p = rs("no-such-command")
+    assert p.returncode == 2
+    assert p.stderr.startswith("reloadscope: error: ")
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr
+
+
+def test_help_lists_the_commands():
+    p = rs("--help")
+    assert p.returncode == 0
+    assert "demo" in p.stdout
