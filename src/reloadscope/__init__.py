@@ -26,7 +26,11 @@ def uninstall() -> None:
     _agent.uninstall()
 
 
-def scan(*, collect: bool = True) -> Report:
-    """Analyse this process now (``collect=True`` runs ``gc.collect()`` first)."""
-    doc, sources = _agent.scan(collect=collect)
+def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120.0) -> Report:
+    """Analyse this process now (``collect=True`` runs ``gc.collect()`` first).
+
+    The heap walk stops at ``max_depth`` steps from the roots or after ``time_budget`` seconds;
+    the report then says ``scan.complete: false`` and what was not searched.
+    """
+    doc, sources = _agent.scan(collect=collect, max_depth=max_depth, time_budget=time_budget)
     return Report.from_json(doc, sources)

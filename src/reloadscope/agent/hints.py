@@ -35,6 +35,11 @@ def hint(
             "a local variable of a running frame: that frame keeps the old object until it "
             "returns; restart the loop or thread after reloading"
         )
+    if root == "probe":
+        return (
+            "registered outside the gc graph (signal handler or trace hook) before the reload: "
+            "register it again from the reloaded module"
+        )
     if root == "other":
         return (
             "not reachable from modules or threads: a garbage cycle (gc.collect() frees it) "

@@ -173,6 +173,9 @@ class Scan:
         missing = {i: o for i, o in targets.items() if i not in w.found}
         if missing:
             self._thread_paths(cls, missing, seen, out)
+            missing = {i: o for i, o in missing.items() if i not in out}
+        if missing:
+            self._probed_paths(cls, missing, seen, out)
         for i in missing:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i])]
@@ -273,17 +276,49 @@ class Scan:
                     }
                 )
 
+    def _probed_paths(
+        self, cls: Classifier, missing: dict[int, object], seen: set[int], out: dict
+    ) -> None:
+        """Holders gc cannot see but Python can ask about: signal handlers, trace hooks."""
+        roots: list[object] = []
+        prefix: dict[int, str] = {}
+        for expr, obj in _probes():
+            if id(obj) not in prefix:
+                prefix[id(obj)] = expr
+                roots.append(obj)
+        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
+        samples = {i: o for i, o in missing.items() if i in w.found}
+        for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
+            found = cls.found.get(i)
+            if found is None:
+                continue
+            for chain in chains:
+                text, kinds = render(prefix[id(chain[0])], chain)
+                out.setdefault(i, []).append(
+                    {
+                        "root": "other",
+                        "text": text,
+                        "hint": hint(found, "probe", kinds, None, None),
+                        "depth": len(chain),
+                        "object_id": i,
+                        "_ids": frozenset(map(id, chain)),
+                    }
+                )
+
     def _other_path(self, found: Found) -> dict:
-        try:
-            extra = sys.getrefcount(found.obj) - 3
-        except Exception:
-            extra = -1
+        if self.collect:
+            text = (
+                "not reachable from any module, running thread, signal handler or trace hook: "
+                "held outside the gc graph (C extension, atexit, ...)"
+            )
+        else:
+            text = (
+                "not reachable from any module or running thread: held by a garbage cycle "
+                "(gc.collect() frees it) or outside the gc graph"
+            )
         return {
             "root": "other",
-            "text": (
-                "not reachable from any module or running thread: held by a garbage cycle "
-                f"or by a reference gc cannot see ({max(extra, 0)} references)"
-            ),
+            "text": text,
             "hint": hint(found, "other", [], None, None),
             "depth": 0,
             "object_id": id(found.obj),
@@ -476,6 +511,29 @@ def _thread_names() -> dict[int, str]:
         if type(name) is str:
             names[tid] = name
     return names
+
+
+def _probes() -> list[tuple[str, object]]:
+    """(expression, object) for holders outside the gc graph that can be asked about."""
+    out: list[tuple[str, object]] = []
+    signal = sys.modules.get("signal")
+    if signal is not None:
+        for sig in signal.valid_signals():
+            try:
+                handler = signal.getsignal(sig)
+                name = signal.Signals(sig).name
+            except (ValueError, OSError):
+                continue
+            if handler is None or type(handler) is int or isinstance(handler, signal.Handlers):
+                continue
+            if handler is signal.default_int_handler:
+                continue
+            out.append((f"signal.getsignal(signal.{name})", handler))
+    for expr, getter in (("sys.gettrace()", sys.gettrace), ("sys.getprofile()", sys.getprofile)):
+        hook = getter()
+        if hook is not None:
+            out.append((expr, hook))
+    return out
 
 
 def _frames(frame: FrameType | None) -> Iterator[FrameType]:
