@@ -6,7 +6,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import compress
 from types import FrameType, FunctionType, ModuleType
@@ -16,7 +16,7 @@ from . import graph, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
-from .stale import _CODE_ATTR, Classifier, Found
+from .stale import CODE_TYPES, Classifier, Found
 
 FORMAT = "reloadscope-report"
 VERSION = 1
@@ -88,25 +88,37 @@ class Scan:
         return doc, self._sources()
 
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
-        types = list(map(type, objs))
-        tids = list(map(id, types))
-        distinct = dict(zip(tids, types))
-        fn_id = id(FunctionType)
-        modules = {i for i, t in distinct.items() if issubclass(t, ModuleType)}
-        metas = {i for i, t in distinct.items() if issubclass(t, type)}
-        wanted = modules | metas | {fn_id} | set(_CODE_ATTR)
-        picked = list(compress(objs, map(wanted.__contains__, tids)))
-        ptids = list(map(id, map(type, picked)))
-        cls.modules(o for o, t in zip(picked, ptids) if t in modules)
-        for o, t in zip(picked, ptids):
-            if t == fn_id:
+        modules = _subclasses(ModuleType)
+        metas = _subclasses(type)
+        wanted = modules + metas + [FunctionType, *CODE_TYPES]
+        picked = _of_types(objs, wanted, metas)
+        module_ids = {id(t) for t in modules}
+        meta_ids = {id(t) for t in metas}
+        fn = FunctionType
+        found_modules, found_classes = [], []
+        for o in picked:
+            t = type(o)
+            if t is fn:
                 cls.function(o)  # type: ignore[arg-type]
-            elif t in _CODE_ATTR:
+            elif id(t) in meta_ids:
+                found_classes.append(o)
+            elif id(t) in module_ids:
+                found_modules.append(o)
+            else:
                 cls.code_object(o)
-        cls.classes(o for o, t in zip(picked, ptids) if t in metas)  # type: ignore[misc]
-        stale_classes = cls.stale_class_ids()
-        if stale_classes:
-            cls.instances(compress(objs, map(stale_classes.__contains__, tids)))
+        # Functions of old module objects are recognised through the module's dict, so modules
+        # first would be more natural, but old_namespace() does not depend on it.
+        cls.modules(found_modules)
+        cls.classes(found_classes)  # type: ignore[arg-type]
+        stale = [f.obj for f in cls.found.values() if f.kind == "class"]
+        if stale:
+            if len(stale) <= 16:
+                # One C-level pass: instances of heap types refer to their class.
+                candidates: Iterable[object] = gc.get_referrers(*stale)
+            else:
+                candidates = _of_types(objs, stale, metas)  # type: ignore[arg-type]
+            ids = {id(c) for c in stale}
+            cls.instances(o for o in candidates if id(type(o)) in ids)
 
     def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
@@ -460,6 +472,41 @@ class Scan:
             if texts and _reloaded(rec):
                 out[name] = texts
         return out
+
+
+def _subclasses(root: type) -> list[type]:
+    """``root`` and every live subclass of it (through ``type.__subclasses__``, never a
+    metaclass's own method)."""
+    out: list[type] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        out.append(t)
+        stack.extend(type.__subclasses__(t))
+    return out
+
+
+def _hashes_by_identity(metas: list[type]) -> bool:
+    """True when no metaclass defines ``__eq__`` or ``__hash__``: then a set of classes can be
+    searched without running any user code."""
+    for meta in metas:
+        d = safe.class_dict(meta)
+        if meta is not type and ("__eq__" in d or "__hash__" in d):
+            return False
+    return True
+
+
+def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[object]:
+    """The objects whose exact type is one of ``types``, in one pass that runs in C."""
+    if _hashes_by_identity(metas):
+        wanted_types = set(types)
+        return list(compress(objs, map(wanted_types.__contains__, map(type, objs))))
+    wanted_ids = {id(t) for t in types}
+    return list(compress(objs, map(wanted_ids.__contains__, map(id, map(type, objs)))))
 
 
 def _reloaded(rec: ModuleRecord) -> bool:

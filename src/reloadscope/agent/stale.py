@@ -34,6 +34,8 @@ _CODE_ATTR = {
     id(FrameType): ("f_code", "frame"),
 }
 
+CODE_TYPES = (GeneratorType, CoroutineType, _AsyncGenType, FrameType)
+
 # Why an object is stale, for the hint.
 OLD_GENERATION, LEFTOVER, FAILED_RELOAD, OLD_MODULE = "old", "leftover", "failed", "old-module"
 
