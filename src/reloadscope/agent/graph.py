@@ -43,7 +43,7 @@ class Walk:
     def __init__(self) -> None:
         self.levels: list[list[object]] = []
         self.ends: list[list[int]] = [[]]
-        self.found: dict[int, int] = {}  # id(target) -> level
+        self.found: dict[int, tuple[int, int]] = {}  # id(target) -> (level, position)
         self.complete = True
         self.reason = ""
 
@@ -68,10 +68,14 @@ def walk(
             seen.add(id(r))
             level0.append(r)
     remaining = set(targets)
-    _note(result, remaining, {id(r) for r in level0}, 0)
+    for pos, r in enumerate(level0):
+        if id(r) in remaining:
+            remaining.discard(id(r))
+            result.found[id(r)] = (0, pos)
     frontier = level0
     result.levels.append(level0)
-    single = (_SINGLE_HOLDER).__eq__
+    single = _SINGLE_HOLDER.__eq__
+    several = _SINGLE_HOLDER.__ne__
     depth = 0
     while frontier and remaining:
         if depth >= max_depth:
@@ -91,15 +95,19 @@ def walk(
             # refs now holds each object once more, and getrefcount's argument once more.
             counts = list(map(_refcount, refs))
             nxt.extend(compress(refs, map(single, counts)))
-            shared = list(compress(refs, map(_SINGLE_HOLDER.__ne__, counts)))
+            shared = list(compress(refs, map(several, counts)))
             if shared:
                 by_id = dict(zip(map(id, shared), shared))
                 new = by_id.keys() - seen
                 if new:
                     seen.update(new)
+                    base = len(nxt)
                     nxt.extend(map(by_id.__getitem__, new))
-                    if remaining:
-                        _note(result, remaining, new, depth)
+                    if remaining and not remaining.isdisjoint(new):
+                        for offset, i in enumerate(new):
+                            if i in remaining:
+                                remaining.discard(i)
+                                result.found[i] = (depth, base + offset)
             ends.append(len(nxt))
         if not nxt:
             break
@@ -109,118 +117,92 @@ def walk(
     return result
 
 
-def _note(result: Walk, remaining: set[int], new: set[int], depth: int) -> None:
-    hits = remaining & new
-    if hits:
-        remaining -= hits
-        for i in hits:
-            result.found[i] = depth
+def _refers(holder: object, obj: object) -> bool:
+    return any(map(is_, _get_referents(holder), repeat(obj)))
 
 
-def _search(chunk: list[object], obj: object) -> object | None:
-    """The first object of ``chunk`` that refers to ``obj``."""
-    for p in chunk:
-        if any(map(is_, _get_referents(p), repeat(obj))):
-            return p
+def _parent(w: Walk, level: int, pos: int) -> tuple[int, object] | None:
+    """(position, object) in the level above of what discovered ``levels[level][pos]``."""
+    obj = w.levels[level][pos]
+    base = bisect_right(w.ends[level], pos) * CHUNK
+    for offset, p in enumerate(w.levels[level - 1][base : base + CHUNK]):
+        if _refers(p, obj):
+            return base + offset, p
     return None
 
 
-def first_parents(w: Walk, level: int, wanted: dict[int, object]) -> dict[int, object]:
-    """For objects of ``levels[level]``, the object of the level above that discovered them."""
-    out: dict[int, object] = {}
-    if level == 0 or not wanted:
-        return out
-    objs = w.levels[level]
-    above = w.levels[level - 1]
-    ends = w.ends[level]
-    ids = set(wanted)
-    for pos in compress(range(len(objs)), map(ids.__contains__, map(id, objs))):
-        j = bisect_right(ends, pos)
-        parent = _search(above[j * CHUNK : (j + 1) * CHUNK], objs[pos])
-        if parent is not None:
-            out[id(objs[pos])] = parent
-    return out
+def _chain_up(
+    w: Walk, level: int, pos: int, cache: dict[tuple[int, int], tuple[int, object] | None]
+) -> list[object] | None:
+    """[root, ..., levels[level][pos]] following first parents."""
+    chain = [w.levels[level][pos]]
+    while level > 0:
+        key = (level, pos)
+        if key not in cache:
+            cache[key] = _parent(w, level, pos)
+        hit = cache[key]
+        if hit is None:
+            return None
+        pos, parent = hit
+        chain.append(parent)
+        level -= 1
+    chain.reverse()
+    return chain
 
 
-def find_parents(
+def _holders(
     level: list[object], wanted: dict[int, object], per_child: int
-) -> dict[int, list[object]]:
-    """Objects in ``level`` that refer to each wanted object (at most ``per_child`` each)."""
-    parents: dict[int, list[object]] = {}
-    if not wanted:
-        return parents
-    wanted_ids = wanted.keys()
+) -> dict[int, list[tuple[int, object]]]:
+    """(position, object) of the objects in ``level`` that refer to each wanted object."""
+    out: dict[int, list[tuple[int, object]]] = {}
+    ids = set(wanted)
     for start in range(0, len(level), CHUNK):
         chunk = level[start : start + CHUNK]
-        if not (wanted_ids & set(map(id, _get_referents(*chunk)))):
+        if ids.isdisjoint(map(id, _get_referents(*chunk))):
             continue
-        for p in chunk:
-            for r in _get_referents(p):
-                i = id(r)
-                if i in wanted_ids:
-                    got = parents.setdefault(i, [])
-                    if len(got) < per_child and not any(g is p for g in got):
-                        got.append(p)
-    return parents
+        for offset, p in enumerate(chunk):
+            refs = _get_referents(p)
+            if ids.isdisjoint(map(id, refs)):
+                continue
+            for r in compress(refs, map(ids.__contains__, map(id, refs))):
+                got = out.setdefault(id(r), [])
+                if len(got) < per_child and not any(h is p for _, h in got):
+                    got.append((start + offset, p))
+    return out
 
 
 def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, list[list[object]]]:
     """For each target, up to ``per_target`` chains [root, ..., target], shortest first.
 
-    Chains differ in the last holder: the one that first reached the target, and others in
-    the target's level and the one above when those are small (module namespaces always
-    are), so that a ``from m import f`` copy in three modules shows three holders.  Above the
-    holder each chain follows the first parent.
+    The first chain follows the walk's first parents.  Other chains end in other holders in
+    the target's level or the one above when those levels are small (module namespaces always
+    are), so that a ``from m import f`` copy in three modules shows three holders.
     """
-    level_of = {i: w.found[i] for i in targets if i in w.found}
-    holders: dict[int, list[tuple[int, object]]] = {}
-    by_level: dict[int, dict[int, object]] = {}
+    cache: dict[tuple[int, int], tuple[int, object] | None] = {}
     search: dict[int, dict[int, object]] = {}
-    for i, k in level_of.items():
-        if k == 0:
-            continue
-        by_level.setdefault(k, {})[i] = targets[i]
-        for lvl in (k - 1, k):
-            if lvl < len(w.levels) and len(w.levels[lvl]) <= SMALL_LEVEL:
-                search.setdefault(lvl, {})[i] = targets[i]
+    for i, (k, _) in w.found.items():
+        if i in targets and k > 0:
+            for lvl in (k - 1, k):
+                if lvl < len(w.levels) and len(w.levels[lvl]) <= SMALL_LEVEL:
+                    search.setdefault(lvl, {})[i] = targets[i]
+    others: dict[int, list[tuple[int, int, object]]] = {}
     for lvl, wanted in search.items():
-        for i, ps in find_parents(w.levels[lvl], wanted, per_target).items():
-            holders[i] = [(lvl, p) for p in ps]
-            if lvl > 0:
-                for p in ps:
-                    by_level.setdefault(lvl, {})[id(p)] = p
-    # One pass per level, deepest first: the first holder of each target, then every holder's
-    # parent, up to the roots.
-    up: dict[int, object] = {}
-    need = by_level
-    for lvl in range(max(need, default=0), 0, -1):
-        wanted = need.get(lvl, {})
-        for i, p in first_parents(w, lvl, wanted).items():
-            up[i] = p
-            if i in targets and level_of.get(i) == lvl:
-                got = holders.setdefault(i, [])
-                if not any(h is p for _, h in got):
-                    got.insert(0, (lvl - 1, p))
-                    del got[per_target:]
-            if lvl - 1 > 0:
-                need.setdefault(lvl - 1, {})[id(p)] = p
+        for i, hs in _holders(w.levels[lvl], wanted, per_target).items():
+            others.setdefault(i, []).extend((lvl, pos, h) for pos, h in hs)
     out: dict[int, list[list[object]]] = {}
     for i, obj in targets.items():
-        if i not in level_of:
+        if i not in w.found:
             continue
-        if level_of[i] == 0:
-            out[i] = [[obj]]
-            continue
-        paths = []
-        for lvl, holder in holders.get(i, []):
-            chain = [obj, holder]
-            node, k = holder, lvl
-            while k > 0 and id(node) in up:
-                node = up[id(node)]
-                chain.append(node)
-                k -= 1
-            if k == 0 and not any(n is obj for n in chain[1:]):
-                chain.reverse()
-                paths.append(chain)
+        level, pos = w.found[i]
+        first = _chain_up(w, level, pos, cache)
+        paths = [first] if first is not None else []
+        for lvl, hpos, holder in sorted(others.get(i, []), key=lambda x: x[0]):
+            if len(paths) >= per_target:
+                break
+            if any(len(c) > 1 and c[-2] is holder for c in paths):
+                continue
+            up = _chain_up(w, lvl, hpos, cache)
+            if up is not None and not any(n is obj for n in up):
+                paths.append([*up, obj])
         out[i] = paths
     return out
