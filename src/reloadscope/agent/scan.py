@@ -193,10 +193,12 @@ class Scan:
                 out[i] = [self._other_path(cls.found[i])]
         return out
 
-    def _samples(self, entries: dict[tuple, _Entry], found: dict[int, int]) -> dict[int, object]:
+    def _samples(
+        self, entries: dict[tuple, _Entry], found: dict[int, tuple[int, int]]
+    ) -> dict[int, object]:
         samples: dict[int, object] = {}
         for e in entries.values():
-            ranked = sorted(e.objs, key=lambda o: found.get(id(o), 1 << 30))
+            ranked = sorted(e.objs, key=lambda o: found.get(id(o), (1 << 30, 0)))
             for o in ranked[:PATHS_PER_ENTRY]:
                 samples[id(o)] = o
         return samples
