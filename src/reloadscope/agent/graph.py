@@ -94,8 +94,14 @@ def walk(
             refs = list(compress(refs, map(_is_tracked, refs)))
             # refs now holds each object once more, and getrefcount's argument once more.
             counts = list(map(_refcount, refs))
-            nxt.extend(compress(refs, map(single, counts)))
-            shared = list(compress(refs, map(several, counts)))
+            singles = counts.count(_SINGLE_HOLDER)
+            if singles == len(counts):
+                nxt.extend(refs)
+                shared = None
+            else:
+                if singles:
+                    nxt.extend(compress(refs, map(single, counts)))
+                shared = list(compress(refs, map(several, counts)))
             if shared:
                 by_id = dict(zip(map(id, shared), shared))
                 new = by_id.keys() - seen
