@@ -41,7 +41,8 @@ def write(rel, text):
 
 def edit(module, text):
     """Rewrite ``module``'s file and reload it."""
-    write(module.__file__ and os.path.relpath(module.__file__, os.path.dirname(os.path.abspath(__file__))), text)
+    here = os.path.dirname(os.path.abspath(__file__))
+    write(os.path.relpath(module.__file__, here), text)
     return importlib.reload(module)
 
 def evaluate(text):
