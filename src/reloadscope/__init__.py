@@ -6,23 +6,46 @@ when the UI does.
 
 from __future__ import annotations
 
-from . import agent as _agent
-from .model import Report, ReportError
+import os
+from pathlib import Path
 
-__all__ = ["Report", "ReportError", "install", "scan", "uninstall"]
+from . import agent as _agent
+from .agent import postmortem as _postmortem
+from .model import Report, ReportError
+from .snapshot import SnapshotError
+
+__all__ = [
+    "Report",
+    "ReportError",
+    "SnapshotError",
+    "install",
+    "load",
+    "scan",
+    "snapshot",
+    "uninstall",
+]
 __version__ = "0.1.0"
 
+ENV_SNAPSHOT_ON_EXIT = "RELOADSCOPE_SNAPSHOT_ON_EXIT"
 
-def install(*, listen: bool = True, snapshot_on_exit: str | None = None) -> None:
+
+def install(*, listen: bool = True, snapshot_on_exit: str | os.PathLike[str] | None = None) -> None:
     """Start recording reload generations in this process; calling it again changes nothing.
 
-    ``listen`` and ``snapshot_on_exit`` are accepted for the attach and post-mortem features.
+    With ``snapshot_on_exit`` (or the environment variable ``RELOADSCOPE_SNAPSHOT_ON_EXIT``), a
+    snapshot is written there when the process ends, normally or by an unhandled exception.
     """
     _agent.install()
+    target = (
+        snapshot_on_exit if snapshot_on_exit is not None else os.environ.get(ENV_SNAPSHOT_ON_EXIT)
+    )
+    if target and _postmortem.armed_path() is None:
+        _postmortem.arm(os.path.abspath(os.fspath(target)), _agent.scan)
 
 
 def uninstall() -> None:
-    """Stop recording; no thread, socket, file or import hook of reloadscope stays behind."""
+    """Stop recording; no thread, socket, file or hook of reloadscope stays behind."""
+    _postmortem.disarm()
     _agent.uninstall()
 
 
@@ -34,3 +57,18 @@ def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120
     """
     doc, sources = _agent.scan(collect=collect, max_depth=max_depth, time_budget=time_budget)
     return Report.from_json(doc, sources)
+
+
+def snapshot(path: str | os.PathLike[str] | None = None) -> Path:
+    """Scan this process and write a snapshot file (default: ``reloadscope-PID-TIME.rsnap`` in
+    the current directory); returns its path."""
+    from .snapshot import write
+
+    return write(scan(), path)
+
+
+def load(path: str | os.PathLike[str]) -> Report:
+    """Read a snapshot file; anything else raises ``SnapshotError``."""
+    from .snapshot import load as _load
+
+    return _load(path)

@@ -171,6 +171,9 @@ class Report:
     modules: tuple[Module, ...]
     sources: dict[str, dict[int, str]] = field(default_factory=dict, compare=False, repr=False)
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # From snapshot files: process facts (executable, start time, RSS) and how it ended.
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    exit: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def stale_count(self) -> int:

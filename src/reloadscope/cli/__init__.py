@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo
+from . import demo, report
 from .errors import UserError, fail
 
-COMMANDS = {"demo": demo}
+COMMANDS = {"report": report, "demo": demo}
 
 
 class _Parser(argparse.ArgumentParser):

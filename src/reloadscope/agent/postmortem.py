@@ -1,0 +1,73 @@
+"""The post-mortem snapshot: written when the process ends, normally or by an exception.
+
+Two hooks, both removed again by ``disarm()``: an ``atexit`` handler that scans and writes the
+file, and a ``sys.excepthook`` wrapper that notes the unhandled exception (then calls the
+previous hook) so the file says how the process died.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from . import snapfile
+
+_state: dict[str, Any] = {}
+
+
+def arm(path: str, scan: Callable[[], tuple[dict[str, Any], dict[str, dict[int, str]]]]) -> None:
+    """Write a snapshot to ``path`` at exit (replaces an earlier arm)."""
+    disarm()
+    _state.update(path=path, scan=scan, exit=None, previous=sys.excepthook)
+    sys.excepthook = _excepthook
+    atexit.register(_at_exit)
+
+
+def disarm() -> None:
+    if not _state:
+        return
+    atexit.unregister(_at_exit)
+    if sys.excepthook is _excepthook:
+        sys.excepthook = _state["previous"]
+    _state.clear()
+
+
+def armed_path() -> str | None:
+    return _state.get("path")
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    previous = _state.get("previous", sys.__excepthook__)
+    if _state:
+        try:
+            _state["exit"] = {
+                "how": "exception",
+                "exception": traceback.format_exception_only(exc_type, exc)[-1].strip(),
+                "traceback": [
+                    line.rstrip("\n") for line in traceback.format_exception(exc_type, exc, tb)
+                ],
+            }
+        except Exception:
+            _state["exit"] = {"how": "exception", "exception": exc_type.__name__}
+    previous(exc_type, exc, tb)
+
+
+def _at_exit() -> None:
+    if not _state:
+        return
+    try:
+        report, sources = _state["scan"]()
+        info = _state.get("exit") or {"how": "normal"}
+        written = snapfile.write(_state["path"], snapfile.document(report, sources, info))
+        sys.stderr.write(f"reloadscope: post-mortem snapshot written to {written}\n")
+    except Exception as e:  # never raise into the exiting process
+        try:
+            sys.stderr.write(f"reloadscope: could not write the post-mortem snapshot: {e}\n")
+        except Exception:
+            pass
