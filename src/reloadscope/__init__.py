@@ -56,7 +56,7 @@ def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120
     the report then says ``scan.complete: false`` and what was not searched.
     """
     doc, sources = _agent.scan(collect=collect, max_depth=max_depth, time_budget=time_budget)
-    return Report.from_json(doc, sources)
+    return Report.from_json(doc, sources, own=True)
 
 
 def snapshot(path: str | os.PathLike[str] | None = None) -> Path:

@@ -187,8 +187,13 @@ class Report:
         return copy.deepcopy(self.document)
 
     @classmethod
-    def from_json(cls, doc: Any, sources: dict[str, dict[int, str]] | None = None) -> Report:
-        """Build from a report document, checking every field this version reads."""
+    def from_json(
+        cls, doc: Any, sources: dict[str, dict[int, str]] | None = None, *, own: bool = False
+    ) -> Report:
+        """Build from a report document, checking every field this version reads.
+
+        ``own=True`` hands the document over (no copy is taken): the caller must not change it.
+        """
         if not isinstance(doc, dict):
             raise ReportError("report: expected a JSON object")
         if doc.get("format") != FORMAT:
@@ -214,5 +219,5 @@ class Report:
                 Module.from_json(m, f"report.modules[{i}]") for i, m in enumerate(modules)
             ),
             sources=dict(sources or {}),
-            document=copy.deepcopy(doc),
+            document=doc if own else copy.deepcopy(doc),
         )

@@ -113,7 +113,7 @@ def from_document(doc: Any) -> Report:
         raise SnapshotError("not a reloadscope snapshot: the JSON is not an object")
     fmt = doc.get("format")
     if fmt == REPORT_FORMAT:
-        return Report.from_json(doc)
+        return Report.from_json(doc, own=True)
     if fmt != FORMAT:
         raise SnapshotError(f"not a reloadscope snapshot: format is {fmt!r}, expected {FORMAT!r}")
     version = doc.get("version")
@@ -133,7 +133,7 @@ def from_document(doc: Any) -> Report:
         raise SnapshotError("invalid snapshot: 'exit' is not an object")
     if "report" not in doc:
         raise SnapshotError("invalid snapshot: missing field 'report'")
-    report = Report.from_json(doc["report"], sources)
+    report = Report.from_json(doc["report"], sources, own=True)
     object.__setattr__(report, "facts", dict(facts))
     object.__setattr__(report, "exit", exit_info)
     return report
