@@ -1,0 +1,149 @@
+"""The engine on every CPython found here (3.10-3.13): findings, evaluable paths, and no false
+positives in a plain process."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenario import Scenario, pythons
+
+PYTHONS = pythons()
+IDS = [p.split("/versions/")[-1].split("/")[0] if "/versions/" in p else p for p in PYTHONS]
+
+PLAIN = """
+    import rs
+    {install}
+    import asyncio, typing, dataclasses, enum, collections, json, email.message, http.client
+    import logging, unittest.mock, decimal, argparse, xml.etree.ElementTree, sqlite3, functools
+    import concurrent.futures, inspect, pathlib, re, socket, threading, tempfile, typing
+    import plainmod
+    asyncio.run(asyncio.sleep(0))
+    logging.getLogger("x").warning
+    import reloadscope
+    rs.report()
+"""
+
+PLAINMOD = """
+import collections, dataclasses, enum, functools, typing
+
+Point = collections.namedtuple("Point", "x y")
+class P3(collections.namedtuple("P3", "x y z")):
+    pass
+
+@dataclasses.dataclass
+class D:
+    x: int = 1
+
+@dataclasses.dataclass(slots=True)
+class S:
+    y: int = 2
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+@typing.overload
+def over(x: int) -> int: ...
+@typing.overload
+def over(x: str) -> str: ...
+def over(x):
+    return x
+
+@functools.singledispatch
+def show(x):
+    return x
+@show.register
+def _(x: int):
+    return x
+
+@functools.lru_cache
+def cached(x):
+    return D(x)
+cached(1)
+
+def f():
+    return 1
+_orig = f
+def f():
+    return _orig()
+
+class NT(typing.NamedTuple):
+    a: int
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
+@pytest.mark.parametrize("install", [True, False], ids=["recording", "late"])
+def test_plain_process_reports_nothing(tmp_path, python, install):
+    s = Scenario(tmp_path, python)
+    s.write("plainmod.py", PLAINMOD)
+    code = "import reloadscope; reloadscope.install()" if install else ""
+    r = s.run(PLAIN.format(install=code))
+    assert r.all_stale() == [], r.all_stale()
+    assert r.doc["modules"] == []
+
+
+PLUG_V2 = """
+def greet():
+    return "hi"
+
+class Widget:
+    def render(self):
+        return 2
+
+def make():
+    return lambda: greet()
+"""
+
+CORE_SCRIPT = f"""
+    import reloadscope, rs
+    reloadscope.install()
+    import plug, consumer
+    rs.edit(plug, {PLUG_V2!r})
+    rs.report()
+"""
+
+PLUG = """
+def greet():
+    return "hello"
+
+def old_helper():
+    return 0
+
+class Widget:
+    def render(self):
+        return 1
+
+def make():
+    return lambda: old_helper()
+"""
+
+CONSUMER = """
+from plug import greet
+import plug
+w = plug.Widget()
+REGISTRY = {"greet": plug.greet}
+closure = plug.make()
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
+def test_core_findings_on_every_python(tmp_path, python):
+    s = Scenario(tmp_path, python)
+    s.write("plug.py", PLUG)
+    s.write("consumer.py", CONSUMER)
+    r = s.run(CORE_SCRIPT)
+    greet = r.one("plug", kind="function", qualname="greet")
+    assert set(r.texts(greet)) == {"consumer.greet", "consumer.REGISTRY['greet']"}
+    assert r.texts(r.one("plug", kind="instance", qualname="Widget")) == ["consumer.w"]
+    assert r.texts(r.one("plug", kind="class", qualname="Widget")) == ["consumer.w.__class__"]
+    assert r.module("plug")["leftover_names"] == ["old_helper"]
+    helper = r.one("plug", kind="function", qualname="old_helper")
+    assert "plug.old_helper" in r.texts(helper)
+    lam = r.one("plug", kind="function", qualname="make.<locals>.<lambda>")
+    assert r.texts(lam) == ["consumer.closure"]
+    assert r.module("plug")["current_generation"] == 1
+    # Nothing current is reported: not the new greet, not make, not the new class.
+    names = {(e["kind"], e["qualname"]) for e in r.all_stale()}
+    assert ("function", "make") not in names
+    r.assert_paths_evaluate()
