@@ -473,8 +473,12 @@ def _finish_quietly(
 
 
 def _one_line(exc: BaseException) -> str:
+    t = type(exc)
+    # Built-in exceptions format themselves (KeyError quotes its key); a user-defined __str__
+    # is not called.
+    to_str = t.__str__ if safe.type_module(t) == "builtins" else BaseException.__str__
     try:
-        text = BaseException.__str__(exc)
+        text = to_str(exc)
     except Exception:
         text = ""
     name = safe.type_name(type(exc))

@@ -52,6 +52,15 @@ def class_module(cls: type) -> str | None:
     return value if type(value) is str else None
 
 
+def type_module(cls: type) -> str | None:
+    """``cls.__module__`` through type's own descriptor (``"builtins"`` for built-in types)."""
+    try:
+        value = type.__dict__["__module__"].__get__(cls)
+    except Exception:
+        return None
+    return value if type(value) is str else None
+
+
 def class_qualname(cls: type) -> str:
     try:
         value = _type_qualname.__get__(cls)

@@ -278,8 +278,11 @@ class Classifier:
                 break
 
     def instances(self, objs: Iterable[object]) -> None:
+        classes = {i: f for i, f in self.found.items() if f.kind == "class"}
         for obj in objs:
-            cls = self.found[id(type(obj))]
+            if id(obj) in classes:
+                continue  # an old class made by an old metaclass stays a class
+            cls = classes[id(type(obj))]
             self._add(
                 obj,
                 "instance",

@@ -1,0 +1,260 @@
+"""The agent is harmless: it never calls user code, keeps nothing alive, leaves nothing behind,
+and loads nothing but the standard library."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from scenario import SRC, pythons
+
+AGENT = Path(SRC) / "reloadscope" / "agent"
+
+HOSTILE = """
+CALLS = []
+
+def _log(name):
+    CALLS.append(name)
+
+class Meta(type):
+    def __eq__(cls, other):
+        _log("Meta.__eq__"); return type.__eq__(cls, other)
+    def __hash__(cls):
+        _log("Meta.__hash__"); return type.__hash__(cls)
+    def __getattr__(cls, name):
+        _log("Meta.__getattr__ " + name); raise AttributeError(name)
+    def __instancecheck__(cls, obj):
+        _log("Meta.__instancecheck__"); return type.__instancecheck__(cls, obj)
+
+class Hostile(metaclass=Meta):
+    def __repr__(self): _log("__repr__"); return "H"
+    def __eq__(self, other): _log("__eq__"); return self is other
+    def __hash__(self): _log("__hash__"); return 1
+    def __getattr__(self, name): _log("__getattr__ " + name); raise AttributeError(name)
+    def __getattribute__(self, name):
+        _log("__getattribute__ " + name); return object.__getattribute__(self, name)
+    def __len__(self): _log("__len__"); return 0
+    def __iter__(self): _log("__iter__"); return iter(())
+    def __bool__(self): _log("__bool__"); return True
+    def __sizeof__(self): _log("__sizeof__"); return 1
+    @property
+    def __class__(self): _log("__class__"); return int
+
+class HDict(dict):
+    def items(self): _log("HDict.items"); return dict.items(self)
+    def keys(self): _log("HDict.keys"); return dict.keys(self)
+    def values(self): _log("HDict.values"); return dict.values(self)
+    def __iter__(self): _log("HDict.__iter__"); return dict.__iter__(self)
+    def __getitem__(self, k): _log("HDict.__getitem__"); return dict.__getitem__(self, k)
+
+class HList(list):
+    def __iter__(self): _log("HList.__iter__"); return list.__iter__(self)
+    def __getitem__(self, i): _log("HList.__getitem__"); return list.__getitem__(self, i)
+    def __len__(self): _log("HList.__len__"); return list.__len__(self)
+
+def handler():
+    return 1
+
+instance = Hostile()
+registry = HDict({Hostile(): handler, "h": handler})
+box = HList([handler, Hostile()])
+holder = Hostile()
+object.__setattr__(holder, "cb", handler)
+
+def __getattr__(name):
+    _log("module.__getattr__ " + name)
+    raise AttributeError(name)
+"""
+
+
+def test_scan_calls_no_user_code(scenario):
+    scenario.write("hostile.py", HOSTILE)
+    r = scenario.run(f"""
+        import reloadscope, rs
+        reloadscope.install()
+        import hostile
+        keep = [hostile.instance, hostile.registry, hostile.box, hostile.holder]
+        calls = hostile.CALLS
+        rs.edit(hostile, {HOSTILE!r})
+        del calls[:]
+        doc = reloadscope.scan().to_json()
+        seen = list(calls)
+        rs.report(doc, calls=seen)
+    """)
+    assert r.extra["calls"] == []
+    # The stale objects behind the hostile ones were still found.
+    assert r.one("hostile", kind="instance", qualname="Hostile")["count"] == 4
+    assert r.one("hostile", kind="class", qualname="Hostile")["type"] == "Meta"
+    handler = r.one("hostile", kind="function", qualname="handler")
+    assert handler["count"] == 1 and handler["paths"]
+    assert r.one("hostile", kind="class", qualname="Hostile")
+
+
+def test_recording_keeps_nothing_alive(scenario):
+    scenario.write("plug.py", "class K:\n    pass\n\ndef f():\n    return K()\n")
+    r = scenario.run("""
+        import gc, sys, weakref, importlib, reloadscope, rs
+        reloadscope.install()
+        import plug
+        refs = [weakref.ref(plug.f), weakref.ref(plug.K), weakref.ref(plug.f())]
+        rs.edit(plug, "def f():\\n    return 2\\n")
+        del plug.K
+        gc.collect()
+        alive_after_reload = [r() is not None for r in refs]
+        old = sys.modules.pop("plug")
+        mod_ref = weakref.ref(old)
+        del old, plug
+        import plug
+        gc.collect()
+        rs.report(alive=alive_after_reload, module_alive=mod_ref() is not None)
+    """)
+    assert r.extra["alive"] == [False, False, False]
+    assert r.extra["module_alive"] is False
+
+
+def test_uninstall_leaves_nothing_behind(scenario):
+    scenario.write("plug.py", "def f():\n    return 1\n")
+    r = scenario.run("""
+        import os, sys, threading, importlib, reloadscope, rs
+        meta = list(sys.meta_path)
+        hook = sys.excepthook
+        threads = set(threading.enumerate())
+        fds = set(os.listdir("/proc/self/fd"))
+        reloadscope.install(snapshot_on_exit="never.rsnap")
+        reloadscope.install()
+        one_finder = len(sys.meta_path) == len(meta) + 1
+        import plug
+        rs.edit(plug, "def f():\\n    return 2\\n")
+        reloadscope.scan()
+        reloadscope.uninstall()
+        rs.edit(plug, "def f():\\n    return 3\\n")
+        import reloadscope.agent as agent
+        rs.report(
+            one_finder=one_finder,
+            meta_same=sys.meta_path == meta,
+            hook_same=sys.excepthook is hook,
+            threads_same=set(threading.enumerate()) == threads,
+            fds_same=set(os.listdir("/proc/self/fd")) == fds,
+            recorder=agent.recorder() is None,
+        )
+    """)
+    assert r.extra == {
+        "one_finder": True,
+        "meta_same": True,
+        "hook_same": True,
+        "threads_same": True,
+        "fds_same": True,
+        "recorder": True,
+    }
+    assert not (scenario.root / "never.rsnap").exists()
+
+
+def test_recording_is_invisible_to_the_program(scenario):
+    scenario.write(
+        "plug.py",
+        """
+        import importlib.machinery
+        LOADER = type(__loader__).__name__
+        SPEC_LOADER = type(__spec__.loader).__name__
+        def f():
+            return 1
+    """,
+    )
+    r = scenario.run("""
+        import importlib, importlib.util, reloadscope, rs
+        reloadscope.install()
+        found = type(importlib.util.find_spec("plug").loader).__name__
+        import plug
+        first = (plug.LOADER, plug.SPEC_LOADER)
+        back = importlib.reload(plug) is plug
+        rs.write("plug.py", "X = 1\\nraise KeyError('broken on purpose')\\n")
+        try:
+            importlib.reload(plug)
+        except KeyError as e:
+            err = repr(e)
+        rs.report(found=found, first=list(first), back=back, err=err,
+                  loader=type(plug.__loader__).__name__)
+    """)
+    assert r.extra == {
+        "found": "SourceFileLoader",
+        "first": ["SourceFileLoader", "SourceFileLoader"],
+        "back": True,
+        "err": "KeyError('broken on purpose')",
+        "loader": "SourceFileLoader",
+    }
+    gens = r.module("plug")["generations"]
+    assert gens[-1]["status"] == "failed" and gens[-1]["error"] == "KeyError: 'broken on purpose'"
+
+
+def test_importing_reloadscope_loads_no_third_party_module():
+    code = (
+        f"import sys; sys.path.insert(0, {SRC!r}); before = set(sys.modules)\n"
+        "import reloadscope, reloadscope.agent, reloadscope.snapshot\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(m for m in new if m not in sys.stdlib_module_names and m != 'reloadscope'"
+        " and not m.startswith('_')))"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(0, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            out.append((node.level, node.module or ""))
+    return out
+
+
+def test_agent_imports_only_the_standard_library_and_itself():
+    for path in AGENT.glob("*.py"):
+        for level, name in _imports(path):
+            if level == 0:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", (path, name)
+            else:
+                assert level == 1, f"{path.name} imports outside the agent: {'.' * level}{name}"
+
+
+LAYERS = ["agent", "model", "textreport", "snapshot", "attach", "ui", "cli"]
+RANK = {"agent": 0, "model": 1, "textreport": 1, "snapshot": 1, "attach": 2, "ui": 3, "cli": 4}
+
+
+def _layer(path: Path) -> str | None:
+    rel = path.relative_to(Path(SRC) / "reloadscope")
+    head = rel.parts[0].removesuffix(".py")
+    return head if head in RANK else None
+
+
+def test_layers_only_import_downwards():
+    root = Path(SRC) / "reloadscope"
+    for path in root.rglob("*.py"):
+        layer = _layer(path)
+        if layer is None:
+            continue
+        pkg_depth = len(path.relative_to(root).parts) - 1
+        for level, name in _imports(path):
+            if level == 0:
+                if not name.startswith("reloadscope."):
+                    continue
+                target = name.split(".")[1]
+            else:
+                up = level - 1 - pkg_depth  # relative to the reloadscope package
+                if up < 0:
+                    continue  # within the same subpackage
+                target = (name or "").split(".")[0]
+            if target in RANK:
+                assert RANK[target] <= RANK[layer], f"{path}: {layer} imports {target}"
+
+
+def test_agent_compiles_on_every_python():
+    for python in pythons():
+        files = [str(p) for p in AGENT.glob("*.py")]
+        p = subprocess.run([python, "-m", "py_compile", *files], capture_output=True, text=True)
+        assert p.returncode == 0, (python, p.stderr)
