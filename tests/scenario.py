@@ -46,7 +46,9 @@ def edit(module, text):
     return importlib.reload(module)
 
 def evaluate(text):
-    head = text.split(".")[0].split("[")[0]
+    """Evaluate a module path with its module imported (also inside ``gc.get_referents(...)``)."""
+    inner = text.rsplit("get_referents(", 1)[-1] if text.startswith("__import__") else text
+    head = inner.split(".")[0].split("[")[0]
     return eval(text, {head: importlib.import_module(head)})
 
 def report(doc=None, **extra):

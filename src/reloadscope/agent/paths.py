@@ -48,6 +48,11 @@ ATTR, ITEM, INDEX, CLASS, BASE, CLOSURE, FUNC, SELF, PARTIAL, WRAPPED, GC, FRAME
 
 Step = tuple[str, str]  # (kind, template)
 
+# The n-th item of a set, or the n-th key or value of a dict, as a suffix (so a path still starts
+# with the module's name): an iterator's pickle protocol returns the remaining items as a list,
+# in the order iteration gives them.
+_NTH = ".__iter__().__reduce__()[1][0]"
+
 _FUNC_ATTRS = (
     "__code__",
     "__globals__",
@@ -107,10 +112,10 @@ def _dict_step(d: dict, child: object) -> Step | None:
             kr = safe.key_repr(k)
             if kr is not None:
                 return ITEM, f"{HOLE}[{kr}]"
-            return ITEM, f"list({HOLE}.values())[{i}]"
+            return ITEM, f"{HOLE}.values(){_NTH}[{i}]"
     for i, k in enumerate(dict.keys(d)):
         if k is child:
-            return ITEM, f"list({HOLE})[{i}]"
+            return ITEM, f"{HOLE}{_NTH}[{i}]"
     return None
 
 
@@ -169,7 +174,7 @@ def step(parent: object, child: object, grandchild: object | None = None) -> tup
         it: Any = t.__iter__
         for i, x in enumerate(it(parent)):
             if x is child:
-                return (INDEX, f"list({HOLE})[{i}]"), False
+                return (INDEX, f"{HOLE}{_NTH}[{i}]"), False
     if t is CellType:
         return (CLOSURE, HOLE + ".cell_contents"), False
     if t is MethodType:

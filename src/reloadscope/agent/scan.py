@@ -358,7 +358,8 @@ class Scan:
                 if not ps:
                     continue
             ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
-            ps.sort(key=lambda p: (p["root"] != "module", p["depth"]))
+            # Module paths first, shortest first; a step only gc can name goes last.
+            ps.sort(key=lambda p: (p["root"] != "module", "__import__" in p["text"], p["depth"]))
             by_module.setdefault(f.owner, []).append(
                 {
                     "kind": f.kind,
