@@ -269,26 +269,7 @@ class Scan:
                     if id(v) not in prefix:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
-        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
-        if not w.complete:
-            self.incomplete.append("thread graph " + w.reason)
-        samples = {i: o for i, o in missing.items() if i in w.found}
-        for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
-            found = cls.found.get(i)
-            if found is None:
-                continue
-            for chain in chains:
-                text, kinds = render(prefix[id(chain[0])], chain)
-                out.setdefault(i, []).append(
-                    {
-                        "root": "thread",
-                        "text": text,
-                        "hint": hint(found, "thread", kinds, None, None),
-                        "depth": len(chain),
-                        "object_id": i,
-                        "_ids": frozenset(map(id, chain)),
-                    }
-                )
+        self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread")
 
     def _probed_paths(
         self, cls: Classifier, missing: dict[int, object], seen: set[int], out: dict
@@ -300,7 +281,23 @@ class Scan:
             if id(obj) not in prefix:
                 prefix[id(obj)] = expr
                 roots.append(obj)
+        self._extra_paths(cls, missing, seen, out, roots, prefix, "other", "probe")
+
+    def _extra_paths(
+        self,
+        cls: Classifier,
+        missing: dict[int, object],
+        seen: set[int],
+        out: dict[int, list[dict]],
+        roots: list[object],
+        prefix: dict[int, str],
+        root: str,
+        hint_root: str,
+    ) -> None:
+        """Paths from roots outside the module namespaces (``prefix`` names each root)."""
         w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
+        if not w.complete:
+            self.incomplete.append(f"{hint_root} graph {w.reason}")
         samples = {i: o for i, o in missing.items() if i in w.found}
         for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
             found = cls.found.get(i)
@@ -310,9 +307,9 @@ class Scan:
                 text, kinds = render(prefix[id(chain[0])], chain)
                 out.setdefault(i, []).append(
                     {
-                        "root": "other",
+                        "root": root,
                         "text": text,
-                        "hint": hint(found, "probe", kinds, None, None),
+                        "hint": hint(found, hint_root, kinds, None, None),
                         "depth": len(chain),
                         "object_id": i,
                         "_ids": frozenset(map(id, chain)),

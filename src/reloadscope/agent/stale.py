@@ -293,9 +293,6 @@ class Classifier:
                 OLD_GENERATION,
             )
 
-    def stale_class_ids(self) -> set[int]:
-        return {i for i, f in self.found.items() if f.kind == "class"}
-
     # -- internals -----------------------------------------------------------------------------
     def _add(
         self,
