@@ -32,10 +32,19 @@ ENV_SNAPSHOT_ON_EXIT = "RELOADSCOPE_SNAPSHOT_ON_EXIT"
 def install(*, listen: bool = True, snapshot_on_exit: str | os.PathLike[str] | None = None) -> None:
     """Start recording reload generations in this process; calling it again changes nothing.
 
+    With ``listen`` (the default), an agent thread answers ``reloadscope attach/report/snapshot
+    PID`` from the same user over a Unix socket, with no injection needed.
     With ``snapshot_on_exit`` (or the environment variable ``RELOADSCOPE_SNAPSHOT_ON_EXIT``), a
     snapshot is written there when the process ends, normally or by an unhandled exception.
     """
     _agent.install()
+    if listen:
+        try:
+            _agent.listen()
+        except OSError as e:  # no usable runtime directory: recording still works
+            import warnings
+
+            warnings.warn(f"reloadscope: not listening for attach: {e}", stacklevel=2)
     target = (
         snapshot_on_exit if snapshot_on_exit is not None else os.environ.get(ENV_SNAPSHOT_ON_EXIT)
     )

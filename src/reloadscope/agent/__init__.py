@@ -6,16 +6,20 @@ loaded from reloadscope's files into an interpreter where reloadscope is not ins
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
+from . import snapfile
 from .recorder import Recorder
 from .scan import scan as _scan
+from .server import Server
 
-__all__ = ["install", "recorder", "scan", "uninstall"]
+__all__ = ["install", "listen", "recorder", "scan", "serve_injected", "stop_listening", "uninstall"]
 
 _lock = threading.Lock()
 _recorder: Recorder | None = None
+_server: Server | None = None
 
 
 def install() -> Recorder:
@@ -29,12 +33,81 @@ def install() -> Recorder:
 
 
 def uninstall() -> None:
-    """Stop recording; the finder leaves ``sys.meta_path`` and the records are dropped."""
+    """Stop recording and listening; the finder leaves ``sys.meta_path``, records are dropped."""
     global _recorder
+    stop_listening()
     with _lock:
         if _recorder is not None:
             _recorder.uninstall()
             _recorder = None
+
+
+def listen(*, injected: bool = False) -> str:
+    """Answer ``reloadscope`` commands on this process's socket (idempotent); returns its path.
+
+    An injected agent leaves no trace when the client detaches: it stops recording too.
+    """
+    global _server
+    with _lock:
+        if _server is not None and _server.thread is not None and _server.thread.is_alive():
+            return _server.path
+        _server = Server(_handlers(), on_detach=_forget if injected else None)
+        _server.start()
+        return _server.path
+
+
+def stop_listening() -> None:
+    global _server
+    with _lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()
+
+
+def _forget() -> None:
+    """After an injected agent's client detached: remove the recorder as well."""
+    global _recorder, _server
+    with _lock:
+        _server = None
+        if _recorder is not None:
+            _recorder.uninstall()
+            _recorder = None
+
+
+def serve_injected() -> str:
+    """Entry point of the injected bootstrap: record from now on and listen."""
+    install()
+    return listen(injected=True)
+
+
+def _handlers() -> dict[str, Any]:
+    def do_scan(req: dict[str, Any]) -> dict[str, Any]:
+        doc, sources = scan(collect=bool(req.get("collect", True)))
+        return {"report": doc, "sources": _texts(sources), "facts": snapfile.process_facts()}
+
+    def do_snapshot(req: dict[str, Any]) -> str:
+        doc, sources = scan(collect=bool(req.get("collect", True)))
+        path = req.get("path") or os.path.join(os.getcwd(), snapfile.default_name())
+        return snapfile.write(str(path), snapfile.document(doc, sources))
+
+    def do_source(req: dict[str, Any]) -> str | None:
+        rec = _recorder.records.get(str(req.get("module"))) if _recorder else None
+        if rec is None:
+            return None
+        n = req.get("generation")
+        gens = [g for g in rec.generations if g.number == n]
+        return gens[0].text if gens else None
+
+    return {
+        "ping": lambda req: "pong",
+        "scan": do_scan,
+        "snapshot": do_snapshot,
+        "source": do_source,
+    }
+
+
+def _texts(sources: dict[str, dict[int, str]]) -> dict[str, dict[str, str]]:
+    return {m: {str(g): t for g, t in gens.items()} for m, gens in sources.items()}
 
 
 def recorder() -> Recorder | None:

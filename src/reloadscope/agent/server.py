@@ -1,0 +1,181 @@
+"""The agent's channel: a Unix socket only the same user can reach, served by one thread.
+
+Where: ``<runtime dir>/<pid>.sock`` in a directory of mode 0700 owned by this user
+(``$XDG_RUNTIME_DIR/reloadscope`` when set, else ``/tmp/reloadscope-<uid>``); every peer's uid
+is checked with ``SO_PEERCRED``.  Never a TCP port.
+
+Protocol: newline-delimited JSON.  On connect the agent sends a greeting
+``{"reloadscope": PROTOCOL, "pid": ..., "python": ...}``; each request is one line
+``{"id": N, "op": "...", ...}`` (at most ``MAX_REQUEST`` bytes) and gets one line
+``{"id": N, "ok": true, "result": ...}`` or ``{"id": N, "ok": false, "error": "..."}``.  A
+malformed or oversized request gets an error reply and the agent keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+PROTOCOL = 1
+MAX_REQUEST = 1 << 20
+THREAD_NAME = "reloadscope-agent"
+
+
+def runtime_dir(uid: int | None = None) -> str:
+    uid = os.getuid() if uid is None else uid
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and uid == os.getuid() and os.path.isdir(xdg):
+        return os.path.join(xdg, "reloadscope")
+    return f"/tmp/reloadscope-{uid}"
+
+
+def socket_path(pid: int, uid: int | None = None) -> str:
+    return os.path.join(runtime_dir(uid), f"{pid}.sock")
+
+
+def _private_dir(path: str) -> None:
+    """Create ``path`` with mode 0700, or check that an existing one is ours and private."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if st.st_uid != os.getuid() or (st.st_mode & 0o077) or not os.path.isdir(path):
+        raise PermissionError(f"{path} is not a private directory of this user")
+
+
+class Server:
+    """Serves requests on the agent's own thread until ``stop()`` or a ``detach`` request."""
+
+    def __init__(
+        self,
+        handlers: dict[str, Callable[[dict[str, Any]], Any]],
+        on_detach: Callable[[], None] | None = None,
+    ) -> None:
+        self.handlers = handlers
+        self.on_detach = on_detach
+        self.path = socket_path(os.getpid())
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        _private_dir(os.path.dirname(self.path))
+        try:
+            os.unlink(self.path)  # a socket left by a process that died
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.path)
+        os.chmod(self.path, 0o600)
+        sock.listen(4)
+        sock.settimeout(0.2)
+        self._sock = sock
+        self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    def stop(self, wait: bool = True) -> None:
+        self._stop.set()
+        t = self.thread
+        if wait and t is not None and t is not threading.current_thread():
+            t.join(5)
+
+    # -- the thread ----------------------------------------------------------------------------
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                assert self._sock is not None
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                try:
+                    self._client(conn)
+                except Exception:
+                    pass
+                finally:
+                    conn.close()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        try:
+            os.rmdir(os.path.dirname(self.path))  # only succeeds when no other agent is there
+        except OSError:
+            pass
+        if self.on_detach is not None and self._stop.is_set():
+            try:
+                self.on_detach()
+            except Exception:
+                pass
+
+    def _client(self, conn: socket.socket) -> None:
+        uid = struct.unpack(
+            "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        )[1]
+        if uid not in (os.getuid(), 0):
+            return
+        conn.settimeout(None)
+        out = conn.makefile("wb")
+        inp = conn.makefile("rb")
+        self._send(
+            out,
+            {
+                "reloadscope": PROTOCOL,
+                "pid": os.getpid(),
+                "python": "{}.{}.{}".format(*sys.version_info[:3]),
+            },
+        )
+        while not self._stop.is_set():
+            line = inp.readline(MAX_REQUEST + 1)
+            if not line:
+                return
+            if len(line) > MAX_REQUEST and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # drop the rest of the line
+                    line = inp.readline(MAX_REQUEST)
+                self._send(
+                    out,
+                    {"id": None, "ok": False, "error": f"request larger than {MAX_REQUEST} bytes"},
+                )
+                continue
+            self._send(out, self._answer(line))
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+        except ValueError:
+            return {"id": None, "ok": False, "error": "request is not valid JSON"}
+        if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+            return {"id": None, "ok": False, "error": "request needs an 'op' string"}
+        rid = req.get("id")
+        op = req["op"]
+        if op == "detach":
+            self._stop.set()
+            return {"id": rid, "ok": True, "result": "detached"}
+        handler = self.handlers.get(op)
+        if handler is None:
+            return {"id": rid, "ok": False, "error": f"unknown op {op!r}"}
+        try:
+            return {"id": rid, "ok": True, "result": handler(req)}
+        except Exception as e:
+            return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}
+
+    @staticmethod
+    def _send(out: Any, msg: dict[str, Any]) -> None:
+        out.write(json.dumps(msg, separators=(",", ":")).encode("utf-8") + b"\n")
+        out.flush()
