@@ -8,10 +8,16 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, report
+from . import demo, ps, report, run, snapshot
 from .errors import UserError, fail
 
-COMMANDS = {"report": report, "demo": demo}
+COMMANDS = {
+    "report": report,
+    "snapshot": snapshot,
+    "ps": ps,
+    "run": run,
+    "demo": demo,
+}
 
 
 class _Parser(argparse.ArgumentParser):

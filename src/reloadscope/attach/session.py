@@ -1,0 +1,66 @@
+"""Reach a process by PID: check it, find or start its agent, and leave it as it was."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+from .client import AttachError, Client, agent_listens
+from .discovery import is_python
+
+
+def check_target(pid: int) -> psutil.Process:
+    """The process, or an AttachError saying why it cannot be a target."""
+    if pid == os.getpid():
+        raise AttachError("that is reloadscope's own process")
+    try:
+        proc = psutil.Process(pid)
+        uids = proc.uids()
+    except psutil.NoSuchProcess:
+        raise AttachError(f"no process with PID {pid} (see 'reloadscope ps')") from None
+    except psutil.AccessDenied:
+        raise AttachError(f"permission denied reading process {pid}") from None
+    if os.getuid() != 0 and uids.real != os.getuid():
+        raise AttachError(
+            f"process {pid} belongs to another user (uid {uids.real}); run reloadscope as "
+            "that user, or as root"
+        )
+    if not is_python(proc):
+        try:
+            name = proc.name()
+        except psutil.Error:
+            name = "?"
+        raise AttachError(f"process {pid} ({name}) is not a Python process")
+    return proc
+
+
+class Session:
+    """A connection to the agent of ``pid``; ``close()`` detaches an agent we injected."""
+
+    def __init__(self, pid: int, *, timeout: float = 120.0) -> None:
+        proc = check_target(pid)
+        self.pid = pid
+        self.injected = False
+        uid = proc.uids().real
+        if not agent_listens(pid, uid):
+            from .inject import inject
+
+            inject(pid)
+            self.injected = True
+        self.client = Client(pid, timeout=timeout, uid=uid)
+
+    def close(self) -> None:
+        if self.injected:
+            try:
+                self.client.detach()
+            except AttachError:
+                pass
+        else:
+            self.client.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
