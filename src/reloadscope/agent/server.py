@@ -1,8 +1,7 @@
 """The agent's channel: a Unix socket only the same user can reach, served by one thread.
 
-Where: ``<runtime dir>/<pid>.sock`` in a directory of mode 0700 owned by this user
-(``$XDG_RUNTIME_DIR/reloadscope`` when set, else ``/tmp/reloadscope-<uid>``); every peer's uid
-is checked with ``SO_PEERCRED``.  Never a TCP port.
+Where: ``/tmp/reloadscope-<uid>/<pid>.sock``, in a directory of mode 0700 owned by this user;
+every peer's uid is checked with ``SO_PEERCRED``.  Never a TCP port.
 
 Protocol: newline-delimited JSON.  On connect the agent sends a greeting
 ``{"reloadscope": PROTOCOL, "pid": ..., "python": ...}``; each request is one line
@@ -28,11 +27,8 @@ THREAD_NAME = "reloadscope-agent"
 
 
 def runtime_dir(uid: int | None = None) -> str:
-    uid = os.getuid() if uid is None else uid
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and uid == os.getuid() and os.path.isdir(xdg):
-        return os.path.join(xdg, "reloadscope")
-    return f"/tmp/reloadscope-{uid}"
+    """One fixed place per user, so a client finds an agent whatever either's environment."""
+    return f"/tmp/reloadscope-{os.getuid() if uid is None else uid}"
 
 
 def socket_path(pid: int, uid: int | None = None) -> str:
@@ -72,9 +68,13 @@ class Server:
         except FileNotFoundError:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(self.path)
-        os.chmod(self.path, 0o600)
+        # Bind under a temporary name and rename once listening: a client that sees the path
+        # can connect.
+        tmp = f"{self.path}.{threading.get_ident()}.tmp"
+        sock.bind(tmp)
+        os.chmod(tmp, 0o600)
         sock.listen(4)
+        os.rename(tmp, self.path)
         sock.settimeout(0.2)
         self._sock = sock
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)

@@ -94,6 +94,7 @@ class Classifier:
                     self.current_ns.setdefault(id(ns), key)
         self._old_ns: dict[int, tuple[str, int | None] | None] = {}
         self._bound: dict[str, dict[int, list[str]]] = {}
+        self._current_filenames: dict[str, tuple[str | None]] = {}
         self.found: dict[int, Found] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -206,22 +207,45 @@ class Classifier:
                 )
             return
         known = self.records.get(owner)
-        if known is None:
-            return
-        rec = known
-        cur = rec.current
-        if not (cur.complete and cur.status == "finished" and cur.filename):
-            return
-        if code.co_filename != cur.filename or self.kept(rec, fn):
+        if known is not None and known.current.complete:
+            cur = known.current
+            if cur.status != "finished" or not cur.filename:
+                return
+            if code.co_filename != cur.filename or self.kept(known, fn):
+                return
+            reason = self.why(known, fn)
+        elif self.older_compilation(owner, g, fn):
+            reason = OLD_GENERATION
+        else:
             return
         self._add(
             fn,
             "function",
-            rec.name,
+            owner,
             None,
             safe.function_qualname(fn),
             "function",
-            self.why(rec, fn),
+            reason,
+        )
+
+    def older_compilation(self, owner: str, ns: dict[str, Any], fn: FunctionType) -> bool:
+        """Was ``code`` compiled from the module's file by an earlier execution than the one
+        whose functions the namespace holds?  (No recorded generation to ask.)
+
+        Each compilation has its own ``co_filename`` string object where CPython does not
+        intern it (3.10-3.12): equal text but another object means another execution.
+        """
+        if not _FILENAMES_DISTINCT:
+            return False
+        current = self._current_filenames.get(owner)
+        if current is None:
+            current = self._current_filenames[owner] = _namespace_filename(ns)
+        filename = fn.__code__.co_filename
+        return (
+            current[0] is not None
+            and filename == current[0]
+            and filename is not current[0]
+            and not self.bound_names(owner, fn)  # a leftover name or a kept object: unsure
         )
 
     def code_object(self, obj: object) -> None:
@@ -313,6 +337,32 @@ class Classifier:
             m = self.found.get(id(fn))
             if m is not None and m.kind == "function":
                 m.carrier = cls
+
+
+def _filenames_distinct() -> bool:
+    """Does each compilation get its own ``co_filename`` object (not interned)?"""
+    first, second = (f"/reloadscope/probe-{n}.py"[:-3] + ".py" for n in (1, 1))
+    assert first is not second
+    return compile("", first, "exec").co_filename is not compile("", second, "exec").co_filename
+
+
+_FILENAMES_DISTINCT = _filenames_distinct()
+
+
+def _namespace_filename(ns: dict[str, Any]) -> tuple[str | None]:
+    """The ``co_filename`` object most functions of this namespace share: the current
+    compilation's (None when there is no clear majority)."""
+    file = dict.get(ns, "__file__")
+    counts: dict[int, list[Any]] = {}
+    for v in list(dict.values(ns)):
+        if type(v) is FunctionType and v.__globals__ is ns:
+            fname = v.__code__.co_filename
+            if type(file) is str and fname == file:
+                counts.setdefault(id(fname), [fname, 0])[1] += 1
+    ranked = sorted(counts.values(), key=lambda c: -c[1])
+    if not ranked or (len(ranked) > 1 and ranked[0][1] <= 2 * ranked[1][1]):
+        return (None,)
+    return (ranked[0][0],)
 
 
 def _methods(cls: type) -> list[FunctionType]:

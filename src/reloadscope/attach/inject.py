@@ -1,12 +1,201 @@
-"""Starting an agent inside a process that has none (placeholder until injection lands)."""
+"""Starting an agent inside a process that has none, with gdb (CPython 3.10-3.13).
+
+The bootstrap is a few lines of Python that cannot raise: it starts a thread that loads the
+agent from reloadscope's own files under a private module name and listens.  gdb writes it into
+a fresh mmap'd page (so gdb never calls malloc in the target), then runs it one of two ways,
+chosen by what the main thread is doing (FIELD-NOTES, "Attaching"):
+
+- main thread blocked in a known system call (sleep, read, select, poll, wait...): call
+  ``PyGILState_Ensure`` / ``PyRun_SimpleString`` / ``PyGILState_Release`` directly; it has
+  released the GIL, so this cannot deadlock;
+- otherwise (running Python, or waiting on a lock that may be the GIL): schedule the bootstrap
+  with ``Py_AddPendingCall``, which the main thread runs at its next bytecode boundary.
+
+Every step is time-bound; the agent's socket appearing is the proof it worked.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from ..agent.server import socket_path
 from .client import AttachError
 
+AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+PRIVATE_NAME = "_reloadscope_agent"
+GDB_TIMEOUT = 20.0
+START_TIMEOUT = 10.0
 
-def inject(pid: int) -> None:
-    raise AttachError(
-        f"no reloadscope agent listens in process {pid}, and this version cannot inject one "
-        "yet; start the program with 'reloadscope run' or call reloadscope.install() in it"
+# x86_64 system calls in which a thread waits with the GIL released.
+_BLOCKING_X86_64 = {
+    0,  # read
+    7,  # poll
+    23,  # select
+    35,  # nanosleep
+    43,  # accept
+    45,  # recvfrom
+    47,  # recvmsg
+    61,  # wait4
+    230,  # clock_nanosleep
+    232,  # epoll_wait
+    270,  # pselect6
+    271,  # ppoll
+    281,  # epoll_pwait
+    288,  # accept4
+}
+_BLOCKING_AARCH64 = {63, 73, 72, 101, 115, 202, 207, 212, 260, 22, 242}
+
+BOOT = """
+import sys, threading
+def _reloadscope_boot():
+    try:
+        agent = sys.modules.get(NAME)
+        if agent is None:
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                NAME, INIT, submodule_search_locations=[DIR])
+            agent = importlib.util.module_from_spec(spec)
+            sys.modules[NAME] = agent
+            try:
+                spec.loader.exec_module(agent)
+            except BaseException:
+                sys.modules.pop(NAME, None)
+                raise
+        agent.serve_injected()
+    except BaseException:
+        pass
+threading.Thread(target=_reloadscope_boot, name="reloadscope-boot", daemon=True).start()
+"""
+
+
+def bootstrap() -> str:
+    """The string the target runs: valid Python that binds nothing in ``__main__`` and cannot
+    raise (an exception there would kill the target)."""
+    body = (
+        BOOT.replace("NAME", repr(PRIVATE_NAME))
+        .replace("INIT", repr(str(AGENT_DIR / "__init__.py")))
+        .replace("DIR", repr(str(AGENT_DIR)))
     )
+    code = f"try:\n    exec({body!r}, {{}})\nexcept BaseException:\n    pass\n"
+    compile(code, "<reloadscope-bootstrap>", "exec")  # never send something that cannot run
+    return code
+
+
+def main_thread_blocked(pid: int) -> bool:
+    """Is the main thread waiting in a system call that released the GIL?"""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    if not fields or not fields[0].lstrip("-").isdigit():
+        return False  # "running"
+    number = int(fields[0])
+    machine = platform.machine()
+    known = _BLOCKING_X86_64 if machine in ("x86_64", "AMD64") else _BLOCKING_AARCH64
+    return number in known
+
+
+def _permission_help(pid: int) -> str:
+    try:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip()
+    except OSError:
+        scope = None
+    if scope and scope != "0" and os.getuid() != 0:
+        return (
+            f"the kernel forbids attaching to process {pid} (kernel.yama.ptrace_scope = "
+            f"{scope}); run as root, or 'sudo sysctl kernel.yama.ptrace_scope=0', or start "
+            "the program with 'reloadscope run' so no injection is needed"
+        )
+    return (
+        f"permission denied attaching to process {pid}: attaching needs ptrace rights (in a "
+        "container, add CAP_SYS_PTRACE: 'docker run --cap-add=SYS_PTRACE'); or start the "
+        "program with 'reloadscope run' / call reloadscope.install() in it"
+    )
+
+
+def _gdb(pid: int, commands: list[str]) -> str:
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        raise AttachError(
+            "gdb is needed to attach to a process without an agent: install it "
+            "('apt-get install gdb'), or start the program with 'reloadscope run' or call "
+            "reloadscope.install() in it, which need no injection"
+        )
+    args = [
+        gdb,
+        "-p",
+        str(pid),
+        "-batch",
+        "-nx",
+        "-q",
+        "-ex",
+        "set pagination off",
+        "-ex",
+        "set confirm off",
+        "-ex",
+        "set scheduler-locking off",
+    ]
+    for c in commands:
+        args += ["-ex", c]
+    args += ["-ex", "detach", "-ex", "quit"]
+    try:
+        p = subprocess.run(
+            args, capture_output=True, text=True, timeout=GDB_TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise AttachError(
+            f"gdb did not finish within {GDB_TIMEOUT:.0f} s attaching to process "
+            f"{pid}; it was stopped"
+        ) from None
+    out = p.stdout + p.stderr
+    if "ptrace: Operation not permitted" in out or "Could not attach" in out:
+        raise AttachError(_permission_help(pid))
+    if "No such process" in out or "ptrace: No such process" in out:
+        raise AttachError(f"process {pid} exited while attaching")
+    if "No symbol" in out and "Py_" in out:
+        raise AttachError(
+            f"process {pid} has no CPython symbols gdb can call (a Python "
+            "built without exported symbols?); start it with 'reloadscope run'"
+        )
+    return out
+
+
+def _bytes_literal(text: str) -> str:
+    data = text.encode() + b"\0"
+    return "{" + ",".join(str(b) for b in data) + "}"
+
+
+def inject(pid: int, uid: int | None = None) -> None:
+    """Start an agent in ``pid`` and wait until it listens."""
+    code = bootstrap()
+    size = len(code.encode()) + 1
+    setup = [
+        "set $rs_buf = (char*)mmap(0, 65536, 3, 34, -1, 0)",
+        f"set {{unsigned char[{size}]}}$rs_buf = {_bytes_literal(code)}",
+    ]
+    if main_thread_blocked(pid):
+        run = [
+            "set $rs_gil = (int)PyGILState_Ensure()",
+            "print (int)PyRun_SimpleString($rs_buf)",
+            "call (void)PyGILState_Release($rs_gil)",
+        ]
+    else:
+        run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
+    _gdb(pid, setup + run)
+    deadline = time.monotonic() + START_TIMEOUT
+    path = socket_path(pid, uid)
+    while not os.path.exists(path):
+        if not os.path.exists(f"/proc/{pid}"):
+            raise AttachError(f"process {pid} exited while attaching")
+        if time.monotonic() > deadline:
+            raise AttachError(
+                f"the agent did not start in process {pid} within {START_TIMEOUT:.0f} s (its "
+                "main thread may be stuck outside Python); start the program with "
+                "'reloadscope run' to avoid injection"
+            )
+        time.sleep(0.02)

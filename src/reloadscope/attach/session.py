@@ -46,7 +46,7 @@ class Session:
         if not agent_listens(pid, uid):
             from .inject import inject
 
-            inject(pid)
+            inject(pid, uid)
             self.injected = True
         self.client = Client(pid, timeout=timeout, uid=uid)
 
