@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
-
 
 def ver(template, n):
     """A module's source text at version ``n``."""
@@ -175,10 +173,6 @@ def api():
 """
 
 
-@pytest.mark.xfail(
-    reason="engine: methods of a class kept by the NameError idiom are reported stale",
-    strict=True,
-)
 def test_class_kept_by_try_except_nameerror_is_not_stale(scenario):
     scenario.write("kept.py", ver(KEPT_V, 0))
     scenario.write("holder.py", "import kept\ns = kept.Session()\n")
@@ -228,10 +222,6 @@ def test_module_replaced_in_sys_modules(scenario):
     assert names_of(r, "plug") == [("function", "greet", 0), ("module", "plug", 0)]
 
 
-@pytest.mark.xfail(
-    reason="engine: a recorded function of an old module object gets the generic hint",
-    strict=True,
-)
 def test_function_of_replaced_module_hint_names_the_old_module(scenario):
     scenario.write("plug.py", "def greet(): return 'v0'\n")
     scenario.write("holder.py", "import plug\n")
@@ -445,10 +435,6 @@ def test_lru_cache_keeps_instances_of_old_class(scenario):
     assert names_of(r, "plug") == [("class", "Point", 0), ("instance", "Point", 0)]
 
 
-@pytest.mark.xfail(
-    reason="engine: the lru_cache hint (cache_clear) is never given for cached objects",
-    strict=True,
-)
 def test_lru_cache_hint_says_cache_clear(scenario):
     r = _lru_result(scenario)
     inst = r.one("plug", kind="instance", qualname="Point")

@@ -7,7 +7,12 @@ from .stale import FAILED_RELOAD, LEFTOVER, OLD_MODULE, Found
 
 
 def hint(
-    found: Found, root: str, kinds: list[str], holder_module: str | None, holder_type: str | None
+    found: Found,
+    root: str,
+    kinds: list[str],
+    holder_module: str | None,
+    holder_type: str | None,
+    holder_types: frozenset[str] = frozenset(),
 ) -> str:
     owner, name = found.owner, found.qualname
     if found.kind == "module":
@@ -45,6 +50,8 @@ def hint(
             "not reachable from modules or threads: a garbage cycle (gc.collect() frees it) "
             "or a reference gc cannot see (C extension, atexit, signal handler)"
         )
+    if "_lru_cache_wrapper" in holder_types:
+        return "cached by functools.lru_cache: call its cache_clear() after reloading"
     last = kinds[-1] if kinds else P.ATTR
     instance = found.kind == "instance"
     if instance and last != P.CLASS:

@@ -239,10 +239,11 @@ class Scan:
         else:
             rest, kinds = render(key, chain)
         holder = _holder_type(chain)
+        types = frozenset(safe.type_name(type(o)) for o in chain[:-1])
         return {
             "root": "module",
             "text": rest,
-            "hint": hint(found, "module", kinds, key, holder),
+            "hint": hint(found, "module", kinds, key, holder, types),
             "depth": len(chain) - 1,
             "_ids": frozenset(map(id, chain)),
         }

@@ -181,14 +181,11 @@ class Classifier:
             rec, gen = hit
             if gen is rec.current or self.kept(rec, fn):
                 return
+            reason = self.why(rec, fn)
+            if self.old_namespace(fn.__globals__) is not None:
+                reason = OLD_MODULE
             self._add(
-                fn,
-                "function",
-                rec.name,
-                gen.number,
-                safe.function_qualname(fn),
-                "function",
-                self.why(rec, fn),
+                fn, "function", rec.name, gen.number, safe.function_qualname(fn), "function", reason
             )
             return
         g = fn.__globals__
@@ -267,7 +264,9 @@ class Classifier:
             hit = self.class_index.get(id(cls))
             if hit is not None and hit[1].owns_class(cls):
                 rec, gen = hit
-                if gen is not rec.current and not self.kept(rec, cls):
+                if gen is not rec.current and self.kept(rec, cls):
+                    self._release_methods(cls)
+                elif gen is not rec.current:
                     f = self._add(
                         cls,
                         "class",
@@ -288,6 +287,7 @@ class Classifier:
                     continue
                 rec2 = self.records.get(m.owner)
                 if rec2 is not None and self.kept(rec2, cls):
+                    self._release_methods(cls)
                     break
                 f = self._add(
                     cls,
@@ -331,6 +331,13 @@ class Classifier:
         f = Found(obj, kind, owner, generation, qualname, tname, reason)
         self.found[id(obj)] = f
         return f
+
+    def _release_methods(self, cls: type) -> None:
+        """A class the current generation keeps on purpose keeps its methods current too."""
+        for fn in _methods(cls):
+            m = self.found.get(id(fn))
+            if m is not None and m.kind == "function":
+                del self.found[id(fn)]
 
     def _carry(self, cls: type, found: Found) -> None:
         for fn in _methods(cls):
