@@ -133,6 +133,13 @@ class Server:
         conn.settimeout(None)
         out = conn.makefile("wb")
         inp = conn.makefile("rb")
+        try:
+            self._converse(inp, out)
+        finally:
+            inp.close()  # the socket's descriptor closes only when its files are closed too
+            out.close()
+
+    def _converse(self, inp: Any, out: Any) -> None:
         self._send(
             out,
             {

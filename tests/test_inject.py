@@ -1,0 +1,191 @@
+"""Attach to real processes that never prepared for it: gdb injects the agent, we scan, we
+detach, and the process runs on exactly as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scenario import SRC, pythons
+
+pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+
+TARGET = r"""
+import importlib, os, sys, threading, time
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+def write(name, text, bump):
+    path = os.path.join(here, name)
+    with open(path, "w") as fh:
+        fh.write(text)
+    os.utime(path, (time.time() + bump, time.time() + bump))
+    importlib.invalidate_caches()
+write("plug.py", "def f():\n    return 1\n", 0)
+write("gone.py", "def g():\n    return 1\n", 0)
+import plug, gone
+keep = plug.f
+write("plug.py", "def f():\n    return 2\n", 10)
+importlib.reload(plug)
+old_module = sys.modules.pop("gone")
+import gone
+mode = sys.argv[1]
+def tick(n):
+    if n % 50 == 0:
+        tmp = os.path.join(here, "ticks.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(str(n))
+        os.replace(tmp, os.path.join(here, "ticks"))
+def spin():
+    n = 0
+    while True:
+        n += 1
+if mode == "threads":
+    for _ in range(4):
+        threading.Thread(target=spin, daemon=True).start()
+print("ready", flush=True)
+n = 0
+if mode == "stdin":
+    line = sys.stdin.readline()
+    print("got " + line.strip(), flush=True)
+    sys.exit(0)
+while True:
+    n += 1
+    if mode == "sleep":
+        time.sleep(0.01)
+    elif mode == "alloc":
+        junk = [[i] * 10 for i in range(200)]
+    else:  # busy, threads
+        sum(range(100))
+    tick(n)
+"""
+
+MODES = ["sleep", "stdin", "busy", "threads", "alloc"]
+PYS = pythons()
+
+
+def _id(p: str) -> str:
+    return p.split("/versions/")[1].split("/")[0] if "/versions/" in p else p
+
+
+def tasks(pid: int) -> set[str]:
+    return set(os.listdir(f"/proc/{pid}/task"))
+
+
+def fds(pid: int) -> set[str]:
+    """What the process has open, less the ticks file it rewrites itself."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "ticks" not in target:
+            out.add(f"{fd}:{target}")
+    return out
+
+
+def ticks(d: Path) -> int:
+    try:
+        return int((d / "ticks").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+@pytest.mark.parametrize("python", PYS, ids=[_id(p) for p in PYS])
+@pytest.mark.parametrize("mode", MODES)
+def test_inject_scan_detach(tmp_path, python, mode):
+    (tmp_path / "target.py").write_text(TARGET)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)  # reloadscope is not importable in the target
+    p = subprocess.Popen(
+        [python, str(tmp_path / "target.py"), mode],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        before_tasks, before_fds = tasks(p.pid), fds(p.pid)
+        out = subprocess.run(
+            [sys.executable, "-m", "reloadscope", "report", str(p.pid), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=SRC),
+        )
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["process"]["pid"] == p.pid
+        stale = {
+            (m["name"], s["kind"], s["qualname"]): s for m in doc["modules"] for s in m["stale"]
+        }
+        # An old module object is certain evidence on every version.
+        assert stale[("gone", "module", "gone")]["paths"][0]["text"] == "__main__.old_module"
+        assert stale[("gone", "module", "gone")]["generation"] is None
+        if doc["process"]["python"] < "3.13":
+            # Older compilations are told apart by their co_filename object up to 3.12.
+            assert stale[("plug", "function", "f")]["paths"][0]["text"] == "__main__.keep"
+        # Detached: the agent's thread is gone, no file descriptor left, and it runs on.
+        deadline = time.time() + 5
+        while tasks(p.pid) != before_tasks and time.time() < deadline:
+            time.sleep(0.05)
+        assert tasks(p.pid) == before_tasks
+        assert fds(p.pid) == before_fds
+        if mode == "stdin":
+            p.stdin.write("hello\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == "got hello"
+            assert p.wait(10) == 0
+        else:
+            t0 = ticks(tmp_path)
+            deadline = time.time() + 5
+            while ticks(tmp_path) <= t0 and time.time() < deadline:
+                time.sleep(0.05)
+            assert ticks(tmp_path) > t0, "the target stopped making progress"
+            assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_attach_to_python_twice_reuses_the_loaded_agent(tmp_path):
+    (tmp_path / "target.py").write_text(TARGET)
+    p = subprocess.Popen(
+        [sys.executable, str(tmp_path / "target.py"), "sleep"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        p.stdout.readline()
+        for _ in range(3):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "reloadscope",
+                    "snapshot",
+                    str(p.pid),
+                    "-o",
+                    str(tmp_path / "s.rsnap"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=dict(os.environ, PYTHONPATH=SRC),
+            )
+            assert out.returncode == 0, out.stderr
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
