@@ -91,6 +91,17 @@ def fds(pid: int) -> set[str]:
     return out
 
 
+def anonymous_pages(pid: int) -> int:
+    """Anonymous 64 KiB mappings: the size of the page the injector writes the bootstrap to."""
+    n = 0
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            n += hi - lo == 65536 and len(fields) == 5
+    return n
+
+
 def ticks(d: Path) -> int:
     try:
         return int((d / "ticks").read_text() or 0)
@@ -116,6 +127,7 @@ def test_inject_scan_detach(tmp_path, python, mode):
         assert p.stdout.readline().strip() == "ready"
         time.sleep(0.3)
         before_tasks, before_fds = tasks(p.pid), fds(p.pid)
+        before_pages = anonymous_pages(p.pid)
         out = subprocess.run(
             [sys.executable, "-m", "reloadscope", "report", str(p.pid), "--json"],
             capture_output=True,
@@ -141,6 +153,7 @@ def test_inject_scan_detach(tmp_path, python, mode):
             time.sleep(0.05)
         assert tasks(p.pid) == before_tasks
         assert fds(p.pid) == before_fds
+        assert anonymous_pages(p.pid) == before_pages  # the bootstrap page was unmapped
         if mode == "stdin":
             p.stdin.write("hello\n")
             p.stdin.flush()

@@ -20,6 +20,7 @@ __all__ = ["install", "listen", "recorder", "scan", "serve_injected", "stop_list
 _lock = threading.Lock()
 _recorder: Recorder | None = None
 _server: Server | None = None
+_released: set[int] = set()  # bootstrap pages already unmapped
 
 
 def install() -> Recorder:
@@ -64,6 +65,10 @@ def stop_listening() -> None:
         server.stop()
 
 
+def _server_injected() -> bool:
+    return _server is not None and _server.on_detach is not None
+
+
 def _forget() -> None:
     """After an injected agent's client detached: remove the recorder as well."""
     global _recorder, _server
@@ -90,6 +95,22 @@ def _handlers() -> dict[str, Any]:
         path = req.get("path") or os.path.join(os.getcwd(), snapfile.default_name())
         return snapfile.write(str(path), snapfile.document(doc, sources))
 
+    def do_release(req: dict[str, Any]) -> bool:
+        """Unmap the page the injector wrote the bootstrap into (it has run by now)."""
+        address, size = req.get("address"), req.get("size")
+        if not (_server_injected() and type(address) is int and type(size) is int):
+            return False
+        global _released
+        if address in _released:
+            return False
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        ok = libc.munmap(ctypes.c_void_p(address), ctypes.c_size_t(size)) == 0
+        _released.add(address)
+        return ok
+
     def do_source(req: dict[str, Any]) -> str | None:
         rec = _recorder.records.get(str(req.get("module"))) if _recorder else None
         if rec is None:
@@ -103,6 +124,7 @@ def _handlers() -> dict[str, Any]:
         "scan": do_scan,
         "snapshot": do_snapshot,
         "source": do_source,
+        "release": do_release,
     }
 
 

@@ -110,10 +110,7 @@ class Server:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        self._unlink()
         try:
             os.rmdir(os.path.dirname(self.path))  # only succeeds when no other agent is there
         except OSError:
@@ -123,6 +120,12 @@ class Server:
                 self.on_detach()
             except Exception:
                 pass
+
+    def _unlink(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
     def _client(self, conn: socket.socket) -> None:
         uid = struct.unpack(
@@ -173,6 +176,7 @@ class Server:
         op = req["op"]
         if op == "detach":
             self._stop.set()
+            self._unlink()  # at once, so no new client connects to an agent that is leaving
             return {"id": rid, "ok": True, "result": "detached"}
         handler = self.handlers.get(op)
         if handler is None:

@@ -47,7 +47,10 @@ class Client:
         self.python: str = str(hello.get("python", "?"))
 
     def _read(self) -> Any:
-        line = self._in.readline(MAX_RESPONSE)
+        try:
+            line = self._in.readline(MAX_RESPONSE)
+        except OSError as e:
+            raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
         if not line:
             raise AttachError(f"process {self.pid} closed the connection (did it exit?)")
         return json.loads(line)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -30,6 +31,7 @@ AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
 GDB_TIMEOUT = 20.0
 START_TIMEOUT = 10.0
+PAGE = 65536
 
 # x86_64 system calls in which a thread waits with the GIL released.
 _BLOCKING_X86_64 = {
@@ -170,12 +172,14 @@ def _bytes_literal(text: str) -> str:
     return "{" + ",".join(str(b) for b in data) + "}"
 
 
-def inject(pid: int, uid: int | None = None) -> None:
-    """Start an agent in ``pid`` and wait until it listens."""
+def inject(pid: int, uid: int | None = None) -> int | None:
+    """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
+    (the agent unmaps it when asked: ``Session`` does)."""
     code = bootstrap()
     size = len(code.encode()) + 1
     setup = [
-        "set $rs_buf = (char*)mmap(0, 65536, 3, 34, -1, 0)",
+        f"set $rs_buf = (char*)mmap(0, {PAGE}, 3, 34, -1, 0)",
+        'printf "rs_buf=%lu\\n", (unsigned long)$rs_buf',
         f"set {{unsigned char[{size}]}}$rs_buf = {_bytes_literal(code)}",
     ]
     if main_thread_blocked(pid):
@@ -186,7 +190,9 @@ def inject(pid: int, uid: int | None = None) -> None:
         ]
     else:
         run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
-    _gdb(pid, setup + run)
+    out = _gdb(pid, setup + run)
+    found = re.search(r"rs_buf=(\d+)", out)
+    page = int(found.group(1)) if found else None
     deadline = time.monotonic() + START_TIMEOUT
     path = socket_path(pid, uid)
     while not os.path.exists(path):
@@ -199,3 +205,4 @@ def inject(pid: int, uid: int | None = None) -> None:
                 "'reloadscope run' to avoid injection"
             )
         time.sleep(0.02)
+    return page

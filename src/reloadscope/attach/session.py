@@ -43,12 +43,15 @@ class Session:
         self.pid = pid
         self.injected = False
         uid = proc.uids().real
+        page = None
         if not agent_listens(pid, uid):
-            from .inject import inject
+            from .inject import PAGE, inject
 
-            inject(pid, uid)
+            page = inject(pid, uid)
             self.injected = True
         self.client = Client(pid, timeout=timeout, uid=uid)
+        if page is not None:
+            self.client.request("release", address=page, size=PAGE)
 
     def close(self) -> None:
         if self.injected:
