@@ -36,8 +36,9 @@ def work():
     global ticks
     while True:
         ticks += 1
-        with open(os.path.join(here, "ticks"), "w") as fh:
+        with open(os.path.join(here, "ticks.tmp"), "w") as fh:
             fh.write(str(ticks))
+        os.replace(os.path.join(here, "ticks.tmp"), os.path.join(here, "ticks"))
         time.sleep(0.02)
 threading.Thread(target=work, daemon=True).start()
 print("ready", flush=True)
@@ -84,7 +85,16 @@ def threads(pid: int) -> set[str]:
 
 
 def fds(pid: int) -> set[str]:
-    return set(os.listdir(f"/proc/{pid}/fd"))
+    """What the process has open, less the ticks file it rewrites itself."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "ticks" not in target:
+            out.add(f"{fd}:{target}")
+    return out
 
 
 def ticks(tmp_path: Path) -> int:

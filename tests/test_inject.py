@@ -202,3 +202,102 @@ def test_attach_to_python_twice_reuses_the_loaded_agent(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+WATCHER = r"""
+import importlib, os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+{setup}
+print("ready", flush=True)
+while True:
+    finders = sorted(type(f).__name__ for f in sys.meta_path)
+    tmp = os.path.join(here, "meta.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(" ".join(finders))
+    os.replace(tmp, os.path.join(here, "meta"))
+    time.sleep(0.02)
+"""
+
+
+def _meta(d: Path) -> str:
+    return (d / "meta").read_text()
+
+
+def test_detach_from_an_injected_agent_removes_its_finder(tmp_path):
+    (tmp_path / "w.py").write_text(WATCHER.format(setup=""))
+    p = subprocess.Popen(
+        [sys.executable, str(tmp_path / "w.py")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    try:
+        p.stdout.readline()
+        time.sleep(0.1)
+        before = _meta(tmp_path)
+        from reloadscope.attach.session import Session
+
+        with Session(p.pid) as s:
+            time.sleep(0.1)
+            during = _meta(tmp_path)
+            assert s.injected
+        time.sleep(0.5)
+        assert "_ReloadFinder" in during and "_ReloadFinder" not in before
+        assert _meta(tmp_path) == before
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_install_keeps_recording_and_listening_after_a_client_leaves(tmp_path):
+    setup = "import reloadscope; reloadscope.install()"
+    (tmp_path / "w.py").write_text(WATCHER.format(setup=setup))
+    env = dict(os.environ, PYTHONPATH=SRC)
+    p = subprocess.Popen(
+        [sys.executable, str(tmp_path / "w.py")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        p.stdout.readline()
+        from reloadscope.attach.session import Session
+
+        with Session(p.pid) as s:
+            assert not s.injected
+            s.client.scan()
+        time.sleep(0.3)
+        assert "_ReloadFinder" in _meta(tmp_path)
+        with Session(p.pid) as s:  # still listening
+            assert s.client.request("ping") == "pong"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_missing_gdb_is_a_clear_error(tmp_path):
+    (tmp_path / "w.py").write_text(WATCHER.format(setup=""))
+    p = subprocess.Popen(
+        [sys.executable, str(tmp_path / "w.py")], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        p.stdout.readline()
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        out = subprocess.run(
+            [sys.executable, "-m", "reloadscope", "report", str(p.pid)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=SRC, PATH=str(bin_dir)),
+        )
+        assert out.returncode == 2
+        assert out.stderr.startswith("reloadscope: error: gdb is needed")
+        assert "reloadscope run" in out.stderr and len(out.stderr.splitlines()) == 1
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()

@@ -1,4 +1,4 @@
-"""Starting an agent inside a process that has none, with gdb (CPython 3.10-3.13).
+"""Starting an agent inside a process that has none: gdb (3.10-3.13), sys.remote_exec (3.14+).
 
 The bootstrap is a few lines of Python that cannot raise: it starts a thread that loads the
 agent from reloadscope's own files under a private module name and listens.  gdb writes it into
@@ -172,9 +172,71 @@ def _bytes_literal(text: str) -> str:
     return "{" + ",".join(str(b) for b in data) + "}"
 
 
-def inject(pid: int, uid: int | None = None) -> int | None:
+def _remote_exec(pid: int, exe: str, uid: int | None) -> None:
+    """CPython 3.14+ (PEP 768): the target's own interpreter asks it to run the bootstrap.
+
+    Untested here (no 3.14 on the development machines); the protocol is documented.
+    """
+    from ..agent.server import runtime_dir
+
+    directory = runtime_dir(uid)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    script = os.path.join(directory, f"boot-{pid}.py")
+    with open(script, "w") as fh:
+        fh.write(bootstrap())
+    try:
+        p = subprocess.run(
+            [
+                exe,
+                "-c",
+                "import sys; sys.remote_exec(int(sys.argv[1]), sys.argv[2])",
+                str(pid),
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=GDB_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        if p.returncode != 0:
+            err = (p.stderr.strip().splitlines() or ["?"])[-1]
+            if "ermission" in err:
+                raise AttachError(_permission_help(pid))
+            raise AttachError(
+                f"sys.remote_exec into process {pid} failed: {err} (remote "
+                "debugging may be disabled in it: PYTHON_DISABLE_REMOTE_DEBUG)"
+            )
+        _wait_for_agent(pid, uid)
+    finally:
+        try:
+            os.unlink(script)
+        except OSError:
+            pass
+
+
+def _wait_for_agent(pid: int, uid: int | None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    path = socket_path(pid, uid)
+    while not os.path.exists(path):
+        if not os.path.exists(f"/proc/{pid}"):
+            raise AttachError(f"process {pid} exited while attaching")
+        if time.monotonic() > deadline:
+            raise AttachError(
+                f"the agent did not start in process {pid} within {START_TIMEOUT:.0f} s (its "
+                "main thread may be stuck outside Python); start the program with "
+                "'reloadscope run' to avoid injection"
+            )
+        time.sleep(0.02)
+
+
+def inject(
+    pid: int, uid: int | None = None, version: str | None = None, exe: str | None = None
+) -> int | None:
     """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
     (the agent unmaps it when asked: ``Session`` does)."""
+    if version is not None and exe and tuple(map(int, version.split("."))) >= (3, 14):
+        _remote_exec(pid, exe, uid)
+        return None
     code = bootstrap()
     size = len(code.encode()) + 1
     setup = [
@@ -192,17 +254,5 @@ def inject(pid: int, uid: int | None = None) -> int | None:
         run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
     out = _gdb(pid, setup + run)
     found = re.search(r"rs_buf=(\d+)", out)
-    page = int(found.group(1)) if found else None
-    deadline = time.monotonic() + START_TIMEOUT
-    path = socket_path(pid, uid)
-    while not os.path.exists(path):
-        if not os.path.exists(f"/proc/{pid}"):
-            raise AttachError(f"process {pid} exited while attaching")
-        if time.monotonic() > deadline:
-            raise AttachError(
-                f"the agent did not start in process {pid} within {START_TIMEOUT:.0f} s (its "
-                "main thread may be stuck outside Python); start the program with "
-                "'reloadscope run' to avoid injection"
-            )
-        time.sleep(0.02)
-    return page
+    _wait_for_agent(pid, uid)
+    return int(found.group(1)) if found else None

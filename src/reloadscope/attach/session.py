@@ -45,9 +45,14 @@ class Session:
         uid = proc.uids().real
         page = None
         if not agent_listens(pid, uid):
+            from .discovery import python_version
             from .inject import PAGE, inject
 
-            page = inject(pid, uid)
+            try:
+                exe = proc.exe()
+            except psutil.Error:
+                exe = None
+            page = inject(pid, uid, python_version(proc), exe)
             self.injected = True
         self.client = Client(pid, timeout=timeout, uid=uid)
         if page is not None:
