@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from procinfo import fds, tasks, ticks
 from reloadscope.agent.server import MAX_REQUEST, socket_path
 from scenario import SRC
 
@@ -80,30 +81,6 @@ def start(tmp_path: Path, how: str) -> subprocess.Popen[str]:
     return p
 
 
-def threads(pid: int) -> set[str]:
-    return set(os.listdir(f"/proc/{pid}/task"))
-
-
-def fds(pid: int) -> set[str]:
-    """What the process has open, less the ticks file it rewrites itself."""
-    out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if "ticks" not in target:
-            out.add(f"{fd}:{target}")
-    return out
-
-
-def ticks(tmp_path: Path) -> int:
-    try:
-        return int((tmp_path / "ticks").read_text() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
 @pytest.fixture(params=["run", "install"])
 def target(request, tmp_path):
     p = start(tmp_path, request.param)
@@ -113,7 +90,7 @@ def target(request, tmp_path):
 
 
 def test_report_pid_finds_the_stale_copy_and_leaves_the_target_running(target, tmp_path):
-    before_threads, before_fds = threads(target.pid), fds(target.pid)
+    before_threads, before_fds = tasks(target.pid), fds(target.pid)
     out = cli("report", str(target.pid), "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
@@ -125,7 +102,7 @@ def test_report_pid_finds_the_stale_copy_and_leaves_the_target_running(target, t
     time.sleep(0.3)
     assert ticks(tmp_path) > t0, "target stopped making progress"
     assert target.poll() is None
-    assert threads(target.pid) == before_threads
+    assert tasks(target.pid) == before_threads
     assert fds(target.pid) == before_fds
 
 

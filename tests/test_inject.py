@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from procinfo import fds, tasks, ticks
 from scenario import SRC, pythons
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
@@ -74,23 +75,6 @@ def _id(p: str) -> str:
     return p.split("/versions/")[1].split("/")[0] if "/versions/" in p else p
 
 
-def tasks(pid: int) -> set[str]:
-    return set(os.listdir(f"/proc/{pid}/task"))
-
-
-def fds(pid: int) -> set[str]:
-    """What the process has open, less the ticks file it rewrites itself."""
-    out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if "ticks" not in target:
-            out.add(f"{fd}:{target}")
-    return out
-
-
 def anonymous_pages(pid: int) -> int:
     """Anonymous 64 KiB mappings: the size of the page the injector writes the bootstrap to."""
     n = 0
@@ -100,13 +84,6 @@ def anonymous_pages(pid: int) -> int:
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             n += hi - lo == 65536 and len(fields) == 5
     return n
-
-
-def ticks(d: Path) -> int:
-    try:
-        return int((d / "ticks").read_text() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
 
 
 @pytest.mark.parametrize("python", PYS, ids=[_id(p) for p in PYS])
