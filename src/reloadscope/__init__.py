@@ -18,6 +18,7 @@ __all__ = [
     "Report",
     "ReportError",
     "SnapshotError",
+    "breakpoint",
     "install",
     "load",
     "scan",
@@ -81,3 +82,27 @@ def load(path: str | os.PathLike[str]) -> Report:
     from .snapshot import load as _load
 
     return _load(path)
+
+
+def breakpoint(*args: object, **kwargs: object) -> None:
+    """The terminal UI on this process, right here; returns when the user quits.
+
+    ``PYTHONBREAKPOINT=reloadscope.breakpoint`` makes the builtin ``breakpoint()`` do this.
+    Without a terminal it writes a snapshot and says where, instead of waiting for keys.
+    """
+    import sys
+    import threading
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        path = snapshot()
+        print(f"reloadscope: no terminal here; snapshot written to {path}", file=sys.stderr)
+        return
+    from .ui.app import ReloadScopeApp
+    from .ui.source import ProcessSource
+
+    app = ReloadScopeApp(ProcessSource())
+    # Its own thread: Textual runs its own event loop, and this may be called from a worker
+    # thread or while an asyncio loop is running here.
+    t = threading.Thread(target=app.run, name="reloadscope-ui")
+    t.start()
+    t.join()

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, ps, report, run, snapshot
+from . import attach, demo, ps, report, run, snapshot
+from . import open as open_cmd
 from .errors import UserError, fail
 
 COMMANDS = {
+    "attach": attach,
+    "open": open_cmd,
     "report": report,
     "snapshot": snapshot,
     "ps": ps,

@@ -1,0 +1,33 @@
+"""``reloadscope attach PID``: the terminal UI on a live process."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .errors import UserError
+from .target import parse_pid
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "attach",
+        help="terminal UI on a live process (injects an agent when none runs)",
+        description="Attach to a running Python process and browse what its reloads left behind. "
+        "Quitting detaches; the process runs on as before.",
+        epilog="Example: reloadscope attach 4242 (find PIDs with 'reloadscope ps')",
+    )
+    p.add_argument("pid", metavar="PID", help="the process to attach to")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..attach.client import AttachError
+    from ..ui.app import ReloadScopeApp
+    from ..ui.source import LiveSource
+
+    try:
+        source = LiveSource(parse_pid(args.pid))
+    except AttachError as e:
+        raise UserError(str(e)) from None
+    ReloadScopeApp(source).run()
+    return 0

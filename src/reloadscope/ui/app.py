@@ -1,0 +1,215 @@
+"""The Textual app: modules, their stale objects, and the paths that hold the selected one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from ..model import Module, Report, StaleObject
+from . import view
+from .source import Source
+
+HELP = """reloadscope
+
+Left: every module recording saw reloaded, and every module that owns a stale object, most
+stale first. Right: its stale objects (filter with /, sort by clicking a column header) and the
+paths that hold the selected one, each with the fix.
+
+  arrows / tab   move; enter selects
+  /              filter the stale objects (escape clears)
+  d              source diff between the module's last two generations
+  r              rescan (live sources)
+  g              collect garbage, then rescan (live sources)
+  s              save a snapshot file
+  ?              this help
+  q              quit (a live process is detached and runs on)
+"""
+
+
+class TextScreen(ModalScreen[None]):
+    """A scrollable page of text (help, diff); any of escape, q or ? closes it."""
+
+    BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss", "close")]
+
+    def __init__(self, text: str, title: str) -> None:
+        super().__init__()
+        self.text = text
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="source"):
+            yield Static(self.text, markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#source").border_title = self.title_text
+
+
+class ReloadScopeApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "reloadscope"
+    BINDINGS: ClassVar = [
+        Binding("q", "quit", "quit"),
+        Binding("r", "rescan", "rescan"),
+        Binding("g", "collect", "gc + rescan"),
+        Binding("s", "save", "save snapshot"),
+        Binding("d", "diff", "diff"),
+        Binding("slash", "filter", "filter"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("question_mark", "help", "help"),
+    ]
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self.report: Report | None = None
+        self.modules: list[Module] = []
+        self.rows: list[StaleObject] = []
+        self.sort = "kind"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading...", id="summary", markup=False)
+        with Horizontal(id="body"):
+            yield DataTable(id="modules", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="right"):
+                yield Input(placeholder="filter stale objects", id="filter")
+                yield DataTable(id="stale", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="paths", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        modules = self.query_one("#modules", DataTable)
+        modules.add_columns("module", "gens", "stale")
+        modules.border_title = "modules"
+        stale = self.query_one("#stale", DataTable)
+        stale.add_columns(*view.SORT_KEYS)
+        stale.border_title = "stale objects"
+        self.query_one("#paths").border_title = "held by"
+        self.sub_title = self.source.description
+        self.load()
+
+    def on_unmount(self) -> None:
+        self.source.close()
+
+    # -- data ----------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True)
+    def load(self, collect: bool = True) -> None:
+        self.call_from_thread(self._status, "scanning..." if self.report else "loading...")
+        try:
+            report = self.source.load(collect=collect)
+        except Exception as e:  # the source explains itself (detached, damaged file...)
+            self.call_from_thread(self._status, f"error: {e}")
+            return
+        self.call_from_thread(self.show, report)
+
+    def _status(self, text: str) -> None:
+        self.query_one("#summary", Static).update(text)
+
+    def show(self, report: Report) -> None:
+        self.report = report
+        self._status(view.summary(report, self.source.description))
+        self.modules = view.modules_in_order(report)
+        table = self.query_one("#modules", DataTable)
+        table.clear()
+        for m in self.modules:
+            table.add_row(*view.module_row(m), key=m.name)
+        if self.modules:
+            table.move_cursor(row=0)
+        self._fill_stale()
+        table.focus()
+
+    def current_module(self) -> Module | None:
+        table = self.query_one("#modules", DataTable)
+        if not self.modules:
+            return None
+        return self.modules[min(table.cursor_row, len(self.modules) - 1)]
+
+    def _fill_stale(self) -> None:
+        module = self.current_module()
+        text = self.query_one("#filter", Input).value
+        self.rows = view.visible_stale(module.stale if module else [], text, self.sort)
+        table = self.query_one("#stale", DataTable)
+        table.clear()
+        for i, s in enumerate(self.rows):
+            table.add_row(*view.stale_row(s), key=str(i))
+        if self.rows:
+            table.move_cursor(row=0)
+        self._fill_paths()
+
+    def _fill_paths(self) -> None:
+        table = self.query_one("#stale", DataTable)
+        s = self.rows[table.cursor_row] if self.rows else None
+        module = self.current_module()
+        text = view.paths_text(s)
+        if module is not None and s is None:
+            text = view.generations_text(module)
+        self.query_one("#paths", Static).update(text)
+
+    # -- events --------------------------------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#modules")
+    def _module_moved(self) -> None:
+        self._fill_stale()
+
+    @on(DataTable.RowHighlighted, "#stale")
+    def _stale_moved(self) -> None:
+        self._fill_paths()
+
+    @on(DataTable.HeaderSelected, "#stale")
+    def _sort(self, event: DataTable.HeaderSelected) -> None:
+        self.sort = str(event.label)
+        self._fill_stale()
+
+    @on(Input.Changed, "#filter")
+    def _filter(self) -> None:
+        self._fill_stale()
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("visible")
+        self.query_one("#stale", DataTable).focus()
+
+    def action_rescan(self) -> None:
+        if self.source.can_rescan:
+            self.load(collect=False)
+        else:
+            self.notify("a snapshot file cannot be rescanned", severity="warning")
+
+    def action_collect(self) -> None:
+        if self.source.can_rescan:
+            self.load(collect=True)
+        else:
+            self.notify("a snapshot file cannot be rescanned", severity="warning")
+
+    def action_save(self) -> None:
+        if self.report is None:
+            return
+        try:
+            path: Path = self.source.save(self.report)
+        except OSError as e:
+            self.notify(f"could not save: {e}", severity="error")
+            return
+        self.notify(f"saved {path}")
+
+    def action_diff(self) -> None:
+        module = self.current_module()
+        if self.report is None or module is None:
+            return
+        text = view.generations_text(module) + "\n\n" + view.diff_text(self.report, module.name)
+        self.push_screen(TextScreen(text, f"{module.name}: generations and source diff"))
+
+    def action_help(self) -> None:
+        self.push_screen(TextScreen(HELP, "help"))

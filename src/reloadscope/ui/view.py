@@ -1,0 +1,106 @@
+"""What the screens show, computed from a Report: no widgets here, so it is testable alone."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from ..model import Module, Report, StaleObject
+
+
+def modules_in_order(report: Report) -> list[Module]:
+    """Most stale first: the app opens on the first."""
+    return sorted(report.modules, key=lambda m: (-m.stale_count, m.name))
+
+
+def module_row(m: Module) -> tuple[str, str, str]:
+    return (m.name, str(len(m.generations)), str(m.stale_count))
+
+
+def held_by(s: StaleObject) -> str:
+    return s.paths[0].text if s.paths else "?"
+
+
+def stale_row(s: StaleObject) -> tuple[str, str, str, str, str, str]:
+    gen = "?" if s.generation is None else str(s.generation)
+    return (s.kind, s.qualname, gen, str(s.count), str(s.size), held_by(s))
+
+
+SORT_KEYS = {
+    "kind": lambda s: (s.kind, s.qualname),
+    "qualname": lambda s: s.qualname,
+    "gen": lambda s: -1 if s.generation is None else s.generation,
+    "count": lambda s: -s.count,
+    "size": lambda s: -s.size,
+    "held by": held_by,
+}
+
+
+def visible_stale(
+    stale: Iterable[StaleObject], text: str = "", sort: str = "kind"
+) -> list[StaleObject]:
+    """Stale objects matching ``text`` (in kind, name, type or any path), sorted by a column."""
+    needle = text.lower().strip()
+    rows = [s for s in stale if not needle or needle in _haystack(s)]
+    return sorted(rows, key=SORT_KEYS.get(sort, SORT_KEYS["kind"]))
+
+
+def _haystack(s: StaleObject) -> str:
+    return " ".join([s.kind, s.qualname, s.type, *(p.text for p in s.paths)]).lower()
+
+
+def paths_text(s: StaleObject | None) -> str:
+    if s is None:
+        return "No stale objects here."
+    gen = "an earlier recording" if s.generation is None else f"generation {s.generation}"
+    lines = [f"{s.kind} {s.qualname} ({s.type}), made by {gen}; {s.count} alive, {s.size} bytes"]
+    for i, p in enumerate(s.paths, 1):
+        lines += ["", f"path {i} (root: {p.root}, {p.depth} steps)", f"  {p.text}"]
+        if p.hint:
+            lines.append(f"  fix: {p.hint}")
+    if not s.paths:
+        lines.append("no path was found")
+    return "\n".join(lines)
+
+
+def summary(report: Report, description: str) -> str:
+    argv = " ".join(report.argv) or "?"
+    state = "" if report.complete else " (incomplete)"
+    return (
+        f"{description} | pid {report.pid} | Python {report.python} | {argv}\n"
+        f"scan {report.taken_at}, {report.duration_s:.2f} s, {report.objects:,} objects"
+        f"{state} | {report.stale_count} stale in {len(report.modules)} modules"
+    )
+
+
+def generations_text(m: Module) -> str:
+    lines = [f"{m.name}: {len(m.generations)} generations, current {m.current_generation}"]
+    for g in m.generations:
+        sha = (g.source_sha256 or "?")[:12]
+        where = f" from {g.trigger}" if g.trigger else ""
+        err = f" ({g.error})" if g.error else ""
+        lines.append(f"  {g.number}: {g.kind} {g.started_at} {g.status}{err}{where} sha {sha}")
+    if m.leftover_names:
+        lines.append("leftover names: " + ", ".join(m.leftover_names))
+    return "\n".join(lines)
+
+
+def diff_text(report: Report, module: str, old: int | None = None, new: int | None = None) -> str:
+    """Unified diff between two generations' sources (default: the last two recorded)."""
+    texts = report.sources.get(module, {})
+    if not texts:
+        return f"No source text was recorded for {module}."
+    numbers = sorted(texts)
+    if len(numbers) == 1:
+        n = numbers[0]
+        return f"Only generation {n} of {module} has its source recorded:\n\n{texts[n]}"
+    new = numbers[-1] if new is None else new
+    old = numbers[-2] if old is None else old
+    diff = difflib.unified_diff(
+        texts[old].splitlines(),
+        texts[new].splitlines(),
+        f"{module} generation {old}",
+        f"{module} generation {new}",
+        lineterm="",
+    )
+    return "\n".join(diff) or f"Generations {old} and {new} of {module} have the same source."

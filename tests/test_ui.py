@@ -1,0 +1,168 @@
+"""The terminal UI driven for real (Textual's pilot) on each kind of source."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from textual.widgets import DataTable, Static
+
+from reloadscope.agent.server import socket_path
+from reloadscope.ui.app import ReloadScopeApp, TextScreen
+from reloadscope.ui.source import FileSource, LiveSource
+from scenario import SRC
+
+FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
+
+
+async def _loaded(app: ReloadScopeApp, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def _text(app: ReloadScopeApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+def _column(app: ReloadScopeApp, selector: str, col: int) -> list[str]:
+    table = app.query_one(selector, DataTable)
+    return [str(table.get_row_at(r)[col]) for r in range(table.row_count)]
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+def test_opens_on_the_findings_without_a_key_press():
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            assert _column(app, "#modules", 0)[0] == "demo_greeter"
+            names = _column(app, "#stale", 1)
+            assert {"greet", "Greeter", "shout"} <= set(names)
+            assert "demo_app.visitor.__class__" in _text(app, "#paths")  # first row: the class
+            assert "fix:" in _text(app, "#paths")
+            assert "snapshot" in _text(app, "#summary")
+
+    run(go())
+
+
+def test_navigation_filter_and_sort():
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            await pilot.press("tab")  # to the stale table
+            await pilot.press("down")
+            second = _column(app, "#stale", 1)[1]
+            assert second in _text(app, "#paths")
+            await pilot.press("slash")
+            await pilot.press(*"shout")
+            await pilot.pause()
+            assert _column(app, "#stale", 1) == ["shout"]
+            assert "demo_greeter.shout" in _text(app, "#paths")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert len(_column(app, "#stale", 1)) > 1
+            app.sort = "size"
+            app._fill_stale()
+            sizes = [int(x) for x in _column(app, "#stale", 4)]
+            assert sizes == sorted(sizes, reverse=True)
+
+    run(go())
+
+
+def test_diff_help_save_and_rescan(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            await pilot.press("d")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TextScreen)
+            assert '+    return f"Hi there, {name}!"' in screen.text
+            assert '-    return f"Hello, {name}"' in screen.text
+            await pilot.press("escape")
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, TextScreen) and "quit" in app.screen.text
+            await pilot.press("escape")
+            await pilot.press("s")
+            await pilot.pause()
+            assert list(tmp_path.glob("reloadscope-*.rsnap"))
+            await pilot.press("r")  # a file cannot be rescanned: says so, keeps the report
+            await pilot.pause()
+            assert _column(app, "#modules", 0)[0] == "demo_greeter"
+            await pilot.press("q")
+
+    run(go())
+
+
+TARGET = r"""
+import importlib, os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+path = os.path.join(here, "liveplug.py")
+open(path, "w").write("def handler():\n    return 1\n")
+import liveplug
+keep = liveplug.handler
+open(path, "w").write("def handler():\n    return 2\n")
+os.utime(path, (time.time() + 10, time.time() + 10))
+importlib.reload(liveplug)
+print("ready", flush=True)
+while True:
+    time.sleep(0.02)
+"""
+
+
+def test_live_source_rescans_and_quit_detaches(tmp_path):
+    (tmp_path / "t.py").write_text(TARGET)
+    env = dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "reloadscope", "run", str(tmp_path / "t.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        p.stdout.readline()
+        deadline = time.time() + 10
+        while not os.path.exists(socket_path(p.pid)) and time.time() < deadline:
+            time.sleep(0.05)
+
+        async def go():
+            app = ReloadScopeApp(LiveSource(p.pid))
+            async with app.run_test(size=(100, 30)) as pilot:
+                await _loaded(app, pilot)
+                assert _column(app, "#modules", 0)[0] == "liveplug"
+                assert "__main__.keep" in _text(app, "#paths")
+                await pilot.press("g")
+                await _loaded(app, pilot)
+                assert "live process" in _text(app, "#summary")
+                await pilot.press("q")
+
+        run(go())
+        assert p.poll() is None  # the target runs on
+        assert os.path.exists(socket_path(p.pid))  # its own agent (run) keeps listening
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_works_at_80x24():
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(app, pilot)
+            assert _column(app, "#modules", 0)[0] == "demo_greeter"
+            assert app.query_one("#stale", DataTable).row_count >= 3
+
+    run(go())
