@@ -90,6 +90,8 @@ def breakpoint(*args: object, **kwargs: object) -> None:
     ``PYTHONBREAKPOINT=reloadscope.breakpoint`` makes the builtin ``breakpoint()`` do this.
     Without a terminal it writes a snapshot and says where, instead of waiting for keys.
     """
+    import asyncio
+    import subprocess
     import sys
     import threading
 
@@ -97,12 +99,28 @@ def breakpoint(*args: object, **kwargs: object) -> None:
         path = snapshot()
         print(f"reloadscope: no terminal here; snapshot written to {path}", file=sys.stderr)
         return
-    from .ui.app import ReloadScopeApp
-    from .ui.source import ProcessSource
+    try:
+        asyncio.get_running_loop()
+        loop_running = True
+    except RuntimeError:
+        loop_running = False
+    if threading.current_thread() is threading.main_thread() and not loop_running:
+        from .ui.app import ReloadScopeApp
+        from .ui.source import ProcessSource
 
-    app = ReloadScopeApp(ProcessSource())
-    # Its own thread: Textual runs its own event loop, and this may be called from a worker
-    # thread or while an asyncio loop is running here.
-    t = threading.Thread(target=app.run, name="reloadscope-ui")
-    t.start()
-    t.join()
+        ReloadScopeApp(ProcessSource()).run()
+        return
+    # Textual needs the main thread and its own event loop: run the UI as a child process on
+    # this terminal, talking to this process's agent (its thread answers while we wait).
+    was_listening = _agent.listening()
+    _agent.install()
+    _agent.listen()
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    env.pop("PYTHONBREAKPOINT", None)
+    try:
+        subprocess.call([sys.executable, "-m", "reloadscope", "attach", str(os.getpid())], env=env)
+    finally:
+        if not was_listening:
+            _agent.stop_listening()

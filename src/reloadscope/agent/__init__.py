@@ -15,7 +15,16 @@ from .recorder import Recorder
 from .scan import scan as _scan
 from .server import Server
 
-__all__ = ["install", "listen", "recorder", "scan", "serve_injected", "stop_listening", "uninstall"]
+__all__ = [
+    "install",
+    "listen",
+    "listening",
+    "recorder",
+    "scan",
+    "serve_injected",
+    "stop_listening",
+    "uninstall",
+]
 
 _lock = threading.Lock()
 _recorder: Recorder | None = None
@@ -55,6 +64,10 @@ def listen(*, injected: bool = False) -> str:
         _server = Server(_handlers(), on_detach=_forget if injected else None)
         _server.start()
         return _server.path
+
+
+def listening() -> bool:
+    return _server is not None and _server.thread is not None and _server.thread.is_alive()
 
 
 def stop_listening() -> None:
