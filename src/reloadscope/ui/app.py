@@ -114,7 +114,11 @@ class ReloadScopeApp(App[None]):
 
     def show(self, report: Report) -> None:
         self.report = report
-        self._status(view.summary(report, self.source.description))
+        text = view.summary(report, self.source.description)
+        vitals = getattr(self.source, "vitals", None)
+        if vitals is not None:
+            text += f" | {vitals()}"
+        self._status(text)
         self.modules = view.modules_in_order(report)
         table = self.query_one("#modules", DataTable)
         table.clear()

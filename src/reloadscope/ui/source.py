@@ -86,6 +86,18 @@ class LiveSource:
     def load(self, *, collect: bool = True) -> Report:
         return self.session.client.scan(collect=collect)
 
+    def vitals(self) -> str:
+        """RSS and CPU of the live process (psutil), for the header."""
+        import psutil
+
+        try:
+            proc = psutil.Process(self.pid)
+            rss = proc.memory_info().rss / 2**20
+            cpu = proc.cpu_percent(interval=None)
+        except psutil.Error:
+            return "process gone"
+        return f"RSS {rss:.0f} MiB, CPU {cpu:.0f}%"
+
     def save(self, report: Report, path: str | None = None) -> Path:
         from ..snapshot import write
 
