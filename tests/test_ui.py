@@ -166,3 +166,43 @@ def test_works_at_80x24():
             assert app.query_one("#stale", DataTable).row_count >= 3
 
     run(go())
+
+
+def test_export_writes_the_reference_graph(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            await pilot.press("tab", "x")
+            await pilot.pause()
+
+    run(go())
+    (dot,) = tmp_path.glob("*.dot")
+    text = dot.read_text()
+    assert text.startswith("digraph") and "demo_app.visitor.__class__" in text
+
+
+def test_thousands_of_rows_load_and_filter(tmp_path):
+    from reloadscope.model import Report
+    from reloadscope.snapshot import write
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_snapshot import make_document
+
+    doc, sources = make_document(5000)
+    big = write(Report.from_json(doc, sources), tmp_path / "big.rsnap")
+
+    async def go():
+        app = ReloadScopeApp(FileSource(big))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            assert app.query_one("#modules", DataTable).row_count == 50
+            assert app.query_one("#stale", DataTable).row_count == 100
+            await pilot.press("tab", "slash", *"event_42")
+            await pilot.pause()
+            rows = _column(app, "#stale", 1)
+            assert rows == ["Handler42.on_event_42"]
+
+    run(go())

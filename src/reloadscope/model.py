@@ -56,6 +56,7 @@ class Path:
     text: str
     hint: str = ""
     depth: int = 0
+    object_id: int | None = None  # the object in the scanned process (meaningless elsewhere)
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Path:
@@ -69,6 +70,7 @@ class Path:
             _get(d, "text", str, where),
             _get(d, "hint", str, where, optional=True) or "",
             _get(d, "depth", int, where, optional=True) or 0,
+            _get(d, "object_id", int, where, optional=True),
         )
 
 

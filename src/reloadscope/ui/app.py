@@ -25,6 +25,7 @@ paths that hold the selected one, each with the fix.
   arrows / tab   move; enter selects
   /              filter the stale objects (escape clears)
   d              source diff between the module's last two generations
+  x              export the selected object's reference graph (.dot; .png with graphviz)
   r              rescan (live sources)
   g              collect garbage, then rescan (live sources)
   s              save a snapshot file
@@ -60,6 +61,7 @@ class ReloadScopeApp(App[None]):
         Binding("g", "collect", "gc + rescan"),
         Binding("s", "save", "save snapshot"),
         Binding("d", "diff", "diff"),
+        Binding("x", "export", "export graph"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("question_mark", "help", "help"),
@@ -215,5 +217,58 @@ class ReloadScopeApp(App[None]):
         text = view.generations_text(module) + "\n\n" + view.diff_text(self.report, module.name)
         self.push_screen(TextScreen(text, f"{module.name}: generations and source diff"))
 
+    def action_export(self) -> None:
+        table = self.query_one("#stale", DataTable)
+        if not self.rows:
+            return
+        s = self.rows[table.cursor_row]
+        name = f"reloadscope-{s.qualname.replace('<', '').replace('>', '')}".replace(".", "-")
+        try:
+            written = export_graph(self.source, s, name)
+        except OSError as e:
+            self.notify(f"could not export: {e}", severity="error")
+            return
+        self.notify("wrote " + ", ".join(written))
+
     def action_help(self) -> None:
         self.push_screen(TextScreen(HELP, "help"))
+
+
+def export_graph(source: Source, s: StaleObject, name: str) -> list[str]:
+    """Write the object's reference graph: objgraph's back-references when the object lives
+    in this process, else the reported paths; a .png too when graphviz is installed."""
+    import shutil
+    import subprocess
+
+    dot = Path(f"{name}.dot")
+    if source.kind == "process" and s.paths and _objgraph_backrefs(s.paths[0].object_id, dot):
+        pass
+    else:
+        dot.write_text(view.paths_dot(s))
+    written = [str(dot)]
+    if shutil.which("dot"):
+        png = dot.with_suffix(".png")
+        subprocess.run(["dot", "-Tpng", str(dot), "-o", str(png)], check=False, timeout=60)
+        if png.exists():
+            written.append(str(png))
+    return written
+
+
+def _objgraph_backrefs(object_id: int | None, dot: Path) -> bool:
+    import gc
+
+    import objgraph
+
+    if object_id is None:
+        return False
+    obj = next((o for o in gc.get_objects() if id(o) == object_id), None)
+    if obj is None:
+        return False
+    objgraph.show_backrefs(
+        [obj],
+        max_depth=4,
+        filename=str(dot),
+        too_many=8,
+        filter=lambda o: not isinstance(o, type(gc.get_objects)),
+    )
+    return dot.exists()

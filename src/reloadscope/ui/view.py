@@ -104,3 +104,19 @@ def diff_text(report: Report, module: str, old: int | None = None, new: int | No
         lineterm="",
     )
     return "\n".join(diff) or f"Generations {old} and {new} of {module} have the same source."
+
+
+def paths_dot(s: StaleObject) -> str:
+    """The reported paths of ``s`` as a Graphviz graph (root to object, one node per step)."""
+    lines = ["digraph reloadscope {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+    target = f"{s.kind} {s.qualname}"
+    lines.append(f"  target [label={_dot(target)}, style=filled, fillcolor=salmon];")
+    for i, p in enumerate(s.paths):
+        lines.append(f"  root{i} [label={_dot(p.root + ': ' + p.text)}];")
+        lines.append(f"  root{i} -> target [label={_dot(p.hint[:60])}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
