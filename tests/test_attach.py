@@ -173,3 +173,24 @@ def test_run_passes_arguments_and_exit_status(tmp_path):
     out = cli("run", str(script), "--flag", "x")
     assert out.returncode == 3
     assert out.stdout.strip() == repr([str(script), "--flag", "x"])
+
+
+def test_a_python_too_old_is_named(tmp_path):
+    import glob
+
+    olds = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[6-9]*/bin/python")))
+    if not olds:
+        pytest.skip("no CPython older than 3.10 here")
+    p = subprocess.Popen(
+        [olds[-1], "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        p.stdout.readline()
+        out = cli("report", str(p.pid))
+        assert out.returncode == 2
+        assert "needs CPython 3.10 or newer" in out.stderr and "runs Python 3." in out.stderr
+    finally:
+        p.kill()
+        p.wait()

@@ -206,3 +206,46 @@ def test_thousands_of_rows_load_and_filter(tmp_path):
             assert rows == ["Handler42.on_event_42"]
 
     run(go())
+
+
+def test_this_process_as_the_source(tmp_path):
+    import importlib
+
+    import reloadscope
+    from reloadscope.ui.source import ProcessSource
+
+    (tmp_path / "uiplug.py").write_text("def handler():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    reloadscope.install(listen=False)
+    try:
+        import uiplug
+
+        held = [uiplug.handler]
+        (tmp_path / "uiplug.py").write_text("def handler():\n    return 2\n")
+        t = time.time() + 10
+        os.utime(tmp_path / "uiplug.py", (t, t))
+        importlib.invalidate_caches()
+        importlib.reload(uiplug)
+
+        async def go():
+            app = ReloadScopeApp(ProcessSource())
+            async with app.run_test(size=(120, 40)) as pilot:
+                await _loaded(app, pilot)
+                assert "uiplug" in _column(app, "#modules", 0)
+                app.query_one("#modules", DataTable).move_cursor(
+                    row=_column(app, "#modules", 0).index("uiplug")
+                )
+                await pilot.pause()
+                assert _column(app, "#stale", 1) == ["handler"]
+                # The app's own objects are not findings.
+                assert not any(m.startswith("reloadscope") for m in _column(app, "#modules", 0))
+                await pilot.press("r")
+                await _loaded(app, pilot)
+                assert "this process" in _text(app, "#summary")
+
+        run(go())
+        assert held
+    finally:
+        reloadscope.uninstall()
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("uiplug", None)

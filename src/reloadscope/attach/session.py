@@ -32,6 +32,13 @@ def check_target(pid: int) -> psutil.Process:
         except psutil.Error:
             name = "?"
         raise AttachError(f"process {pid} ({name}) is not a Python process")
+    from .discovery import python_version
+
+    version = python_version(proc)
+    if version is not None and tuple(map(int, version.split("."))) < (3, 10):
+        raise AttachError(
+            f"process {pid} runs Python {version}; reloadscope needs CPython 3.10 or newer"
+        )
     return proc
 
 
