@@ -31,7 +31,7 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.description = f"snapshot {self.path}"
+        self.description = f"snapshot {self.path.name}"
 
     def load(self, *, collect: bool = True) -> Report:
         from ..snapshot import load

@@ -1,0 +1,33 @@
+"""The main screens, rendered and compared with stored SVGs (pytest-textual-snapshot).
+
+After an intended UI change: ``python -m pytest tests/test_ui_snapshots.py --snapshot-update``
+and look at the new files in tests/__snapshots__.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reloadscope.ui.app import ReloadScopeApp
+from reloadscope.ui.source import FileSource
+
+FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
+SCREENS = {
+    "overview": [],
+    "paths": ["tab", "down", "down"],
+    "diff": ["d"],
+    "help": ["question_mark"],
+}
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_screen(snap_compare, screen):
+    app = ReloadScopeApp(FileSource(FIXTURE))
+    assert snap_compare(app, press=SCREENS[screen], terminal_size=(100, 30), run_before=_settle)
