@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+from reloadscope.agent.server import socket_path
 from reloadscope.attach.session import Session
 
 TARGET = r"""
@@ -73,6 +74,7 @@ def main() -> None:
             threads1 = sorted(os.listdir(f"/proc/{p.pid}/task"))
             fds1 = sorted(os.listdir(f"/proc/{p.pid}/fd"))
             alive = p.poll() is None
+            socket_left = os.path.exists(socket_path(p.pid))
         finally:
             p.kill()
             p.wait()
@@ -89,6 +91,7 @@ def main() -> None:
             (statistics.mean(rss_after[-tenth:]) - statistics.mean(rss_after[:tenth])) / 1024
         ),
         "target_alive": alive,
+        "socket_left": socket_left,
     }
     if args.json:
         print(json.dumps(figures))
@@ -100,7 +103,7 @@ def main() -> None:
     )
     print(
         f"  threads same: {figures['threads_same']}, fds same: {figures['fds_same']}, "
-        f"target alive: {alive}"
+        f"target alive: {alive}, socket left: {socket_left}"
     )
     print(
         f"  RSS growth, first to last tenth of cycles: "
