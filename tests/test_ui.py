@@ -249,3 +249,22 @@ def test_this_process_as_the_source(tmp_path):
         reloadscope.uninstall()
         sys.path.remove(str(tmp_path))
         sys.modules.pop("uiplug", None)
+
+
+def test_generations_and_choosing_which_two_to_diff():
+    async def go():
+        app = ReloadScopeApp(FileSource(FIXTURE))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(app, pilot)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, TextScreen)
+            assert "0: import" in app.screen.text and "1: reload" in app.screen.text
+            await pilot.press("escape", "d")
+            await pilot.pause()
+            assert "generation 0" in app.screen.text and "generation 1" in app.screen.text
+            await pilot.press("right_square_bracket")  # from = to: nothing differs
+            await pilot.pause()
+            assert "have the same source" in app.screen.text
+
+    run(go())

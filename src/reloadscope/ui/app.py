@@ -24,7 +24,8 @@ paths that hold the selected one, each with the fix.
 
   arrows / tab   move; enter selects
   /              filter the stale objects (escape clears)
-  d              source diff between the module's last two generations
+  enter          on a module: its generations (time, trigger, status, source hash)
+  d              source diff between generations ([ ] and { } pick which two)
   x              export the selected object's reference graph (.dot; .png with graphviz)
   r              rescan (live sources)
   g              collect garbage, then rescan (live sources)
@@ -50,6 +51,44 @@ class TextScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#source").border_title = self.title_text
+
+
+class DiffScreen(TextScreen):
+    """Generations of one module and the source diff between any two of them."""
+
+    BINDINGS: ClassVar = [
+        Binding("left_square_bracket", "move('old', -1)", "older from"),
+        Binding("right_square_bracket", "move('old', 1)", "newer from"),
+        Binding("left_curly_bracket", "move('new', -1)", "older to"),
+        Binding("right_curly_bracket", "move('new', 1)", "newer to"),
+    ]
+
+    def __init__(self, report: Report, module: Module) -> None:
+        self.report = report
+        self.module = module
+        self.numbers = sorted(report.sources.get(module.name, {}))
+        self.new = len(self.numbers) - 1
+        self.old = max(self.new - 1, 0)
+        super().__init__(self._compose_text(), f"{module.name}: generations and source diff")
+
+    def _compose_text(self) -> str:
+        text = view.generations_text(self.module)
+        if len(self.numbers) >= 2:
+            old, new = self.numbers[self.old], self.numbers[self.new]
+            text += "\n\n[ ] move the older side, { } the newer side\n\n"
+            text += view.diff_text(self.report, self.module.name, old, new)
+        else:
+            text += "\n\n" + view.diff_text(self.report, self.module.name)
+        return text
+
+    def action_move(self, side: str, step: int) -> None:
+        last = len(self.numbers) - 1
+        if side == "old":
+            self.old = min(max(self.old + step, 0), last)
+        else:
+            self.new = min(max(self.new + step, 0), last)
+        self.text = self._compose_text()
+        self.query_one(Static).update(self.text)
 
 
 class ReloadScopeApp(App[None]):
@@ -163,6 +202,12 @@ class ReloadScopeApp(App[None]):
     def _module_moved(self) -> None:
         self._fill_stale()
 
+    @on(DataTable.RowSelected, "#modules")
+    def _module_chosen(self) -> None:
+        module = self.current_module()
+        if module is not None:
+            self.push_screen(TextScreen(view.generations_text(module), f"{module.name}"))
+
     @on(DataTable.RowHighlighted, "#stale")
     def _stale_moved(self) -> None:
         self._fill_paths()
@@ -214,8 +259,7 @@ class ReloadScopeApp(App[None]):
         module = self.current_module()
         if self.report is None or module is None:
             return
-        text = view.generations_text(module) + "\n\n" + view.diff_text(self.report, module.name)
-        self.push_screen(TextScreen(text, f"{module.name}: generations and source diff"))
+        self.push_screen(DiffScreen(self.report, module))
 
     def action_export(self) -> None:
         table = self.query_one("#stale", DataTable)
