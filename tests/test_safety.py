@@ -258,3 +258,15 @@ def test_agent_compiles_on_every_python():
         files = [str(p) for p in AGENT.glob("*.py")]
         p = subprocess.run([python, "-m", "py_compile", *files], capture_output=True, text=True)
         assert p.returncode == 0, (python, p.stderr)
+
+
+def test_calling_the_finder_directly_never_raises(scenario):
+    r = scenario.run("""
+        import sys, reloadscope, rs
+        reloadscope.install()
+        finder = sys.meta_path[0]
+        results = [finder.find_spec("json"), finder.find_spec("no_such_module_here", None)]
+        exec("finder.find_spec('os')", {"finder": finder})
+        rs.report(results=[r is None for r in results])
+    """)
+    assert r.extra["results"] == [True, True]

@@ -391,7 +391,10 @@ def _from_import_system() -> bool:
     Only then does the spec go straight to the loading code, which swaps our stand-in loader
     back out before any user code can see it.
     """
-    caller = sys._getframe(3)  # this, find_spec, importlib's _find_spec, its caller
+    try:
+        caller = sys._getframe(3)  # this, find_spec, importlib's _find_spec, its caller
+    except ValueError:  # called directly from a shallow stack: not the import system
+        return False
     name = caller.f_code.co_name
     filename = caller.f_code.co_filename
     return name in _IMPORT_CALLERS and (
