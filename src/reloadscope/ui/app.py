@@ -152,6 +152,9 @@ class ReloadScopeApp(App[None]):
 
     def _status(self, text: str) -> None:
         self.query_one("#summary", Static).update(text)
+        busy = text.endswith("...")
+        for table in self.query(DataTable):
+            table.loading = busy  # a spinner over the tables while a scan runs
 
     def show(self, report: Report) -> None:
         self.report = report
