@@ -194,3 +194,37 @@ def test_a_python_too_old_is_named(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_no_socket_is_left_when_the_process_exits(tmp_path):
+    script = tmp_path / "short.py"
+    script.write_text("import time\nprint('ready', flush=True)\ntime.sleep(0.5)\n")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "reloadscope", "run", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    p.stdout.readline()
+    deadline = time.time() + 5
+    while not os.path.exists(socket_path(p.pid)) and time.time() < deadline:
+        time.sleep(0.02)
+    assert os.path.exists(socket_path(p.pid))
+    assert p.wait(10) == 0
+    assert not os.path.exists(socket_path(p.pid))
+
+
+def test_a_stale_socket_of_a_dead_process_is_not_mistaken_for_an_agent(tmp_path):
+    p = start(tmp_path, "plain")
+    try:
+        path = socket_path(p.pid)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        dead = socket.socket(socket.AF_UNIX)
+        dead.bind(path)  # bound, never listening: what a killed agent leaves
+        dead.close()
+        out = cli("report", str(p.pid), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["process"]["pid"] == p.pid
+    finally:
+        p.kill()
+        p.wait()

@@ -6,6 +6,7 @@ loaded from reloadscope's files into an interpreter where reloadscope is not ins
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -63,6 +64,7 @@ def listen(*, injected: bool = False) -> str:
             return _server.path
         _server = Server(_handlers(), on_detach=_forget if injected else None)
         _server.start()
+        atexit.register(_remove_socket)  # the thread is a daemon: tidy up at exit
         return _server.path
 
 
@@ -72,10 +74,20 @@ def listening() -> bool:
 
 def stop_listening() -> None:
     global _server
+    atexit.unregister(_remove_socket)
     with _lock:
         server, _server = _server, None
     if server is not None:
         server.stop()
+
+
+def _remove_socket() -> None:
+    server = _server
+    if server is not None:
+        try:
+            os.unlink(server.path)
+        except OSError:
+            pass
 
 
 def _server_injected() -> bool:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import psutil
 
+from ..agent.server import socket_path
 from .client import AttachError, Client, agent_listens
 from .discovery import is_python
 
@@ -42,6 +44,18 @@ def check_target(pid: int) -> psutil.Process:
     return proc
 
 
+def _answers(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class Session:
     """A connection to the agent of ``pid``; ``close()`` detaches an agent we injected."""
 
@@ -51,6 +65,9 @@ class Session:
         self.injected = False
         uid = proc.uids().real
         page = None
+        path = socket_path(pid, uid)
+        if agent_listens(pid, uid) and not _answers(path):
+            os.unlink(path)  # left by an earlier process with this PID that died
         if not agent_listens(pid, uid):
             from .discovery import python_version
             from .inject import PAGE, inject
