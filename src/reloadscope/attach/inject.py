@@ -30,7 +30,9 @@ from .client import AttachError
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
 GDB_TIMEOUT = 20.0
-START_TIMEOUT = 10.0
+# Loading the agent is many small file reads, each giving up the GIL: with several CPU-bound
+# threads competing for it that can take seconds (seen: over 10 s on 3.10).
+START_TIMEOUT = 30.0
 PAGE = 65536
 
 # x86_64 system calls in which a thread waits with the GIL released.
