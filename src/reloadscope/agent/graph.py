@@ -15,13 +15,20 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import compress, repeat
-from operator import is_
+from operator import is_, ne, not_
 
 _is_tracked = gc.is_tracked
 _get_referents = gc.get_referents
 _refcount = sys.getrefcount
 CHUNK = 1024
+# Small levels (module namespaces and what they hold directly) are expanded in small chunks, so
+# that finding a parent there later never rescans a big container's items many times over.
+SMALL_CHUNK = 8
+SUBCHUNK = 32
 SMALL_LEVEL = 20_000
+# The search for other holders in a level looks at this many references at most (a level
+# holding the application's big containers is not searched twice).
+SMALL_FANOUT = 200_000
 
 # An object whose refcount shows one holder can be reached only through that holder, so it
 # needs no visited-set check: most containers in a heap are like that, and skipping the hash
@@ -35,14 +42,15 @@ _SINGLE_HOLDER = (
 class Walk:
     """The levels of one breadth-first walk and where each target was first reached.
 
-    ``ends[k]`` records, for each frontier chunk expanded to build level ``k``, where its
-    discoveries end in ``levels[k]``: the parent of ``levels[k][i]`` is in chunk
-    ``bisect_right(ends[k], i)`` of level ``k - 1``.
+    ``ends[k]`` records, for each frontier chunk (of ``chunk[k]`` objects) expanded to build
+    level ``k``, where its discoveries end in ``levels[k]``: the parent of ``levels[k][i]`` is
+    in chunk ``bisect_right(ends[k], i)`` of level ``k - 1``.
     """
 
     def __init__(self) -> None:
         self.levels: list[list[object]] = []
         self.ends: list[list[int]] = [[]]
+        self.chunk: list[int] = [CHUNK]
         self.found: dict[int, tuple[int, int]] = {}  # id(target) -> (level, position)
         self.complete = True
         self.reason = ""
@@ -74,8 +82,6 @@ def walk(
             result.found[id(r)] = (0, pos)
     frontier = level0
     result.levels.append(level0)
-    single = _SINGLE_HOLDER.__eq__
-    several = _SINGLE_HOLDER.__ne__
     depth = 0
     while frontier and remaining:
         if depth >= max_depth:
@@ -89,36 +95,37 @@ def walk(
         depth += 1
         nxt: list[object] = []
         ends: list[int] = []
-        for start in range(0, len(frontier), CHUNK):
-            refs = _get_referents(*frontier[start : start + CHUNK])
-            refs = list(compress(refs, map(_is_tracked, refs)))
-            # refs now holds each object once more, and getrefcount's argument once more.
-            counts = list(map(_refcount, refs))
-            singles = counts.count(_SINGLE_HOLDER)
-            if singles == len(counts):
+        size = CHUNK if len(frontier) > SMALL_LEVEL else SMALL_CHUNK
+        for start in range(0, len(frontier), size):
+            refs = list(filter(_is_tracked, _get_referents(*frontier[start : start + size])))
+            # refs now holds each object once more, and getrefcount's argument once more:
+            # ``several[i]`` is true when refs[i] has more than one holder.
+            several = list(map(ne, map(_refcount, refs), repeat(_SINGLE_HOLDER)))
+            singles = several.count(False)
+            if singles == len(several):
                 nxt.extend(refs)
-                shared = None
-            else:
-                if singles:
-                    nxt.extend(compress(refs, map(single, counts)))
-                shared = list(compress(refs, map(several, counts)))
-            if shared:
-                by_id = dict(zip(map(id, shared), shared))
-                new = by_id.keys() - seen
-                if new:
-                    seen.update(new)
-                    base = len(nxt)
-                    nxt.extend(map(by_id.__getitem__, new))
-                    if remaining and not remaining.isdisjoint(new):
-                        for offset, i in enumerate(new):
-                            if i in remaining:
-                                remaining.discard(i)
-                                result.found[i] = (depth, base + offset)
+                ends.append(len(nxt))
+                continue
+            if singles:
+                nxt.extend(compress(refs, map(not_, several)))
+            shared = list(compress(refs, several))
+            by_id = dict(zip(map(id, shared), shared))
+            new = by_id.keys() - seen
+            if new:
+                seen.update(new)
+                base = len(nxt)
+                nxt.extend(map(by_id.__getitem__, new))
+                if remaining and not remaining.isdisjoint(new):
+                    for offset, i in enumerate(new):
+                        if i in remaining:
+                            remaining.discard(i)
+                            result.found[i] = (depth, base + offset)
             ends.append(len(nxt))
         if not nxt:
             break
         result.levels.append(nxt)
         result.ends.append(ends)
+        result.chunk.append(size)
         frontier = nxt
     return result
 
@@ -128,12 +135,21 @@ def _refers(holder: object, obj: object) -> bool:
 
 
 def _parent(w: Walk, level: int, pos: int) -> tuple[int, object] | None:
-    """(position, object) in the level above of what discovered ``levels[level][pos]``."""
+    """(position, object) in the level above of what discovered ``levels[level][pos]``.
+
+    The discovering chunk is known from ``ends``; batched sub-chunks narrow it down so only a
+    few objects are asked one by one."""
     obj = w.levels[level][pos]
-    base = bisect_right(w.ends[level], pos) * CHUNK
-    for offset, p in enumerate(w.levels[level - 1][base : base + CHUNK]):
-        if _refers(p, obj):
-            return base + offset, p
+    size = w.chunk[level]
+    base = bisect_right(w.ends[level], pos) * size
+    chunk = w.levels[level - 1][base : base + size]
+    for sub in range(0, len(chunk), SUBCHUNK):
+        part = chunk[sub : sub + SUBCHUNK]
+        if not any(map(is_, _get_referents(*part), repeat(obj))):
+            continue
+        for offset, p in enumerate(part):
+            if _refers(p, obj):
+                return base + sub + offset, p
     return None
 
 
@@ -159,13 +175,21 @@ def _chain_up(
 def _holders(
     level: list[object], wanted: dict[int, object], per_child: int
 ) -> dict[int, list[tuple[int, object]]]:
-    """(position, object) of the objects in ``level`` that refer to each wanted object."""
+    """(position, object) of the objects in ``level`` that refer to each wanted object.
+
+    Best effort: the search stops once it has looked at ``SMALL_FANOUT`` references."""
     out: dict[int, list[tuple[int, object]]] = {}
     ids = set(wanted)
+    budget = SMALL_FANOUT
     for start in range(0, len(level), CHUNK):
         chunk = level[start : start + CHUNK]
-        if ids.isdisjoint(map(id, _get_referents(*chunk))):
+        refs = _get_referents(*chunk)
+        budget -= len(refs)
+        if budget < 0:
+            break
+        if ids.isdisjoint(map(id, refs)):
             continue
+        del refs
         for offset, p in enumerate(chunk):
             refs = _get_referents(p)
             if ids.isdisjoint(map(id, refs)):

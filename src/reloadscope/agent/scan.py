@@ -6,7 +6,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from itertools import compress
 from types import FrameType, FunctionType, ModuleType
@@ -112,13 +112,7 @@ class Scan:
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = [f.obj for f in cls.found.values() if f.kind == "class"]
         if stale:
-            if len(stale) <= 16:
-                # One C-level pass: instances of heap types refer to their class.
-                candidates: Iterable[object] = gc.get_referrers(*stale)
-            else:
-                candidates = _of_types(objs, stale, metas)  # type: ignore[arg-type]
-            ids = {id(c) for c in stale}
-            cls.instances(o for o in candidates if id(type(o)) in ids)
+            cls.instances(_of_types(objs, stale, metas))  # type: ignore[arg-type]
 
     def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
