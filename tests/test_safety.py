@@ -114,6 +114,34 @@ def test_recording_keeps_nothing_alive(scenario):
     assert r.extra["module_alive"] is False
 
 
+def test_a_scan_leaves_no_reference_cycle_behind(scenario):
+    # A cycle through the scan's own frame would keep every stale object (and the scan's
+    # bookkeeping) alive until the next collection: a leak in programs that rarely collect,
+    # and one extra holder that spoils the next scan's single-holder counts.
+    scenario.write("plug.py", "class K:\n    pass\n\ndef f():\n    return 1\n")
+    r = scenario.run("""
+        import gc, weakref, reloadscope, rs
+        reloadscope.install()
+        import plug
+        keep = [plug.K(), plug.f]
+        rs.edit(plug, "class K:\\n    pass\\n\\ndef f():\\n    return 2\\n")
+        gc.collect()
+        gc.disable()
+        doc = reloadscope.scan(collect=False).to_json()
+        stale = sum(s["count"] for m in doc["modules"] for s in m["stale"])
+        probe = weakref.ref(keep[0])
+        del keep
+        freed_without_gc = probe() is None
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        rs.report(stale=stale, freed=freed_without_gc,
+                  garbage=sorted({type(o).__name__ for o in gc.garbage}))
+    """)
+    assert r.extra["stale"] >= 2
+    assert r.extra["freed"] is True
+    assert not {"Found", "_Entry", "frame", "Classifier", "Walk"} & set(r.extra["garbage"])
+
+
 def test_uninstall_leaves_nothing_behind(scenario):
     scenario.write("plug.py", "def f():\n    return 1\n")
     r = scenario.run("""

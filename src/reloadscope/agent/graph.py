@@ -13,7 +13,7 @@ import gc
 import sys
 import time
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import compress, repeat
 from operator import is_, ne, not_
 
@@ -29,6 +29,9 @@ SMALL_LEVEL = 20_000
 # The search for other holders in a level looks at this many references at most (a level
 # holding the application's big containers is not searched twice).
 SMALL_FANOUT = 200_000
+# The first walk of a scan does not expand an object holding more references than this (see
+# ``exact``).
+DEFER_FANOUT = 10_000
 
 # An object whose refcount shows one holder can be reached only through that holder, so it
 # needs no visited-set check: most containers in a heap are like that, and skipping the hash
@@ -52,6 +55,7 @@ class Walk:
         self.ends: list[list[int]] = [[]]
         self.chunk: list[int] = [CHUNK]
         self.found: dict[int, tuple[int, int]] = {}  # id(target) -> (level, position)
+        self.deferred: dict[int, int] = {}  # id(object not expanded) -> its level
         self.complete = True
         self.reason = ""
 
@@ -63,11 +67,17 @@ def walk(
     *,
     max_depth: int,
     deadline: float,
+    defer_fanout: int | None = None,
 ) -> Walk:
     """Visit everything reachable from ``roots`` not in ``seen`` (updated in place).
 
     Stops early once every target is found.  Targets must be referenced by the caller too
-    (so they never look single-held).
+    (so they never look single-held).  With ``defer_fanout``, an object below the roots that
+    holds more references than that is not expanded: it is recorded in ``Walk.deferred``
+    and what only it holds is not visited (see ``exact`` for when the result still holds).
+
+    An object is in ``seen`` after the walk exactly when it was reached through the checked
+    path (more than one holder) or is a root: one that is not had a single holder.
     """
     result = Walk()
     level0 = []
@@ -82,6 +92,7 @@ def walk(
             result.found[id(r)] = (0, pos)
     frontier = level0
     result.levels.append(level0)
+    expander = _Expander(result, seen, remaining, defer_fanout)
     depth = 0
     while frontier and remaining:
         if depth >= max_depth:
@@ -93,33 +104,12 @@ def walk(
             result.reason = f"time budget exhausted at depth {depth}"
             break
         depth += 1
+        expander.depth = depth
         nxt: list[object] = []
         ends: list[int] = []
         size = CHUNK if len(frontier) > SMALL_LEVEL else SMALL_CHUNK
         for start in range(0, len(frontier), size):
-            refs = list(filter(_is_tracked, _get_referents(*frontier[start : start + size])))
-            # refs now holds each object once more, and getrefcount's argument once more:
-            # ``several[i]`` is true when refs[i] has more than one holder.
-            several = list(map(ne, map(_refcount, refs), repeat(_SINGLE_HOLDER)))
-            singles = several.count(False)
-            if singles == len(several):
-                nxt.extend(refs)
-                ends.append(len(nxt))
-                continue
-            if singles:
-                nxt.extend(compress(refs, map(not_, several)))
-            shared = list(compress(refs, several))
-            by_id = dict(zip(map(id, shared), shared))
-            new = by_id.keys() - seen
-            if new:
-                seen.update(new)
-                base = len(nxt)
-                nxt.extend(map(by_id.__getitem__, new))
-                if remaining and not remaining.isdisjoint(new):
-                    for offset, i in enumerate(new):
-                        if i in remaining:
-                            remaining.discard(i)
-                            result.found[i] = (depth, base + offset)
+            expander.expand(frontier[start : start + size], nxt)
             ends.append(len(nxt))
         if not nxt:
             break
@@ -128,6 +118,62 @@ def walk(
         result.chunk.append(size)
         frontier = nxt
     return result
+
+
+class _Expander:
+    """Expands one frontier chunk into the next level (a class rather than a closure: a
+    recursive closure is a reference cycle, which would keep the walk's levels, and with them
+    one extra reference to every object, alive until the next collection)."""
+
+    __slots__ = ("defer_fanout", "deferred", "depth", "found", "remaining", "seen")
+
+    def __init__(
+        self, w: Walk, seen: set[int], remaining: set[int], defer_fanout: int | None
+    ) -> None:
+        self.found = w.found
+        self.deferred = w.deferred
+        self.seen = seen
+        self.remaining = remaining
+        self.defer_fanout = defer_fanout
+        self.depth = 0
+
+    def expand(self, part: list[object], nxt: list[object]) -> None:
+        raw = _get_referents(*part)
+        limit = self.defer_fanout
+        if limit is not None and self.depth > 1 and len(raw) > limit:
+            del raw
+            if len(part) == 1:
+                self.deferred[id(part[0])] = self.depth - 1
+                return
+            half = len(part) // 2
+            self.expand(part[:half], nxt)
+            self.expand(part[half:], nxt)
+            return
+        refs = list(filter(_is_tracked, raw))
+        del raw
+        # refs now holds each object once more, and getrefcount's argument once more:
+        # ``several[i]`` is true when refs[i] has more than one holder.
+        several = list(map(ne, map(_refcount, refs), repeat(_SINGLE_HOLDER)))
+        singles = several.count(False)
+        if singles == len(several):
+            nxt.extend(refs)
+            return
+        if singles:
+            nxt.extend(compress(refs, map(not_, several)))
+        shared = list(compress(refs, several))
+        by_id = dict(zip(map(id, shared), shared))
+        seen = self.seen
+        new = by_id.keys() - seen
+        if new:
+            seen.update(new)
+            base = len(nxt)
+            nxt.extend(map(by_id.__getitem__, new))
+            remaining = self.remaining
+            if remaining and not remaining.isdisjoint(new):
+                for offset, i in enumerate(new):
+                    if i in remaining:
+                        remaining.discard(i)
+                        self.found[i] = (self.depth, base + offset)
 
 
 def _refers(holder: object, obj: object) -> bool:
@@ -142,7 +188,7 @@ def _parent(w: Walk, level: int, pos: int) -> tuple[int, object] | None:
     obj = w.levels[level][pos]
     size = w.chunk[level]
     base = bisect_right(w.ends[level], pos) * size
-    chunk = w.levels[level - 1][base : base + size]
+    chunk = _unexpanded_as_none(w, w.levels[level - 1][base : base + size])
     for sub in range(0, len(chunk), SUBCHUNK):
         part = chunk[sub : sub + SUBCHUNK]
         if not any(map(is_, _get_referents(*part), repeat(obj))):
@@ -151,6 +197,15 @@ def _parent(w: Walk, level: int, pos: int) -> tuple[int, object] | None:
             if _refers(p, obj):
                 return base + sub + offset, p
     return None
+
+
+def _unexpanded_as_none(w: Walk, objs: list[object]) -> list[object]:
+    """``objs`` with the deferred ones replaced by None (which holds nothing), positions kept:
+    a deferred object discovered nothing, and asking it again would scan all it holds."""
+    if not w.deferred:
+        return objs
+    skip = w.deferred
+    return [None if id(o) in skip else o for o in objs]
 
 
 def _chain_up(
@@ -173,7 +228,7 @@ def _chain_up(
 
 
 def _holders(
-    level: list[object], wanted: dict[int, object], per_child: int
+    w: Walk, level: list[object], wanted: dict[int, object], per_child: int
 ) -> dict[int, list[tuple[int, object]]]:
     """(position, object) of the objects in ``level`` that refer to each wanted object.
 
@@ -182,7 +237,7 @@ def _holders(
     ids = set(wanted)
     budget = SMALL_FANOUT
     for start in range(0, len(level), CHUNK):
-        chunk = level[start : start + CHUNK]
+        chunk = _unexpanded_as_none(w, level[start : start + CHUNK])
         refs = _get_referents(*chunk)
         budget -= len(refs)
         if budget < 0:
@@ -217,7 +272,7 @@ def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, li
                     search.setdefault(lvl, {})[i] = targets[i]
     others: dict[int, list[tuple[int, int, object]]] = {}
     for lvl, wanted in search.items():
-        for i, hs in _holders(w.levels[lvl], wanted, per_target).items():
+        for i, hs in _holders(w, w.levels[lvl], wanted, per_target).items():
             others.setdefault(i, []).extend((lvl, pos, h) for pos, h in hs)
     out: dict[int, list[list[object]]] = {}
     for i, obj in targets.items():
@@ -236,3 +291,43 @@ def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, li
                 paths.append([*up, obj])
         out[i] = paths
     return out
+
+
+def referrers(objs: list[object], drop: Callable[[object], bool]) -> dict[int, list[object]]:
+    """id(obj) -> the distinct objects that refer to it, for each of ``objs``, in one heap pass
+    (its cost grows with ``len(objs)``: keep it short).  ``drop`` removes the caller's own."""
+    sentinel = _Sentinel()
+    ids = {id(o) for o in objs}
+    out: dict[int, list[object]] = {}
+    for r in gc.get_referrers(*objs, sentinel):
+        # On 3.13 the argument tuple itself shows up; it ends with the sentinel.
+        if type(r) is tuple and r and r[-1] is sentinel:
+            continue
+        if r is objs or drop(r):
+            continue
+        for i in {id(x) for x in _get_referents(r)} & ids:
+            out.setdefault(i, []).append(r)
+    return out
+
+
+def dominated(obj: object, extra: dict[int, int], limit: int = 50_000) -> set[int]:
+    """Ids of objects every path to which passes through ``obj``: those reached from it
+    through single holders only.  ``extra[id]`` counts references the caller holds itself
+    (such an object is single-held when its count exceeds the usual by exactly that)."""
+    out: set[int] = set()
+    frontier = [obj]
+    while frontier and len(out) < limit:
+        refs = list(filter(_is_tracked, _get_referents(*frontier)))
+        counts = list(map(_refcount, refs))
+        base = _SINGLE_HOLDER
+        frontier = [
+            r
+            for r, c in zip(refs, counts)
+            if base and c == base + extra.get(id(r), 0) and id(r) not in out
+        ]
+        out.update(map(id, frontier))
+    return out
+
+
+class _Sentinel:
+    __slots__ = ()

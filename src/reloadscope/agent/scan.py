@@ -6,13 +6,13 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from itertools import compress
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
-from . import graph, safe
+from . import exact, graph, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
@@ -60,6 +60,8 @@ class Scan:
         self.deadline = 0.0
         self.time_budget = time_budget
         self.incomplete: list[str] = []
+        self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
+        self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
 
     # -- the steps -----------------------------------------------------------------------------
     def run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
@@ -118,6 +120,7 @@ class Scan:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
         out = []
         names = _thread_names()
+        frame: FrameType | None = None
         for tid, frame in sys._current_frames().items():
             f: FrameType | None = frame
             while f is not None:
@@ -142,6 +145,9 @@ class Scan:
                         cls.found.pop(id(f), None)
                     out.append((names.get(tid, f"thread {tid}"), f, found))
                 f = f.f_back
+        # ``frame`` may be this very frame: keeping it would make a reference cycle that keeps
+        # everything the scan holds (and so every stale object, once more) until a collection.
+        frame = None
         return out
 
     def _entries(self, found: dict[int, Found]) -> dict[tuple, _Entry]:
@@ -165,11 +171,42 @@ class Scan:
             return out
         seen: set[int] = set()
         roots, root_key = self._module_roots(seen)
-        w = graph.walk(roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline)
+        w = graph.walk(
+            roots,
+            seen,
+            set(targets),
+            max_depth=self.max_depth,
+            deadline=self.deadline,
+            defer_fanout=graph.DEFER_FANOUT,
+        )
+        samples = self._samples(entries, w.found)
+        found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
+        self.walks = 1
+        if w.deferred and w.complete:
+            groups = [([id(o) for o in e.objs], e.found.carrier) for e in entries.values()]
+            ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
+            ours.update(id(e.objs) for e in entries.values())
+            ours.update(id(c) for cs in found_chains.values() for c in cs)
+            ours.update(map(id, groups))
+            self.doubt = exact.doubt(
+                w, seen, groups, samples, found_chains, targets, _drop_own(ours)
+            )
+            if self.doubt is None:
+                # What the walk did not reach may sit in a deferred container: not "missing".
+                targets = {i: o for i, o in targets.items() if i in w.found}
+            else:
+                # Some path may run through a big container: walk everything.
+                self.walks = 2
+                seen = set()
+                roots, root_key = self._module_roots(seen)
+                w = graph.walk(
+                    roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
+                )
+                samples = self._samples(entries, w.found)
+                found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
         if not w.complete:
             self.incomplete.append("module graph " + w.reason)
-        samples = self._samples(entries, w.found)
-        for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
+        for i, chains in found_chains.items():
             for chain in chains:
                 key = root_key.get(id(chain[0]))
                 if key is None or len(chain) < 2:
@@ -253,6 +290,9 @@ class Scan:
         roots: list[object] = []
         prefix: dict[int, str] = {}
         names = _thread_names()
+        frame: FrameType | None = None
+        f: FrameType | None = None
+        v: object = None
         for tid, frame in sys._current_frames().items():
             for f in _frames(frame):
                 code = f.f_code
@@ -264,6 +304,7 @@ class Scan:
                     if id(v) not in prefix:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
+        frame = f = v = None  # no cycle through this frame, no uncounted reference (see above)
         self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread")
 
     def _probed_paths(
@@ -502,6 +543,18 @@ def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[
         return list(compress(objs, map(wanted_types.__contains__, map(type, objs))))
     wanted_ids = {id(t) for t in types}
     return list(compress(objs, map(wanted_ids.__contains__, map(id, map(type, objs)))))
+
+
+def _drop_own(ours: set[int]) -> Callable[[object], bool]:
+    """A test for the scan's own objects among the referrers of a stale object."""
+
+    def drop(r: object) -> bool:
+        t = type(r)
+        if id(r) in ours or t is Found or t is _Entry:
+            return True
+        return t is FrameType and _ours(r.f_code.co_filename)  # type: ignore[attr-defined]
+
+    return drop
 
 
 def _reloaded(rec: ModuleRecord) -> bool:

@@ -1,0 +1,126 @@
+"""Whether a walk that did not expand the big containers still gave the shortest paths.
+
+The first walk of a scan defers objects holding many references (an application's big lists
+and dicts) instead of expanding them.  When the stale objects do not live inside those, the
+paths it found are the shortest ones anyway, and the full walk, which visits every object the
+big containers hold, is not needed.  This module decides that, from three facts:
+
+1. Let ``L`` be the shallowest level at which an object was deferred.  Any path that goes
+   through what a deferred object holds is at least ``L + 1`` long, so an object the walk
+   reached at depth ``k <= L + 1`` has no shorter path.
+2. An object reached as a single holder's only referent (not in the walk's ``seen``) can only
+   be reached through that holder: if the holder's depth is exact, so is its own.
+3. A stale object itself is held by the scan too, so its holders are asked for (one
+   ``gc.get_referrers`` pass for all samples).  Holders it dominates (reached from it through
+   single holders: a class's ``__mro__``, its methods' descriptors) never shorten a path to
+   it; a deferred holder at level ``m`` offers ``min(m, L + 1) + 1``; any other holder is no
+   closer than ``min(k - 1, L + 1)`` (the walk would have reached the object earlier).
+
+Any doubt sends the scan to walk everything: the cost of a wrong answer the other way would
+be a path that is not the shortest, the cost of a doubt only time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import graph
+
+
+def doubt(
+    w: graph.Walk,
+    seen: set[int],
+    groups: list[tuple[list[int], object | None]],
+    samples: dict[int, object],
+    chains: dict[int, list[list[object]]],
+    targets: set[int] | dict[int, object],
+    drop: Callable[[object], bool],
+) -> str | None:
+    """None when the paths ``chains`` holds for ``samples`` are the shortest ones, else why
+    they may not be.
+
+    ``groups`` lists, per report entry, the ids of its objects and the stale class whose
+    methods it holds (or None); ``samples`` are the objects chosen to show, the shallowest of
+    each entry; ``targets`` holds the ids of all stale objects; ``drop`` recognises the
+    scan's own containers among referrers.
+    """
+    if not w.deferred:
+        return None
+    exact_depth = min(w.deferred.values()) + 1
+    carrier_of: dict[int, object] = {}
+    for ids, carrier in groups:
+        depths = [w.found[i][0] for i in ids if i in w.found]
+        if not depths:
+            return "an entry has no object outside the deferred containers"
+        shown = [w.found[i][0] for i in ids if i in samples and i in w.found]
+        if len(shown) < len(ids) and max(shown) > exact_depth:
+            return "an object not shown may be closer, through a deferred container"
+        if carrier is not None:
+            carrier_of.update(dict.fromkeys(ids, carrier))
+    # id -> (chain, index): nodes whose holders must be asked for.  Those with a carrier on
+    # their chain are reported only if some path avoids the class.
+    doubtful: dict[int, tuple[list[object], int]] = {}
+    carried: set[int] = set()
+    for i, obj in samples.items():
+        if i not in w.found:
+            return "a sample without a module path may be inside a deferred container"
+        k = w.found[i][0]
+        if k <= exact_depth:
+            continue
+        first = chains.get(i, [])
+        chain = first[0] if first else None
+        if chain is None or len(chain) != k + 1 or chain[-1] is not obj:
+            return "no chain of the walk's depth"
+        doubtful[i] = (chain, k)
+        carrier = carrier_of.get(i)
+        if carrier is not None and any(n is carrier for n in chain):
+            carried.add(i)
+            continue
+        for j in range(exact_depth + 1, k):
+            # A node reached through the checked path has several holders (or is a stale
+            # object, which the scan holds too: then its own holders decide).
+            if id(chain[j]) in seen:
+                if id(chain[j]) not in targets:
+                    return "a node with several holders beyond the exact depth"
+                doubtful.setdefault(id(chain[j]), (chain, j))
+    if not doubtful:
+        return None
+    # From here on the walk's levels are not needed, and they would count as holders.
+    w.levels.clear()
+    extra: dict[int, int] = {}
+    for paths in chains.values():
+        for path in paths:
+            _count(extra, path)
+    own = {id(carrier_of), id(groups), id(doubtful)}
+
+    def drop_own(r: object) -> bool:
+        return id(r) in own or drop(r)
+
+    holders = graph.referrers([c[j] for c, j in doubtful.values()], drop_own)
+    for hs in holders.values():
+        _count(extra, hs)
+    for i, (chain, j) in doubtful.items():
+        if i in carried:
+            inside = graph.dominated(carrier_of[i], extra)
+            if not all(id(h) in inside for h in holders.get(i, [])):
+                return "a method of a stale class is held outside it"
+            continue
+        parent, parent_depth = chain[j - 1], j - 1
+        inside = graph.dominated(chain[j], extra)
+        for h in holders.get(i, []):
+            if h is parent or id(h) in inside:
+                continue
+            level = w.deferred.get(id(h))
+            if level is not None:
+                if min(level, exact_depth) < parent_depth:
+                    return "a deferred container holds a sample"
+            elif parent_depth > exact_depth:
+                return f"a sample has another holder ({type(h).__name__})"
+    return None
+
+
+def _count(extra: dict[int, int], objs: list[object]) -> None:
+    """Add one reference per occurrence in ``objs`` (a function, so that no loop variable of
+    the caller keeps the last object alive: that would be a reference nobody counted)."""
+    for o in objs:
+        extra[id(o)] = extra.get(id(o), 0) + 1

@@ -1,0 +1,180 @@
+"""The first walk skips big containers (``graph.DEFER_FANOUT``); its paths must still be the
+shortest.  Each case scans the same process twice, once as shipped and once with deferral
+off, and compares the shortest path of every entry; it also checks which cases needed the
+second, full walk, so the shortcut cannot silently stop working either."""
+
+from __future__ import annotations
+
+import json
+
+PLUG_V = """
+class Session:
+    def __init__(self, n):
+        self.n = n
+
+def handler(event):
+    return @V@
+"""
+
+COMPARE = """
+import json, reloadscope, rs
+from reloadscope.agent import graph
+import importlib
+scan_mod = importlib.import_module("reloadscope.agent.scan")
+
+def depths(doc):
+    out = {}
+    for m in doc["modules"]:
+        for s in m["stale"]:
+            key = (m["name"], s["kind"], s["qualname"], s["generation"])
+            out[repr(key)] = [p["depth"] for p in s["paths"] if p["root"] == "module"][:1]
+    return out
+
+def both():
+    import gc
+    rec = reloadscope.agent._recorder
+    s1 = scan_mod.Scan(rec)
+    pruned, _ = s1.run()
+    saved, graph.DEFER_FANOUT = graph.DEFER_FANOUT, None
+    try:
+        full, _ = scan_mod.Scan(rec, collect=False).run()
+    finally:
+        graph.DEFER_FANOUT = saved
+    compare = {"pruned": depths(pruned), "full": depths(full)}
+    rs.report(pruned, compare=dict(compare, walks=s1.walks, doubt=s1.doubt))
+"""
+
+
+def _run(scenario, body: str):
+    scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
+    r = scenario.run(
+        "import reloadscope, rs\nreloadscope.install()\nimport plug\n"
+        + body
+        + "\nrs.edit(plug, "
+        + repr(PLUG_V.replace("@V@", "2"))
+        + ")\n"
+        + COMPARE
+        + "\nboth()\n"
+    )
+    cmp = r.doc["_extra"]["compare"]
+    assert cmp["pruned"] == cmp["full"], json.dumps(cmp, indent=1)
+    assert all(cmp["pruned"].values()), cmp  # every entry has a module path
+    r.assert_paths_evaluate()
+    return r, cmp
+
+
+BIG = "junk = [[i] for i in range(30_000)]\nbig = {f'k{i}': [i] for i in range(30_000)}\n"
+
+
+def test_deep_chains_beside_big_containers_need_one_walk(scenario):
+    scenario.write(
+        "app.py",
+        BIG + "import plug\nkeep = [[[[plug.Session(1)]]]]\nhold = {'a': {'b': [plug.handler]}}\n",
+    )
+    _, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 1, cmp["doubt"]
+    # hold['a']['b'][0], keep[0][0][0][0], keep[0][0][0][0].__class__
+    assert sorted(d[0] for d in cmp["pruned"].values()) == [4, 5, 6]
+
+
+def test_stale_object_inside_a_big_container_is_found_shortest(scenario):
+    # The deep chain is found first, but the big list holds the same function much closer.
+    scenario.write(
+        "app.py",
+        BIG + "import plug\ndeep = [[[[[plug.handler]]]]]\njunk[12_345] = plug.handler\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    entry = r.one("plug", kind="function", qualname="handler")
+    assert entry["paths"][0]["text"] == "app.junk[12345]"
+
+
+def test_instances_only_inside_a_big_container(scenario):
+    scenario.write(
+        "app.py",
+        BIG + "import plug\n"
+        "for i in range(0, 30_000, 1000):\n"
+        "    big[f'k{i}'].append(plug.Session(i))\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    entry = r.one("plug", kind="instance")
+    assert entry["count"] == 30 and entry["paths"][0]["depth"] == 3
+
+
+def test_a_deferred_container_holding_the_chain_itself(scenario):
+    # The object is deep under a small chain and also two steps below a big dict's value.
+    scenario.write(
+        "app.py",
+        BIG + "import plug\n"
+        "s = plug.Session(0)\n"
+        "chain = [[[[[[s]]]]]]\n"
+        "big['k7'].append([s])\n"
+        "del s\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    assert r.one("plug", kind="instance")["paths"][0]["text"] == "app.big['k7'][1][0]"
+
+
+RANDOM = """
+import gc, random, sys, types, reloadscope, rs
+from reloadscope.agent import graph
+import importlib
+scan_mod = importlib.import_module("reloadscope.agent.scan")
+reloadscope.install()
+import plug
+
+def depths(doc):
+    out = {}
+    for m in doc["modules"]:
+        for s in m["stale"]:
+            key = repr((m["name"], s["kind"], s["qualname"], s["generation"]))
+            out[key] = [p["depth"] for p in s["paths"] if p["root"] == "module"][:1]
+    return out
+
+def build(seed, p_big):
+    rng = random.Random(seed)
+    app = types.ModuleType("app")
+    sys.modules["app"] = app
+    app.bigs = [[[i] for i in range(12_000)] for _ in range(3)]
+    app.smalls = [[] for _ in range(20)]
+    for obj in [plug.handler] + [plug.Session(i) for i in range(rng.randint(1, 5))]:
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            node = obj
+            for _ in range(rng.randint(0, 6)):
+                node = rng.choice([lambda n: [n], lambda n: {'x': n}, lambda n: (n, 0)])(node)
+            if rng.random() < p_big:
+                rng.choice(app.bigs)[rng.randrange(12_000)].append(node)
+            else:
+                rng.choice(app.smalls).append(node)
+
+results = []
+for seed in range(SEEDS):
+    build(seed, (0.0, 0.05, 0.4)[seed % 3])
+    rs.edit(plug, PLUG.replace("@V@", str(seed + 10)))
+    rec = reloadscope.agent._recorder
+    first = scan_mod.Scan(rec)
+    pruned, _ = first.run()
+    saved, graph.DEFER_FANOUT = graph.DEFER_FANOUT, None
+    full, _ = scan_mod.Scan(rec, collect=False).run()
+    graph.DEFER_FANOUT = saved
+    results.append({"seed": seed, "walks": first.walks, "doubt": first.doubt,
+                    "pruned": depths(pruned), "full": depths(full)})
+    del sys.modules["app"]
+    gc.collect()
+rs.report(pruned, results=results)
+"""
+
+
+def test_random_heaps_agree_with_the_full_walk(scenario):
+    # Old functions and instances placed at random depths in small and big containers, with
+    # shared holders: whatever the first walk concludes must match the full one.
+    scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
+    r = scenario.run(RANDOM.replace("SEEDS", "18").replace("PLUG", repr(PLUG_V)), timeout=300)
+    results = r.doc["_extra"]["results"]
+    for res in results:
+        assert res["pruned"] == res["full"], res
+        assert res["pruned"] and all(res["pruned"].values()), res
+    walks = [res["walks"] for res in results]
+    assert 1 in walks and 2 in walks, results  # both outcomes were exercised
