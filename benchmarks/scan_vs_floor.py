@@ -1,17 +1,22 @@
 """Scan speed against the floor and against objgraph, side by side in one run.
 
-Builds an application-like heap of about --objects gc-tracked objects (modules holding records
-with string/number fields, nested config dicts, caches keyed by strings, classes with many live
-instances), then makes --stale stale objects at depths 1 to 10 below a consumer module's
-namespace (old functions and instances of an old class, kept by chains of lists, dicts and
-instances) by really rewriting and reloading a module.  Then, interleaved, --repeat times:
+Builds an application-like heap of about --objects gc-tracked objects (modules holding big lists
+of records with string/number fields, caches keyed by strings, nested config dicts), then really
+reloads a module ``bench_plug`` so that --stale old objects exist: half are distinct old
+functions (each its own report entry, so each needs its own path), half are instances of the
+old class.  Chains of lists, dicts and instances keep them at depths 1 to 10, in two placements:
 
-- scan:  ``reloadscope.scan(collect=False)`` (finds the stale objects and their paths);
-- floor: ``objs = gc.get_objects()`` plus ``gc.get_referents(o)`` for each: one bare pass;
-- objgraph: ``objgraph.find_backref_chain(target, objgraph.is_proper_module)`` for a sample of
-  targets at depth 5, extrapolated to all targets (it answers one target per call).
+- apart:  the chains hang from their own module ``bench_consumer`` (callbacks, registries and
+          caches of their own: the usual case);
+- inside: the same chains hang from the application's big record lists, so the scan must walk
+          all the data to find them.
 
-Prints medians and the ratios that matter: scan/floor (bar: <= 2) and objgraph/scan (bar: >= 30).
+Interleaved, --repeat times per placement: ``reloadscope.scan(collect=False)``; the floor, one
+bare pass over the heap (``gc.get_objects()`` plus ``gc.get_referents`` on each); and, once,
+objgraph's ``find_backref_chain`` for a sample of targets at depth 5, extrapolated to all of them
+(it answers one target per call).  Prints medians and the ratios that matter: scan/floor
+(bar: <= 2) and objgraph/scan (bar: >= 30).  The benchmark holds its stale objects only weakly,
+so it adds no holder of its own.
 
     python benchmarks/scan_vs_floor.py [--quick] [--objects N] [--stale N] [--repeat N] [--json]
 """
@@ -28,19 +33,23 @@ import sys
 import tempfile
 import time
 import types
+import weakref
 from typing import Any
 
 import reloadscope
 
-PLUG_V1 = """
+PLUG_CLASS = """
 class Session:
     def __init__(self, n):
         self.n = n
-
-def handler(event):
-    return event
 """
-PLUG_V2 = PLUG_V1.replace("return event", "return (event,)")
+
+
+def plug_source(functions: int, version: int) -> str:
+    defs = "".join(
+        f"\ndef handler_{k}(event):\n    return (event, {version})\n" for k in range(functions)
+    )
+    return PLUG_CLASS + defs
 
 
 class Record:
@@ -54,10 +63,11 @@ class Record:
 
 def build_heap(objects: int) -> list[types.ModuleType]:
     """Application-like modules, registered in sys.modules, holding ~``objects`` tracked objects."""
+    # Tracked per record: the Record and its tags list, plus its __dict__ before 3.11 (the meta
+    # dict holds only atoms, so gc untracks it).
+    per_record = 2 if sys.version_info >= (3, 11) else 3
+    chunk = objects // per_record // 4
     mods = []
-    per_record = 3  # Record, its tags list and its meta dict (plus the lists and dicts around)
-    n_records = objects // per_record
-    chunk = n_records // 4
     for m in range(4):
         mod = types.ModuleType(f"bench_app_{m}")
         mod.records = [Record(m * chunk + i) for i in range(chunk)]  # type: ignore[attr-defined]
@@ -68,24 +78,23 @@ def build_heap(objects: int) -> list[types.ModuleType]:
     return mods
 
 
-def make_stale(n: int, workdir: str) -> tuple[types.ModuleType, list[tuple[int, object]]]:
-    """``n`` stale objects at depths 1..10 under module ``bench_consumer``; returns (depth, obj)."""
+def make_stale(n: int, workdir: str) -> tuple[list[tuple[int, object]], list[weakref.ref]]:
+    """``n`` stale objects; returns the (depth, chain head) pairs and weak references to them.
+
+    A chain of depth ``d`` is ``d - 1`` wraps around the object (a list, a dict, a record's
+    attribute), so the object is ``d`` steps below whatever holds the head."""
+    functions = n // 2
     path = os.path.join(workdir, "bench_plug.py")
     with open(path, "w") as fh:
-        fh.write(PLUG_V1)
+        fh.write(plug_source(functions, 1))
     sys.path.insert(0, workdir)
     plug = importlib.import_module("bench_plug")
-    consumer = types.ModuleType("bench_consumer")
-    sys.modules["bench_consumer"] = consumer
-    made: list[tuple[int, object]] = []
+    heads: list[tuple[int, object]] = []
+    probes: list[weakref.ref] = []
     for k in range(n):
         depth = 1 + k % 10
-        if k % 2:
-            target: object = plug.Session(k)
-        else:
-            # A fresh function object with the old code: each stale function is its own object.
-            fn = plug.handler
-            target = types.FunctionType(fn.__code__, fn.__globals__, f"handler_{k}")
+        target: object = getattr(plug, f"handler_{k // 2}") if k % 2 == 0 else plug.Session(k)
+        probes.append(weakref.ref(target))
         node: object = target
         for level in range(depth - 1):
             kind = level % 3
@@ -95,17 +104,33 @@ def make_stale(n: int, workdir: str) -> tuple[types.ModuleType, list[tuple[int, 
                 node = {"item": node}
             else:
                 holder = Record(k)
-                holder.meta = {"ref": node}  # type: ignore[assignment]
+                holder.tags = node  # type: ignore[assignment]
                 node = holder
-        setattr(consumer, f"keep_{k}", node)
-        made.append((depth, target))
+        heads.append((depth, node))
+        del target, node
     with open(path, "w") as fh:
-        fh.write(PLUG_V2)
+        fh.write(plug_source(functions, 2))
     t = time.time() + 10
     os.utime(path, (t, t))
     importlib.invalidate_caches()
     importlib.reload(plug)
-    return consumer, made
+    return heads, probes
+
+
+def place_apart(heads: list[tuple[int, object]]) -> types.ModuleType:
+    consumer = types.ModuleType("bench_consumer")
+    sys.modules["bench_consumer"] = consumer
+    for k, (_, head) in enumerate(heads):
+        setattr(consumer, f"keep_{k}", head)
+    return consumer
+
+
+def place_inside(heads: list[tuple[int, object]], mods: list[types.ModuleType]) -> None:
+    """Each chain head replaces one record in a big list (its depth grows by one)."""
+    del sys.modules["bench_consumer"]
+    for k, (_, head) in enumerate(heads):
+        records = mods[k % len(mods)].records  # type: ignore[attr-defined]
+        records[(k * 7919) % len(records)] = head
 
 
 def floor() -> None:
@@ -120,11 +145,66 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - t0
 
 
+def check(doc: dict, probes: list[weakref.ref]) -> dict[str, Any]:
+    """What the report says about the stale objects: counts, and a module path per entry."""
+    entries = [s for m in doc["modules"] if m["name"] == "bench_plug" for s in m["stale"]]
+    reported = sum(s["count"] for s in entries if s["kind"] in ("function", "instance"))
+    depths = [
+        min((p["depth"] for p in s["paths"] if p["root"] == "module"), default=None)
+        for s in entries
+    ]
+    return {
+        "alive": sum(1 for p in probes if p() is not None),
+        "reported": reported,
+        "entries": len(entries),
+        "entries_with_module_path": sum(1 for d in depths if d is not None),
+        "depths": [min(d for d in depths if d), max(d for d in depths if d)] if any(depths) else [],
+    }
+
+
+def measure(repeat: int) -> tuple[list[float], list[float], dict]:
+    scans, floors = [], []
+    doc: dict = {}
+    for _ in range(repeat):
+        floors.append(timed(floor))
+        t0 = time.perf_counter()
+        doc = reloadscope.scan(collect=False).to_json()
+        scans.append(time.perf_counter() - t0)
+    return scans, floors, doc
+
+
+def walks_needed() -> int:
+    """How many module-graph walks a scan needs here (1: the first, pruned walk sufficed)."""
+    scan_mod = importlib.import_module("reloadscope.agent.scan")
+    agent = importlib.import_module("reloadscope.agent")
+    s = scan_mod.Scan(agent._recorder, collect=False)
+    s.run()
+    if s.doubt:
+        print("first walk not enough:", s.doubt, file=sys.stderr)
+    return int(s.walks)
+
+
+def objgraph_time(
+    heads: list[tuple[int, object]], probes: list[weakref.ref], sample_size: int
+) -> float | None:
+    """objgraph's find_backref_chain for a few targets at depth 5, extrapolated to all."""
+    try:
+        import objgraph
+    except ImportError:
+        return None
+    sample = [p() for (depth, _), p in zip(heads, probes) if depth == 5][:sample_size]
+    times = [
+        timed(lambda o=o: objgraph.find_backref_chain(o, objgraph.is_proper_module)) for o in sample
+    ]
+    del sample
+    return statistics.mean(times) * len(probes) if times else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objects", type=int, default=1_000_000)
     ap.add_argument("--stale", type=int, default=100)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--objgraph-sample", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="100k objects, 20 stale")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -134,79 +214,51 @@ def main() -> None:
     reloadscope.install(listen=False)
     sys.dont_write_bytecode = True
     mods = build_heap(args.objects)
+    figures: dict[str, Any] = {"python": sys.version.split()[0]}
     with tempfile.TemporaryDirectory() as workdir:
-        consumer, made = make_stale(args.stale, workdir)
+        heads, probes = make_stale(args.stale, workdir)
+        place_apart(heads)
         gc.collect()
-        heap = len(gc.get_objects())
-        scans, floors = [], []
-        report = None
-        for _ in range(args.repeat):
-            floors.append(timed(floor))
-            t0 = time.perf_counter()
-            report = reloadscope.scan(collect=False)
-            scans.append(time.perf_counter() - t0)
-        assert report is not None
-        doc = report.to_json()
-        ids_with_path = {
-            p["object_id"]
-            for m in doc["modules"]
-            for s in m["stale"]
-            for p in s["paths"]
-            if p["root"] == "module"
-        }
-        counted = sum(
-            s["count"]
-            for m in doc["modules"]
-            if m["name"] == "bench_plug"
-            for s in m["stale"]
-            if s["kind"] in ("function", "instance")
-        )
-        entries = [s for m in doc["modules"] if m["name"] == "bench_plug" for s in m["stale"]]
-        with_path = sum(1 for _, obj in made if id(obj) in ids_with_path)
-        every_entry_has_path = all(any(p["root"] == "module" for p in s["paths"]) for s in entries)
+        figures["heap_objects"] = len(gc.get_objects())
         og_time = None
-        try:
-            import objgraph
-
-            sample = [obj for depth, obj in made if depth == 5][: args.objgraph_sample]
-            og = [
-                timed(lambda o=o: objgraph.find_backref_chain(o, objgraph.is_proper_module))
-                for o in sample
-            ]
-            og_time = statistics.mean(og) * len(made) if og else None
-        except ImportError:
-            pass
-    del mods, consumer
-    scan_s, floor_s = statistics.median(scans), statistics.median(floors)
-    figures = {
-        "heap_objects": heap,
-        "stale_made": len(made),
-        "stale_counted": counted,
-        "sampled_with_module_path": with_path,
-        "every_entry_has_module_path": every_entry_has_path,
-        "scan_s": round(scan_s, 3),
-        "floor_s": round(floor_s, 3),
-        "scan_over_floor": round(scan_s / floor_s, 2),
-        "objgraph_extrapolated_s": round(og_time, 1) if og_time else None,
-        "objgraph_over_scan": round(og_time / scan_s, 1) if og_time else None,
-        "python": sys.version.split()[0],
-    }
+        for placement in ("apart", "inside"):
+            if placement == "inside":
+                place_inside(heads, mods)
+                gc.collect()
+            scans, floors, doc = measure(args.repeat)
+            scan_s, floor_s = statistics.median(scans), statistics.median(floors)
+            figures[placement] = {
+                "scan_s": round(scan_s, 3),
+                "floor_s": round(floor_s, 3),
+                "scan_over_floor": round(scan_s / floor_s, 2),
+                "walks": walks_needed(),
+                **check(doc, probes),
+            }
+            if placement == "apart":
+                og_time = objgraph_time(heads, probes, args.objgraph_sample)
+    apart = figures["apart"]
+    figures["objgraph_extrapolated_s"] = round(og_time, 1) if og_time else None
+    figures["objgraph_over_scan"] = round(og_time / apart["scan_s"], 1) if og_time else None
+    del mods, heads
     if args.json:
         print(json.dumps(figures))
         return
     print(
-        f"heap {heap:,} gc objects, {len(made)} stale objects at depths 1-10 "
-        f"(found {counted}; every entry has a module path: {every_entry_has_path}), "
-        f"Python {figures['python']}"
+        f"heap {figures['heap_objects']:,} gc objects, {args.stale} stale objects at depths "
+        f"1-10, Python {figures['python']}"
     )
-    print(
-        f"  scan      {scan_s:8.3f} s   scan/floor   {figures['scan_over_floor']:6.2f}  (bar <= 2)"
-    )
-    print(f"  floor     {floor_s:8.3f} s")
+    for placement in ("apart", "inside"):
+        f = figures[placement]
+        print(
+            f"  {placement:<7} scan {f['scan_s']:7.3f} s  floor {f['floor_s']:7.3f} s  "
+            f"scan/floor {f['scan_over_floor']:5.2f} (bar <= 2)  walks {f['walks']}  "
+            f"reported {f['reported']}/{f['alive']}, module path for "
+            f"{f['entries_with_module_path']}/{f['entries']} entries, depths {f['depths']}"
+        )
     if og_time:
         print(
-            f"  objgraph  {og_time:8.1f} s   objgraph/scan {figures['objgraph_over_scan']:6.0f}  "
-            f"(bar >= 30; {args.objgraph_sample} targets at depth 5, extrapolated)"
+            f"  objgraph {og_time:7.1f} s extrapolated ({args.objgraph_sample} targets at depth 5)"
+            f"  objgraph/scan(apart) {figures['objgraph_over_scan']:.0f} (bar >= 30)"
         )
 
 

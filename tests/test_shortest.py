@@ -178,3 +178,18 @@ def test_random_heaps_agree_with_the_full_walk(scenario):
         assert res["pruned"] and all(res["pruned"].values()), res
     walks = [res["walks"] for res in results]
     assert 1 in walks and 2 in walks, results  # both outcomes were exercised
+
+
+def test_a_first_walk_that_sees_most_of_the_heap_gives_up_early(scenario):
+    # One big container is deferred, but most of the heap sits in medium ones the first walk
+    # does expand: it stops early rather than nearly repeat the full walk afterwards.
+    scenario.write(
+        "app.py",
+        "import plug\n"
+        "big = [[i] for i in range(20_000)]\n"
+        "medium = [[[i] for i in range(5_000)] for _ in range(40)]\n"
+        "deep = [[[[[[[plug.handler]]]]]]]\n"
+        "big[5].append(deep)\n",
+    )
+    _, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2 and cmp["doubt"] == "the first walk saw most of the heap"

@@ -26,11 +26,13 @@ from collections.abc import Callable
 
 from . import graph
 
+PROVE_OTHERS = 32
+
 
 def doubt(
     w: graph.Walk,
     seen: set[int],
-    groups: list[tuple[list[int], object | None]],
+    groups: list[tuple[list[object], object | None]],
     samples: dict[int, object],
     chains: dict[int, list[list[object]]],
     targets: set[int] | dict[int, object],
@@ -39,29 +41,39 @@ def doubt(
     """None when the paths ``chains`` holds for ``samples`` are the shortest ones, else why
     they may not be.
 
-    ``groups`` lists, per report entry, the ids of its objects and the stale class whose
-    methods it holds (or None); ``samples`` are the objects chosen to show, the shallowest of
-    each entry; ``targets`` holds the ids of all stale objects; ``drop`` recognises the
-    scan's own containers among referrers.
+    ``groups`` lists, per report entry, its objects and the stale class whose methods it
+    holds (or None); ``samples`` are the objects chosen to show, the shallowest of each entry
+    (the others of a small entry must be proven no closer, so their depths are checked too);
+    ``targets`` holds the ids of all stale objects; ``drop`` recognises the scan's own
+    containers among referrers.
     """
     if not w.deferred:
         return None
     exact_depth = min(w.deferred.values()) + 1
     carrier_of: dict[int, object] = {}
-    for ids, carrier in groups:
-        depths = [w.found[i][0] for i in ids if i in w.found]
-        if not depths:
+    others: dict[int, object] = {}  # objects not shown whose depth must be exact as well
+    for objs, carrier in groups:
+        ids = [id(o) for o in objs]
+        if not any(i in w.found for i in ids):
             return "an entry has no object outside the deferred containers"
         shown = [w.found[i][0] for i in ids if i in samples and i in w.found]
         if len(shown) < len(ids) and max(shown) > exact_depth:
-            return "an object not shown may be closer, through a deferred container"
+            # One of the others might be closer through a deferred container, unless each of
+            # them is proven no closer: affordable for a few.
+            if len(ids) > PROVE_OTHERS or any(i not in w.found for i in ids):
+                return "an object not shown may be closer, through a deferred container"
+            others.update((id(o), o) for o in objs if id(o) not in samples)
         if carrier is not None:
             carrier_of.update(dict.fromkeys(ids, carrier))
+    if others:
+        more = graph.chains(w, others, 1)
+        chains = {**more, **chains}
+    need = {**others, **samples}
     # id -> (chain, index): nodes whose holders must be asked for.  Those with a carrier on
     # their chain are reported only if some path avoids the class.
     doubtful: dict[int, tuple[list[object], int]] = {}
     carried: set[int] = set()
-    for i, obj in samples.items():
+    for i, obj in need.items():
         if i not in w.found:
             return "a sample without a module path may be inside a deferred container"
         k = w.found[i][0]
@@ -91,7 +103,8 @@ def doubt(
     for paths in chains.values():
         for path in paths:
             _count(extra, path)
-    own = {id(carrier_of), id(groups), id(doubtful)}
+    own = {id(carrier_of), id(groups), id(doubtful), id(others), id(need), id(chains)}
+    own.update(id(c) for cs in chains.values() for c in cs)
 
     def drop_own(r: object) -> bool:
         return id(r) in own or drop(r)

@@ -15,7 +15,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from itertools import compress, repeat
-from operator import is_, ne, not_
+from operator import ne, not_
 
 _is_tracked = gc.is_tracked
 _get_referents = gc.get_referents
@@ -56,6 +56,7 @@ class Walk:
         self.chunk: list[int] = [CHUNK]
         self.found: dict[int, tuple[int, int]] = {}  # id(target) -> (level, position)
         self.deferred: dict[int, int] = {}  # id(object not expanded) -> its level
+        self.gave_up = False
         self.complete = True
         self.reason = ""
 
@@ -68,6 +69,7 @@ def walk(
     max_depth: int,
     deadline: float,
     defer_fanout: int | None = None,
+    give_up_after: int | None = None,
 ) -> Walk:
     """Visit everything reachable from ``roots`` not in ``seen`` (updated in place).
 
@@ -75,6 +77,8 @@ def walk(
     (so they never look single-held).  With ``defer_fanout``, an object below the roots that
     holds more references than that is not expanded: it is recorded in ``Walk.deferred``
     and what only it holds is not visited (see ``exact`` for when the result still holds).
+    With ``give_up_after``, the walk stops (``gave_up``) once it has visited that many
+    objects: a deferring walk that has seen most of the heap saves little over a full one.
 
     An object is in ``seen`` after the walk exactly when it was reached through the checked
     path (more than one holder) or is a root: one that is not had a single holder.
@@ -94,6 +98,7 @@ def walk(
     result.levels.append(level0)
     expander = _Expander(result, seen, remaining, defer_fanout)
     depth = 0
+    visited = len(level0)
     while frontier and remaining:
         if depth >= max_depth:
             result.complete = False
@@ -117,6 +122,10 @@ def walk(
         result.ends.append(ends)
         result.chunk.append(size)
         frontier = nxt
+        visited += len(nxt)
+        if give_up_after is not None and visited > give_up_after and remaining:
+            result.gave_up = True
+            break
     return result
 
 
@@ -176,27 +185,62 @@ class _Expander:
                         self.found[i] = (self.depth, base + offset)
 
 
-def _refers(holder: object, obj: object) -> bool:
-    return any(map(is_, _get_referents(holder), repeat(obj)))
+class _Parents:
+    """The parents of objects on reported paths, found for many objects at once.
 
+    The chunk that discovered an object is known from ``ends``; all objects whose parents lie
+    in the same chunk are looked for in one pass over what that chunk holds, in batched
+    sub-chunks, so a chunk holding a big container is scanned once per level, not once per
+    path through it."""
 
-def _parent(w: Walk, level: int, pos: int) -> tuple[int, object] | None:
-    """(position, object) in the level above of what discovered ``levels[level][pos]``.
+    def __init__(self, w: Walk) -> None:
+        self.w = w
+        self.known: dict[tuple[int, int], tuple[int, object] | None] = {}
 
-    The discovering chunk is known from ``ends``; batched sub-chunks narrow it down so only a
-    few objects are asked one by one."""
-    obj = w.levels[level][pos]
-    size = w.chunk[level]
-    base = bisect_right(w.ends[level], pos) * size
-    chunk = _unexpanded_as_none(w, w.levels[level - 1][base : base + size])
-    for sub in range(0, len(chunk), SUBCHUNK):
-        part = chunk[sub : sub + SUBCHUNK]
-        if not any(map(is_, _get_referents(*part), repeat(obj))):
-            continue
-        for offset, p in enumerate(part):
-            if _refers(p, obj):
-                return base + sub + offset, p
-    return None
+    def resolve(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Find the parents of the objects at (level, position) ``keys``, up to the roots."""
+        w = self.w
+        todo = {k for k in keys if k[0] > 0 and k not in self.known}
+        while todo:
+            level = max(k[0] for k in todo)
+            now = {k for k in todo if k[0] == level}
+            todo -= now
+            size = w.chunk[level]
+            by_chunk: dict[int, dict[int, int]] = {}  # chunk -> id(object) -> its position
+            for _, pos in now:
+                n = bisect_right(w.ends[level], pos)
+                by_chunk.setdefault(n, {})[id(w.levels[level][pos])] = pos
+            for n, left in by_chunk.items():
+                base = n * size
+                for offset, _ in self._assign(level, base, size, left):
+                    todo.add((level - 1, base + offset))
+                for pos in left.values():
+                    self.known[(level, pos)] = None
+                del left
+            todo = {k for k in todo if k[0] > 0 and k not in self.known}
+
+    def _assign(
+        self, level: int, base: int, size: int, left: dict[int, int]
+    ) -> list[tuple[int, object]]:
+        """Find, in the chunk of ``levels[level - 1]`` starting at ``base``, the parents of the
+        ``left`` objects of ``level`` (id -> position; removed as they are found).  Returns
+        the (offset, parent) pairs used."""
+        chunk = _unexpanded_as_none(self.w, self.w.levels[level - 1][base : base + size])
+        used: list[tuple[int, object]] = []
+        wanted = left.keys()
+        for sub in range(0, len(chunk), SUBCHUNK):
+            part = chunk[sub : sub + SUBCHUNK]
+            if wanted.isdisjoint(map(id, _get_referents(*part))):
+                continue
+            for offset, p in enumerate(part):
+                hits = set(filter(wanted.__contains__, map(id, _get_referents(p))))
+                for i in hits:
+                    self.known[(level, left.pop(i))] = (base + sub + offset, p)
+                if hits:
+                    used.append((sub + offset, p))
+                if not left:
+                    return used
+        return used
 
 
 def _unexpanded_as_none(w: Walk, objs: list[object]) -> list[object]:
@@ -208,16 +252,11 @@ def _unexpanded_as_none(w: Walk, objs: list[object]) -> list[object]:
     return [None if id(o) in skip else o for o in objs]
 
 
-def _chain_up(
-    w: Walk, level: int, pos: int, cache: dict[tuple[int, int], tuple[int, object] | None]
-) -> list[object] | None:
-    """[root, ..., levels[level][pos]] following first parents."""
-    chain = [w.levels[level][pos]]
+def _chain_up(parents: _Parents, level: int, pos: int) -> list[object] | None:
+    """[root, ..., levels[level][pos]] following first parents (resolved beforehand)."""
+    chain = [parents.w.levels[level][pos]]
     while level > 0:
-        key = (level, pos)
-        if key not in cache:
-            cache[key] = _parent(w, level, pos)
-        hit = cache[key]
+        hit = parents.known.get((level, pos))
         if hit is None:
             return None
         pos, parent = hit
@@ -263,7 +302,6 @@ def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, li
     the target's level or the one above when those levels are small (module namespaces always
     are), so that a ``from m import f`` copy in three modules shows three holders.
     """
-    cache: dict[tuple[int, int], tuple[int, object] | None] = {}
     search: dict[int, dict[int, object]] = {}
     for i, (k, _) in w.found.items():
         if i in targets and k > 0:
@@ -274,19 +312,22 @@ def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, li
     for lvl, wanted in search.items():
         for i, hs in _holders(w, w.levels[lvl], wanted, per_target).items():
             others.setdefault(i, []).extend((lvl, pos, h) for pos, h in hs)
+    parents = _Parents(w)
+    parents.resolve([w.found[i] for i in targets if i in w.found])
+    parents.resolve([(lvl, pos) for hs in others.values() for lvl, pos, _ in hs])
     out: dict[int, list[list[object]]] = {}
     for i, obj in targets.items():
         if i not in w.found:
             continue
         level, pos = w.found[i]
-        first = _chain_up(w, level, pos, cache)
+        first = _chain_up(parents, level, pos)
         paths = [first] if first is not None else []
         for lvl, hpos, holder in sorted(others.get(i, []), key=lambda x: x[0]):
             if len(paths) >= per_target:
                 break
             if any(len(c) > 1 and c[-2] is holder for c in paths):
                 continue
-            up = _chain_up(w, lvl, hpos, cache)
+            up = _chain_up(parents, lvl, hpos)
             if up is not None and not any(n is obj for n in up):
                 paths.append([*up, obj])
         out[i] = paths

@@ -10,6 +10,10 @@ from __future__ import annotations
 import functools
 import gc
 from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import compress, count, islice, repeat
+from operator import is_
 from types import (
     BuiltinMethodType,
     CellType,
@@ -88,15 +92,55 @@ def _attr(name: str) -> Step:
     return ATTR, HOLE + "." + name
 
 
-def _index_in(seq: object, child: object, getitem: object, length: object) -> int | None:
+class _Positions:
+    """Positions in big sequences asked about more than once (several reported paths through
+    one big list): the second time, the sequence is indexed by item identity."""
+
+    BIG = 4096
+
+    def __init__(self) -> None:
+        self.asked: dict[int, object] = {}
+        self.maps: dict[int, dict[int, int]] = {}
+
+    def find(self, seq: Any, child: object) -> int | None:
+        """Index of ``child`` in ``seq``, an exact list or tuple (its own C methods only)."""
+        t: Any = type(seq)
+        n = t.__len__(seq)
+        if n < self.BIG:
+            return _position(t.__iter__(seq), child)
+        m = self.maps.get(id(seq))
+        if m is None and self.asked.get(id(seq)) is seq:
+            ids = list(map(id, t.__iter__(seq)))
+            ids.reverse()
+            m = self.maps[id(seq)] = dict(zip(ids, range(n - 1, -1, -1)))
+        if m is not None:
+            return m.get(id(child))
+        self.asked[id(seq)] = seq
+        return _position(t.__iter__(seq), child)
+
+
+_positions: _Positions | None = None
+
+
+@contextmanager
+def positions() -> Iterator[None]:
+    """Render paths in this block with big sequences indexed on demand (dropped at the end:
+    nothing of the target is kept between scans)."""
+    global _positions
+    _positions = _Positions()
     try:
-        n = length(seq)  # type: ignore[operator]
-        for i in range(n):
-            if getitem(seq, i) is child:  # type: ignore[operator]
-                return i
-    except Exception:
+        yield
+    finally:
+        _positions = None
+
+
+def _position(items: Iterable[object], child: object) -> int | None:
+    """Index of the first of ``items`` that is ``child`` itself, searched in C (a big container
+    on a path costs milliseconds, not a Python loop per item)."""
+    try:
+        return next(compress(count(), map(is_, items, repeat(child))), None)
+    except Exception:  # changed size while we looked
         return None
-    return None
 
 
 def _gc_step(parent: object, child: object) -> Step:
@@ -107,24 +151,29 @@ def _gc_step(parent: object, child: object) -> Step:
 
 
 def _dict_step(d: dict, child: object) -> Step | None:
-    for i, (k, v) in enumerate(dict.items(d)):
-        if v is child:
-            kr = safe.key_repr(k)
-            if kr is not None:
-                return ITEM, f"{HOLE}[{kr}]"
-            return ITEM, f"{HOLE}.values(){_NTH}[{i}]"
-    for i, k in enumerate(dict.keys(d)):
-        if k is child:
-            return ITEM, f"{HOLE}{_NTH}[{i}]"
+    i = _position(dict.values(d), child)
+    if i is not None:
+        kr = safe.key_repr(_nth(dict.keys(d), i))
+        if kr is not None:
+            return ITEM, f"{HOLE}[{kr}]"
+        return ITEM, f"{HOLE}.values(){_NTH}[{i}]"
+    i = _position(dict.keys(d), child)
+    if i is not None:
+        return ITEM, f"{HOLE}{_NTH}[{i}]"
     return None
 
 
 def _dict_key(d: dict, child: object) -> object:
     """The key under which ``d`` holds ``child`` (None if not a value)."""
-    for k, v in dict.items(d):
-        if v is child:
-            return k
-    return None
+    i = _position(dict.values(d), child)
+    return None if i is None else _nth(dict.keys(d), i)
+
+
+def _nth(items: Iterable[object], i: int) -> object:
+    try:
+        return next(islice(items, i, None), None)
+    except Exception:
+        return None
 
 
 def _named(owner: object, d: dict, child: object, allow_attr: bool) -> Step | None:
@@ -163,11 +212,15 @@ def step(parent: object, child: object, grandchild: object | None = None) -> tup
     if t is MappingProxyType:
         return (SKIP, HOLE), False
     if t is list or t is tuple:
-        i = _index_in(parent, child, t.__getitem__, t.__len__)
+        finder = _positions
+        if finder is not None:
+            i = finder.find(parent, child)
+        else:
+            i = _position(t.__iter__(parent), child)  # type: ignore[arg-type]
         if i is not None:
             return (INDEX, f"{HOLE}[{i}]"), False
     if t is deque:
-        i = _index_in(parent, child, deque.__getitem__, deque.__len__)
+        i = _position(deque.__iter__(parent), child)  # type: ignore[arg-type]
         if i is not None:
             return (INDEX, f"{HOLE}[{i}]"), False
     if t is set or t is frozenset:

@@ -12,7 +12,7 @@ from itertools import compress
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
-from . import exact, graph, safe
+from . import exact, graph, paths, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
@@ -62,6 +62,7 @@ class Scan:
         self.incomplete: list[str] = []
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
+        self.n_objects = 0
 
     # -- the steps -----------------------------------------------------------------------------
     def run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
@@ -71,7 +72,7 @@ class Scan:
         if self.collect:
             gc.collect()
         objs = gc.get_objects()
-        n_objects = len(objs)
+        n_objects = self.n_objects = len(objs)
         cls = Classifier(self.recorder)
         self._classify(cls, objs)
         del objs
@@ -178,41 +179,49 @@ class Scan:
             max_depth=self.max_depth,
             deadline=self.deadline,
             defer_fanout=graph.DEFER_FANOUT,
+            give_up_after=self.n_objects * 2 // 5,
         )
-        samples = self._samples(entries, w.found)
-        found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
         self.walks = 1
-        if w.deferred and w.complete:
-            groups = [([id(o) for o in e.objs], e.found.carrier) for e in entries.values()]
-            ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
-            ours.update(id(e.objs) for e in entries.values())
-            ours.update(id(c) for cs in found_chains.values() for c in cs)
-            ours.update(map(id, groups))
-            self.doubt = exact.doubt(
-                w, seen, groups, samples, found_chains, targets, _drop_own(ours)
-            )
-            if self.doubt is None:
-                # What the walk did not reach may sit in a deferred container: not "missing".
-                targets = {i: o for i, o in targets.items() if i in w.found}
-            else:
-                # Some path may run through a big container: walk everything.
-                self.walks = 2
-                seen = set()
-                roots, root_key = self._module_roots(seen)
-                w = graph.walk(
-                    roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
+        samples: dict[int, object] = {}
+        found_chains: dict[int, list[list[object]]] = {}
+        if w.gave_up:
+            self.doubt = "the first walk saw most of the heap"
+        else:
+            samples = self._samples(entries, w.found)
+            found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
+            if w.deferred and w.complete:
+                groups = [(e.objs, e.found.carrier) for e in entries.values()]
+                ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
+                ours.update(id(e.objs) for e in entries.values())
+                ours.update(id(c) for cs in found_chains.values() for c in cs)
+                ours.update(map(id, groups))
+                self.doubt = exact.doubt(
+                    w, seen, groups, samples, found_chains, targets, _drop_own(ours)
                 )
-                samples = self._samples(entries, w.found)
-                found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
+                if self.doubt is None:
+                    # What this walk did not reach may sit in a deferred container: it is not
+                    # "missing" (held outside the module graph).
+                    targets = {i: o for i, o in targets.items() if i in w.found}
+        if self.doubt is not None:
+            # Some path may run through a big container: walk everything.
+            self.walks = 2
+            seen = set()
+            roots, root_key = self._module_roots(seen)
+            w = graph.walk(
+                roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
+            )
+            samples = self._samples(entries, w.found)
+            found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
         if not w.complete:
             self.incomplete.append("module graph " + w.reason)
-        for i, chains in found_chains.items():
-            for chain in chains:
-                key = root_key.get(id(chain[0]))
-                if key is None or len(chain) < 2:
-                    continue
-                out.setdefault(i, []).append(self._module_path(key, chain, cls.found[i]))
-                out[i][-1]["object_id"] = i
+        with paths.positions():
+            for i, chains in found_chains.items():
+                for chain in chains:
+                    key = root_key.get(id(chain[0]))
+                    if key is None or len(chain) < 2:
+                        continue
+                    out.setdefault(i, []).append(self._module_path(key, chain, cls.found[i]))
+                    out[i][-1]["object_id"] = i
         missing = {i: o for i, o in targets.items() if i not in w.found}
         if missing:
             self._thread_paths(cls, missing, seen, out)
