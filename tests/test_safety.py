@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scenario import SRC, pythons
 
 AGENT = Path(SRC) / "reloadscope" / "agent"
@@ -69,23 +71,37 @@ def __getattr__(name):
 """
 
 
-def test_scan_calls_no_user_code(scenario):
+@pytest.mark.parametrize("big", [False, True], ids=["small-heap", "big-container"])
+def test_scan_calls_no_user_code(scenario, big):
+    # With a big container the first walk defers it and the scan proves its paths shortest
+    # (holders of hostile objects, dominated sets, deep hostile containers): still no call.
+    extra = (
+        "big = [[i] for i in range(20_000)]\n"
+        "        deep = hostile.HList([hostile.HDict(k=[[hostile.Hostile()]])])\n"
+        if big
+        else ""
+    )
     scenario.write("hostile.py", HOSTILE)
     r = scenario.run(f"""
-        import reloadscope, rs
+        import importlib, reloadscope, rs
         reloadscope.install()
         import hostile
         keep = [hostile.instance, hostile.registry, hostile.box, hostile.holder]
+        {extra}
         calls = hostile.CALLS
         rs.edit(hostile, {HOSTILE!r})
         del calls[:]
         doc = reloadscope.scan().to_json()
+        s = importlib.import_module("reloadscope.agent.scan").Scan(reloadscope.agent._recorder)
+        s.run()
         seen = list(calls)
-        rs.report(doc, calls=seen)
+        rs.report(doc, calls=seen, walks=s.walks, doubt=s.doubt)
     """)
     assert r.extra["calls"] == []
+    if big:
+        assert r.extra["walks"] == 1, r.extra["doubt"]
     # The stale objects behind the hostile ones were still found.
-    assert r.one("hostile", kind="instance", qualname="Hostile")["count"] == 4
+    assert r.one("hostile", kind="instance", qualname="Hostile")["count"] == (5 if big else 4)
     assert r.one("hostile", kind="class", qualname="Hostile")["type"] == "Meta"
     handler = r.one("hostile", kind="function", qualname="handler")
     assert handler["count"] == 1 and handler["paths"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import graph
+from . import graph, safe
 
 PROVE_OTHERS = 32
 
@@ -128,7 +128,7 @@ def doubt(
                 if min(level, exact_depth) < parent_depth:
                     return "a deferred container holds a sample"
             elif parent_depth > exact_depth:
-                return f"a sample has another holder ({type(h).__name__})"
+                return f"a sample has another holder ({safe.type_name(type(h))})"
     return None
 
 
