@@ -35,6 +35,8 @@ def test_depth_budget_makes_the_scan_incomplete_and_says_so(scenario):
     assert "depth 2" in scan["incomplete"]
     entry = r.one("plug", kind="function", qualname="f")
     assert entry["paths"][0]["root"] == "other"  # found, but its holder was not reached
+    assert "search stopped" in entry["paths"][0]["text"]  # not "nothing holds it"
+    assert "max_depth" in entry["paths"][0]["hint"]
 
 
 def test_full_budget_finds_the_deep_holder(scenario):

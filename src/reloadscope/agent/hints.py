@@ -45,6 +45,8 @@ def hint(
             "registered outside the gc graph (signal handler or trace hook) before the reload: "
             "register it again from the reloaded module"
         )
+    if root == "unsearched":
+        return "scan again with a larger max_depth or time_budget to find what holds it"
     if root == "other":
         return (
             "not reachable from modules or threads: a garbage cycle (gc.collect() frees it) "

@@ -213,7 +213,8 @@ class Scan:
             samples = self._samples(entries, w.found)
             found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
         if not w.complete:
-            self.incomplete.append("module graph " + w.reason)
+            deferred = " (big containers not searched)" if w.deferred else ""
+            self.incomplete.append("module graph " + w.reason + deferred)
         with paths.positions():
             for i, chains in found_chains.items():
                 for chain in chains:
@@ -230,7 +231,7 @@ class Scan:
             self._probed_paths(cls, missing, seen, out)
         for i in missing:
             if i not in out and i in cls.found:
-                out[i] = [self._other_path(cls.found[i])]
+                out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
         return out
 
     def _samples(
@@ -361,8 +362,11 @@ class Scan:
                     }
                 )
 
-    def _other_path(self, found: Found) -> dict:
-        if self.collect:
+    def _other_path(self, found: Found, cut_short: bool = False) -> dict:
+        if cut_short:
+            # Not a claim that nothing holds it: the search stopped before it could know.
+            text = "not found before the search stopped (see the scan's incomplete note)"
+        elif self.collect:
             text = (
                 "not reachable from any module, running thread, signal handler or trace hook: "
                 "held outside the gc graph (C extension, atexit, ...)"
@@ -375,7 +379,7 @@ class Scan:
         return {
             "root": "other",
             "text": text,
-            "hint": hint(found, "other", [], None, None),
+            "hint": hint(found, "unsearched" if cut_short else "other", [], None, None),
             "depth": 0,
             "object_id": id(found.obj),
         }
