@@ -113,22 +113,42 @@ def doubt(
     for hs in holders.values():
         _count(extra, hs)
     for i, (chain, j) in doubtful.items():
-        if i in carried:
-            inside = graph.dominated(carrier_of[i], extra)
-            if not all(id(h) in inside for h in holders.get(i, [])):
-                return "a method of a stale class is held outside it"
+        why = _closer(
+            w, chain, j, holders.get(i, []), carrier_of.get(i) if i in carried else None, extra
+        )
+        if why is not None:
+            return why
+    return None
+
+
+def _closer(
+    w: graph.Walk,
+    chain: list[object],
+    j: int,
+    holders: list[object],
+    carrier: object | None,
+    extra: dict[int, int],
+) -> str | None:
+    """Why a holder of ``chain[j]`` may offer a shorter path than ``chain[j - 1]`` (None if
+    none does).  A function of its own so that no loop variable outlives it: an object held by
+    a leftover local would look held twice to the next ``dominated``."""
+    if carrier is not None:
+        inside = graph.dominated(carrier, extra)
+        if not all(id(h) in inside for h in holders):
+            return "a method of a stale class is held outside it"
+        return None
+    exact_depth = min(w.deferred.values()) + 1
+    parent, parent_depth = chain[j - 1], j - 1
+    inside = graph.dominated(chain[j], extra)
+    for h in holders:
+        if h is parent or id(h) in inside:
             continue
-        parent, parent_depth = chain[j - 1], j - 1
-        inside = graph.dominated(chain[j], extra)
-        for h in holders.get(i, []):
-            if h is parent or id(h) in inside:
-                continue
-            level = w.deferred.get(id(h))
-            if level is not None:
-                if min(level, exact_depth) < parent_depth:
-                    return "a deferred container holds a sample"
-            elif parent_depth > exact_depth:
-                return f"a sample has another holder ({safe.type_name(type(h))})"
+        level = w.deferred.get(id(h))
+        if level is not None:
+            if min(level, exact_depth) < parent_depth:
+                return "a deferred container holds a sample"
+        elif parent_depth > exact_depth:
+            return f"a sample has another holder ({safe.type_name(type(h))})"
     return None
 
 
