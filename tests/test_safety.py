@@ -4,6 +4,7 @@ and loads nothing but the standard library."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,108 @@ def test_agent_imports_only_the_standard_library_and_itself():
                 assert top in sys.stdlib_module_names or top == "__future__", (path, name)
             else:
                 assert level == 1, f"{path.name} imports outside the agent: {'.' * level}{name}"
+
+
+BOOT_CHILD = """
+import os, sys, time
+before = set(sys.modules)
+code = open(sys.argv[1]).read()
+exec(code, {})
+path = f"/tmp/reloadscope-{os.getuid()}/{os.getpid()}.sock"
+deadline = time.time() + 30
+while not os.path.exists(path) and time.time() < deadline:
+    time.sleep(0.01)
+agent = sys.modules["_reloadscope_agent"]
+print(sorted(set(sys.modules) - before))
+print(sys.modules["_reloadscope_agent.scan"].__file__)
+print([type(f).__name__ for f in sys.meta_path])
+agent.stop_listening()
+"""
+
+# What loading the injected agent may import besides itself: every module imported is a few
+# file reads, each giving up the GIL (slow when threads compete for it), so this list is short
+# on purpose. typing, sysconfig, tempfile, datetime, hashlib, contextlib must not be on it.
+AGENT_LOADS = {
+    "__future__",
+    "_json",
+    "_socket",
+    "array",
+    "gc",
+    "importlib",
+    "importlib._bootstrap",
+    "importlib._bootstrap_external",
+    "importlib.machinery",
+    "json",
+    "json.decoder",
+    "json.encoder",
+    "json.scanner",
+    "select",
+    "selectors",
+    "socket",
+    "struct",
+    "_struct",
+    "re",
+    "re._casefix",
+    "re._compiler",
+    "re._constants",
+    "re._parser",
+    "sre_compile",
+    "sre_constants",
+    "sre_parse",
+    "_sre",
+    "_locale",
+    "copyreg",
+    "enum",
+    "collections.abc",
+    "_weakrefset",
+    "threading",
+    "_thread",
+    "weakref",
+    "atexit",
+    "errno",
+    "operator",
+    "itertools",
+    "bisect",
+    "_bisect",
+    "_operator",
+    "_collections_abc",
+    "types",
+    "functools",
+    "collections",
+    "keyword",
+    "reprlib",
+    "_collections",
+    "_functools",
+    "_weakref",
+    "_abc",
+    "abc",
+    "math",
+    "warnings",
+}
+
+
+@pytest.mark.parametrize("python", pythons(), ids=lambda p: p.split("/versions/")[-1].split("/")[0])
+def test_the_injected_bootstrap_loads_the_agent_from_memory(tmp_path, python):
+    from reloadscope.attach.inject import bootstrap
+
+    boot = tmp_path / "boot.py"
+    boot.write_text(bootstrap())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [python, "-S", "-c", BOOT_CHILD, str(boot)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    new, scan_file, finders = out.stdout.strip().splitlines()
+    assert scan_file == str(AGENT / "scan.py")  # its own files are recognised as its own
+    loaded = {m for m in eval(new) if not m.startswith("_reloadscope_agent")}
+    assert loaded <= AGENT_LOADS, loaded - AGENT_LOADS
+    # The temporary finder that served the agent's text is gone; the recorder's stays.
+    assert "Finder" not in eval(finders)
 
 
 LAYERS = ["agent", "model", "textreport", "snapshot", "attach", "ui", "cli"]

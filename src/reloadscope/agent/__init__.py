@@ -9,12 +9,15 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any
 
 from . import snapfile
 from .recorder import Recorder
 from .scan import scan as _scan
 from .server import Server
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "install",

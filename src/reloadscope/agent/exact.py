@@ -22,9 +22,11 @@ be a path that is not the shortest, the cost of a doubt only time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from . import graph, safe
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PROVE_OTHERS = 32
 

@@ -13,9 +13,12 @@ import gc
 import sys
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
 from itertools import compress, repeat
 from operator import ne, not_
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 _is_tracked = gc.is_tracked
 _get_referents = gc.get_referents

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import gc
 from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from itertools import compress, count, islice, repeat
 from operator import is_
 from types import (
@@ -27,9 +25,13 @@ from types import (
     ModuleType,
     TracebackType,
 )
-from typing import Any
 
 from . import safe
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 HOLE = "\x00"
 
@@ -122,15 +124,17 @@ class _Positions:
 _positions: _Positions | None = None
 
 
-@contextmanager
-def positions() -> Iterator[None]:
+class positions:
     """Render paths in this block with big sequences indexed on demand (dropped at the end:
-    nothing of the target is kept between scans)."""
-    global _positions
-    _positions = _Positions()
-    try:
-        yield
-    finally:
+    nothing of the target is kept between scans).  A class, not contextlib: the agent loads
+    as few modules as it can."""
+
+    def __enter__(self) -> None:
+        global _positions
+        _positions = _Positions()
+
+    def __exit__(self, *exc: object) -> None:
+        global _positions
         _positions = None
 
 

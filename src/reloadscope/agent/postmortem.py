@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import atexit
 import sys
-import traceback
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from . import snapfile
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _state: dict[str, Any] = {}
 
@@ -46,6 +48,8 @@ def _excepthook(
     previous = _state.get("previous", sys.__excepthook__)
     if _state:
         try:
+            import traceback
+
             _state["exit"] = {
                 "how": "exception",
                 "exception": traceback.format_exception_only(exc_type, exc)[-1].strip(),

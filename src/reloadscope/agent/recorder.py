@@ -11,7 +11,6 @@ The finder runs under the import lock: it records, it never scans.
 
 from __future__ import annotations
 
-import hashlib
 import importlib._bootstrap
 import importlib._bootstrap_external
 import os
@@ -19,12 +18,15 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from importlib.machinery import ModuleSpec
 from types import CodeType, FunctionType, ModuleType
-from typing import Any
 
 from . import safe
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 # Private importlib internals (stable across 3.10-3.14): find_spec, _exec's frame removal.
 _bootstrap: Any = importlib._bootstrap
@@ -287,17 +289,20 @@ def _str_or_none(value: object) -> str | None:
 
 
 def _library_prefixes() -> tuple[str, ...]:
-    """Directories whose modules are libraries, not the user's code (no source text kept)."""
-    import sysconfig
+    """Directories whose modules are libraries, not the user's code (no source text kept).
 
+    Derived from ``sys`` and ``os`` alone: importing ``sysconfig`` here would cost an injected
+    agent half a second of file reads when threads compete for the GIL."""
     paths = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(os.path.realpath(p) + os.sep)
-            paths.add(p + os.sep)
-    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix):
-        paths.add(os.path.join(p, "lib") + os.sep)
+    stdlib = os.path.dirname(os.__file__) if getattr(os, "__file__", None) else None
+    candidates = [stdlib] if stdlib else []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        candidates += [os.path.join(p, "lib"), os.path.join(p, "lib64")]
+    for p in list(sys.path):
+        if type(p) is str and os.path.basename(p) in ("site-packages", "dist-packages"):
+            candidates.append(p)
+    for p in candidates:
+        paths.add(p + os.sep)  # as imported: no realpath, whose lstat calls would cost as much
     paths.add(_AGENT_DIR + os.sep)
     return tuple(sorted(paths))
 
@@ -497,6 +502,8 @@ def _read_source(loader: Any, origin: str | None) -> tuple[str | None, str | Non
             data = fh.read()
     except OSError:
         return None, None
+    import hashlib  # here: most targets never reload, and loading the agent stays cheap
+
     digest = hashlib.sha256(data).hexdigest()
     if len(data) > MAX_SOURCE_BYTES:
         return None, digest

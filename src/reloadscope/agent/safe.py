@@ -11,7 +11,10 @@ from __future__ import annotations
 import gc
 import sys
 from types import FunctionType, GetSetDescriptorType, MemberDescriptorType, ModuleType
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 _TYPE_FLAGS_TYPE_SUBCLASS = 1 << 31
 _TYPE_FLAGS_DICT_SUBCLASS = 1 << 29

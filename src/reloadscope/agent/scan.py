@@ -6,17 +6,19 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from itertools import compress
 from types import FrameType, FunctionType, ModuleType
-from typing import Any
 
 from . import exact, graph, paths, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
 from .stale import CODE_TYPES, Classifier, Found
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 FORMAT = "reloadscope-report"
 VERSION = 1
@@ -28,7 +30,7 @@ _KIND_ORDER = {"module": 0, "class": 1, "function": 2, "instance": 3, "code": 4,
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
 
 
 def _ours(filename: object) -> bool:

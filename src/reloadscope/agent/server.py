@@ -18,8 +18,11 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PROTOCOL = 1
 MAX_REQUEST = 1 << 20

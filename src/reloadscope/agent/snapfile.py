@@ -8,13 +8,13 @@ over the target name, so a crash leaves the old file or none, never a torn one.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import sys
-import tempfile
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "reloadscope-snapshot"
 VERSION = 1
@@ -76,8 +76,12 @@ def write(path: str | os.PathLike[str], doc: dict[str, Any]) -> str:
     """Write ``doc`` to ``path`` atomically; returns the absolute path written."""
     final = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(final) or "."
+    import gzip  # here, not at load: an injected agent rarely writes files
+    import json
+
     data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6, mtime=0)
-    fd, tmp = tempfile.mkstemp(prefix=".rsnap-", suffix=".tmp", dir=directory)
+    tmp = os.path.join(directory, f".rsnap-{os.getpid()}-{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

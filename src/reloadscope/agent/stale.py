@@ -14,12 +14,15 @@ false positives.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
-from typing import Any
 
 from . import safe
 from .recorder import Generation, ModuleRecord, Recorder
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 
 async def _agen() -> Any:  # pragma: no cover - only its type is used

@@ -1,9 +1,10 @@
 """Starting an agent inside a process that has none: gdb (3.10-3.13), sys.remote_exec (3.14+).
 
-The bootstrap is a few lines of Python that cannot raise: it starts a thread that loads the
-agent from reloadscope's own files under a private module name and listens.  gdb writes it into
-a fresh mmap'd page (so gdb never calls malloc in the target), then runs it one of two ways,
-chosen by what the main thread is doing (FIELD-NOTES, "Attaching"):
+The bootstrap is Python that cannot raise: it carries the agent's source text and starts a
+thread that loads the agent from it under a private module name and listens (no file reads in
+the target: each would give up the GIL, slow when threads compete for it).  gdb copies it
+into a fresh mmap'd page (so gdb never calls malloc in the target), then runs it one of two
+ways, chosen by what the main thread is doing (FIELD-NOTES, "Attaching"):
 
 - main thread blocked in a known system call (sleep, read, select, poll, wait...): call
   ``PyGILState_Ensure`` / ``PyRun_SimpleString`` / ``PyGILState_Release`` directly; it has
@@ -21,6 +22,7 @@ import platform
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,10 +32,10 @@ from .client import AttachError
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
 GDB_TIMEOUT = 20.0
-# Loading the agent is many small file reads, each giving up the GIL: with several CPU-bound
-# threads competing for it that can take seconds (seen: over 10 s on 3.10).
+# Starting the agent imports a few standard modules (json, socket), each a few file reads that
+# give up the GIL: with several CPU-bound threads competing for it that takes seconds.
 START_TIMEOUT = 30.0
-PAGE = 65536
+PAGE = 4096  # the bootstrap page is a whole number of these
 
 # x86_64 system calls in which a thread waits with the GIL released.
 _BLOCKING_X86_64 = {
@@ -56,36 +58,60 @@ _BLOCKING_AARCH64 = {63, 73, 72, 101, 115, 202, 207, 212, 260, 22, 242}
 
 BOOT = """
 import sys, threading
-def _reloadscope_boot():
+def _reloadscope_boot(sources):
     try:
         agent = sys.modules.get(NAME)
         if agent is None:
-            import importlib.util
-            spec = importlib.util.spec_from_file_location(
-                NAME, INIT, submodule_search_locations=[DIR])
-            agent = importlib.util.module_from_spec(spec)
-            sys.modules[NAME] = agent
+            class Finder:
+                # Serves the agent's modules from ``sources``, the text the injector sent:
+                # loading them from files would be dozens of small reads, each giving up the
+                # GIL, which is slow when threads compete for it.
+                def find_spec(self, name, path=None, target=None):
+                    if name not in sources:
+                        return None
+                    spec = type(sys.__spec__)(
+                        name, self, origin=sources[name][0], is_package=name == NAME)
+                    if name == NAME:
+                        spec.submodule_search_locations = [DIR]
+                    spec.has_location = True
+                    return spec
+                def create_module(self, spec):
+                    return None
+                def exec_module(self, module):
+                    filename, text = sources[module.__spec__.name]
+                    exec(compile(text, filename, "exec"), module.__dict__)
+            finder = Finder()
+            sys.meta_path.insert(0, finder)
             try:
-                spec.loader.exec_module(agent)
-            except BaseException:
-                sys.modules.pop(NAME, None)
-                raise
+                __import__(NAME)
+            finally:
+                sys.meta_path.remove(finder)
+            agent = sys.modules[NAME]
         agent.serve_injected()
     except BaseException:
         pass
-threading.Thread(target=_reloadscope_boot, name="reloadscope-boot", daemon=True).start()
+threading.Thread(
+    target=_reloadscope_boot, args=(SOURCES,), name="reloadscope-boot", daemon=True).start()
 """
+
+
+def agent_sources() -> dict[str, tuple[str, str]]:
+    """The agent's modules under their private names: name -> (file name, source text)."""
+    out = {}
+    for path in sorted(AGENT_DIR.glob("*.py")):
+        name = PRIVATE_NAME if path.stem == "__init__" else f"{PRIVATE_NAME}.{path.stem}"
+        out[name] = (str(path), path.read_text(encoding="utf-8"))
+    return out
 
 
 def bootstrap() -> str:
     """The string the target runs: valid Python that binds nothing in ``__main__`` and cannot
-    raise (an exception there would kill the target)."""
-    body = (
-        BOOT.replace("NAME", repr(PRIVATE_NAME))
-        .replace("INIT", repr(str(AGENT_DIR / "__init__.py")))
-        .replace("DIR", repr(str(AGENT_DIR)))
+    raise (an exception there would kill the target).  It carries the agent's source."""
+    body = BOOT.replace("NAME", repr(PRIVATE_NAME)).replace("DIR", repr(str(AGENT_DIR)))
+    code = (
+        f"try:\n    exec({body!r}, {{'SOURCES': {agent_sources()!r}}})\n"
+        "except BaseException:\n    pass\n"
     )
-    code = f"try:\n    exec({body!r}, {{}})\nexcept BaseException:\n    pass\n"
     compile(code, "<reloadscope-bootstrap>", "exec")  # never send something that cannot run
     return code
 
@@ -169,11 +195,6 @@ def _gdb(pid: int, commands: list[str]) -> str:
     return out
 
 
-def _bytes_literal(text: str) -> str:
-    data = text.encode() + b"\0"
-    return "{" + ",".join(str(b) for b in data) + "}"
-
-
 def _remote_exec(pid: int, exe: str, uid: int | None) -> None:
     """CPython 3.14+ (PEP 768): the target's own interpreter asks it to run the bootstrap.
 
@@ -233,28 +254,32 @@ def _wait_for_agent(pid: int, uid: int | None) -> None:
 
 def inject(
     pid: int, uid: int | None = None, version: str | None = None, exe: str | None = None
-) -> int | None:
+) -> tuple[int, int] | None:
     """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
-    (the agent unmaps it when asked: ``Session`` does)."""
+    and size (the agent unmaps it when asked: ``Session`` does)."""
     if version is not None and exe and tuple(map(int, version.split("."))) >= (3, 14):
         _remote_exec(pid, exe, uid)
         return None
-    code = bootstrap()
-    size = len(code.encode()) + 1
-    setup = [
-        f"set $rs_buf = (char*)mmap(0, {PAGE}, 3, 34, -1, 0)",
-        'printf "rs_buf=%lu\\n", (unsigned long)$rs_buf',
-        f"set {{unsigned char[{size}]}}$rs_buf = {_bytes_literal(code)}",
-    ]
-    if main_thread_blocked(pid):
-        run = [
-            "set $rs_gil = (int)PyGILState_Ensure()",
-            "print (int)PyRun_SimpleString($rs_buf)",
-            "call (void)PyGILState_Release($rs_gil)",
+    data = bootstrap().encode() + b"\0"
+    size = -(-len(data) // PAGE) * PAGE
+    with tempfile.NamedTemporaryFile(prefix="reloadscope-boot-", suffix=".bin") as fh:
+        fh.write(data)
+        fh.flush()
+        setup = [
+            f"set $rs_buf = (char*)mmap(0, {size}, 3, 34, -1, 0)",
+            'printf "rs_buf=%lu\\n", (unsigned long)$rs_buf',
+            # gdb copies the file into the page itself: the target reads nothing.
+            f"restore {fh.name} binary (long)$rs_buf",
         ]
-    else:
-        run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
-    out = _gdb(pid, setup + run)
+        if main_thread_blocked(pid):
+            run = [
+                "set $rs_gil = (int)PyGILState_Ensure()",
+                "print (int)PyRun_SimpleString($rs_buf)",
+                "call (void)PyGILState_Release($rs_gil)",
+            ]
+        else:
+            run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
+        out = _gdb(pid, setup + run)
     found = re.search(r"rs_buf=(\d+)", out)
     _wait_for_agent(pid, uid)
-    return int(found.group(1)) if found else None
+    return (int(found.group(1)), size) if found else None

@@ -70,7 +70,7 @@ class Session:
             os.unlink(path)  # left by an earlier process with this PID that died
         if not agent_listens(pid, uid):
             from .discovery import python_version
-            from .inject import PAGE, inject
+            from .inject import inject
 
             try:
                 exe = proc.exe()
@@ -80,7 +80,8 @@ class Session:
             self.injected = True
         self.client = Client(pid, timeout=timeout, uid=uid)
         if page is not None:
-            self.client.request("release", address=page, size=PAGE)
+            address, size = page
+            self.client.request("release", address=address, size=size)
 
     def close(self) -> None:
         if self.injected:
