@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from procinfo import fds, tasks, ticks
+from reloadscope.attach.inject import page_size
 from scenario import SRC, pythons
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
@@ -76,13 +77,14 @@ def _id(p: str) -> str:
 
 
 def anonymous_pages(pid: int) -> int:
-    """Anonymous 64 KiB mappings: the size of the page the injector writes the bootstrap to."""
+    """Anonymous mappings of the size of the page the injector writes the bootstrap to."""
+    size = page_size()
     n = 0
     with open(f"/proc/{pid}/maps") as fh:
         for line in fh:
             fields = line.split()
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            n += hi - lo == 65536 and len(fields) == 5
+            n += hi - lo == size and len(fields) == 5
     return n
 
 
@@ -158,6 +160,7 @@ def test_attach_to_python_twice_reuses_the_loaded_agent(tmp_path):
     )
     try:
         p.stdout.readline()
+        before = anonymous_pages(p.pid)
         for _ in range(3):
             out = subprocess.run(
                 [
@@ -175,6 +178,7 @@ def test_attach_to_python_twice_reuses_the_loaded_agent(tmp_path):
                 env=dict(os.environ, PYTHONPATH=SRC),
             )
             assert out.returncode == 0, out.stderr
+            assert anonymous_pages(p.pid) == before
         assert p.poll() is None
     finally:
         p.kill()
@@ -278,3 +282,38 @@ def test_missing_gdb_is_a_clear_error(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+RELEASE = """
+import ctypes, os, sys, time, rs
+from reloadscope.attach.client import Client
+from reloadscope.attach.inject import bootstrap, page_size
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+sock = f"/tmp/reloadscope-{os.getuid()}/{os.getpid()}.sock"
+code, size = bootstrap(), page_size()
+answers, addresses = [], []
+for _ in range(3):
+    page = libc.mmap(None, size, 3, 34, -1, 0)  # what gdb does, and where it writes the code
+    addresses.append(page)
+    exec(code, {})
+    while not os.path.exists(sock):
+        time.sleep(0.01)
+    c = Client(os.getpid())
+    answers.append([c.request("release", address=page, size=size),
+                    c.request("release", address=page, size=size)])
+    c.detach()
+    while os.path.exists(sock):
+        time.sleep(0.01)
+rs.report({"modules": []}, answers=answers, addresses=addresses)
+"""
+
+
+def test_each_injection_releases_its_page_once(scenario):
+    # mmap often hands the next injection the very address the last one released: its page
+    # must be released too (it was not, and every attach leaked the page), but never twice.
+    r = scenario.run(RELEASE)
+    assert r.extra["answers"] == [[True, False]] * 3
+    assert len(set(r.extra["addresses"])) < 3  # the case that used to leak did occur

@@ -33,7 +33,10 @@ __all__ = [
 _lock = threading.Lock()
 _recorder: Recorder | None = None
 _server: Server | None = None
-_released: set[int] = set()  # bootstrap pages already unmapped
+# The injected bootstrap's page may be unmapped once per injection (by the "release" request):
+# never twice, since by then the address may belong to someone else.  Not a set of addresses:
+# mmap hands the same address to the next injection, whose page must be released too.
+_page_to_release = False
 
 
 def install() -> Recorder:
@@ -109,7 +112,9 @@ def _forget() -> None:
 
 def serve_injected() -> str:
     """Entry point of the injected bootstrap: record from now on and listen."""
+    global _page_to_release
     install()
+    _page_to_release = True
     return listen(injected=True)
 
 
@@ -128,15 +133,15 @@ def _handlers() -> dict[str, Any]:
         address, size = req.get("address"), req.get("size")
         if not (_server_injected() and type(address) is int and type(size) is int):
             return False
-        global _released
-        if address in _released:
+        global _page_to_release
+        if not _page_to_release:
             return False
+        _page_to_release = False
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
         ok = libc.munmap(ctypes.c_void_p(address), ctypes.c_size_t(size)) == 0
-        _released.add(address)
         return ok
 
     def do_source(req: dict[str, Any]) -> str | None:

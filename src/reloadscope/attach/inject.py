@@ -58,50 +58,62 @@ _BLOCKING_AARCH64 = {63, 73, 72, 101, 115, 202, 207, 212, 260, 22, 242}
 
 BOOT = """
 import sys, threading
-def _reloadscope_boot(sources):
+def _reloadscope_boot(packed):
     try:
         agent = sys.modules.get(NAME)
         if agent is None:
-            class Finder:
-                # Serves the agent's modules from ``sources``, the text the injector sent:
-                # loading them from files would be dozens of small reads, each giving up the
-                # GIL, which is slow when threads compete for it.
-                def find_spec(self, name, path=None, target=None):
-                    if name not in sources:
-                        return None
-                    spec = type(sys.__spec__)(
-                        name, self, origin=sources[name][0], is_package=name == NAME)
-                    if name == NAME:
-                        spec.submodule_search_locations = [DIR]
-                    spec.has_location = True
-                    return spec
-                def create_module(self, spec):
-                    return None
-                def exec_module(self, module):
-                    filename, text = sources[module.__spec__.name]
-                    exec(compile(text, filename, "exec"), module.__dict__)
-            finder = Finder()
+            parts = packed.split("\\0")
+            finder = Finder(
+                {parts[i]: (parts[i + 1], parts[i + 2]) for i in range(0, len(parts) - 2, 3)})
+            del parts
             sys.meta_path.insert(0, finder)
             try:
                 __import__(NAME)
             finally:
                 sys.meta_path.remove(finder)
+                finder.sources = None
             agent = sys.modules[NAME]
         agent.serve_injected()
     except BaseException:
         pass
+class Finder:
+    # Serves the agent's modules from the text the injector sent: loading them from files
+    # would be dozens of small reads, each giving up the GIL (slow when threads compete).
+    def __init__(self, sources):
+        self.sources = sources
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.sources:
+            return None
+        spec = type(sys.__spec__)(
+            name, self, origin=self.sources[name][0], is_package=name == NAME)
+        if name == NAME:
+            spec.submodule_search_locations = [DIR]
+        spec.has_location = True
+        return spec
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        filename, text = self.sources[module.__spec__.name]
+        exec(compile(text, filename, "exec"), module.__dict__)
 threading.Thread(
     target=_reloadscope_boot, args=(SOURCES,), name="reloadscope-boot", daemon=True).start()
+# Nothing here may refer back to this namespace once the thread is done with it: the target may
+# never run a collection, and a reference cycle would keep the sources (100+ KB) per attach.
+del SOURCES, _reloadscope_boot, Finder
 """
 
 
-def agent_sources() -> dict[str, tuple[str, str]]:
-    """The agent's modules under their private names: name -> (file name, source text)."""
-    out = {}
+def agent_sources() -> str:
+    """The agent's modules under their private names, packed as one string: name, file name
+    and source text of each, separated by NUL (one string literal is cheap for the target to
+    parse, and is unpacked only when the agent is not loaded yet)."""
+    parts = []
     for path in sorted(AGENT_DIR.glob("*.py")):
         name = PRIVATE_NAME if path.stem == "__init__" else f"{PRIVATE_NAME}.{path.stem}"
-        out[name] = (str(path), path.read_text(encoding="utf-8"))
-    return out
+        parts += [name, str(path), path.read_text(encoding="utf-8")]
+    if any("\0" in p for p in parts):
+        raise AttachError(f"a NUL character in the agent's files under {AGENT_DIR}")
+    return "\0".join(parts)
 
 
 def bootstrap() -> str:
@@ -252,6 +264,11 @@ def _wait_for_agent(pid: int, uid: int | None) -> None:
         time.sleep(0.02)
 
 
+def page_size() -> int:
+    """Bytes of the page the bootstrap is written to (a whole number of memory pages)."""
+    return -(-(len(bootstrap().encode()) + 1) // PAGE) * PAGE
+
+
 def inject(
     pid: int, uid: int | None = None, version: str | None = None, exe: str | None = None
 ) -> tuple[int, int] | None:
@@ -261,7 +278,7 @@ def inject(
         _remote_exec(pid, exe, uid)
         return None
     data = bootstrap().encode() + b"\0"
-    size = -(-len(data) // PAGE) * PAGE
+    size = page_size()
     with tempfile.NamedTemporaryFile(prefix="reloadscope-boot-", suffix=".bin") as fh:
         fh.write(data)
         fh.flush()
