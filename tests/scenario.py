@@ -75,6 +75,16 @@ def report(doc=None, **extra):
 '''
 
 
+BIG_CONTAINERS = """
+import sys, types
+_m = types.ModuleType("_rs_big_containers")
+_m.rows = [[i] for i in range(20_000)]
+_m.index = {str(i): [i] for i in range(20_000)}
+sys.modules[_m.__name__] = _m
+del _m
+"""
+
+
 class Result:
     """The child's report document plus helpers to query it."""
 
@@ -117,10 +127,16 @@ class Result:
 
 
 class Scenario:
-    def __init__(self, root: Path, python: str = sys.executable) -> None:
+    def __init__(
+        self, root: Path, python: str = sys.executable, *, big_containers: bool = False
+    ) -> None:
         self.root = root
         self.python = python
         (root / "rs.py").write_text(CHILD_HELPERS)
+        if big_containers:
+            # The child also holds big containers unrelated to the reloads, so its scans take
+            # the pruned first walk and must prove its paths (see test_shortest.py).
+            (root / "sitecustomize.py").write_text(BIG_CONTAINERS)
 
     def write(self, rel: str, text: str) -> Path:
         path = self.root / rel

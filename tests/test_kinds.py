@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
+from scenario import Scenario
+
+
+@pytest.fixture
+def scenario(any_heap_scenario: Scenario) -> Scenario:
+    """Every case here runs twice: as it is, and beside big unrelated containers."""
+    return any_heap_scenario
+
 
 def ver(template, n):
     """A module's source text at version ``n``."""

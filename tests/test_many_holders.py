@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
+from scenario import Scenario
+
+
+@pytest.fixture
+def scenario(any_heap_scenario: Scenario) -> Scenario:
+    """Every case here runs twice: as it is, and beside big unrelated containers."""
+    return any_heap_scenario
+
+
 PLUG = """
 import dataclasses, enum, functools, threading
 
