@@ -215,21 +215,19 @@ class _Parents:
                 by_chunk.setdefault(n, {})[id(w.levels[level][pos])] = pos
             for n, left in by_chunk.items():
                 base = n * size
-                for offset, _ in self._assign(level, base, size, left):
+                for offset in self._assign(level, base, size, left):
                     todo.add((level - 1, base + offset))
                 for pos in left.values():
                     self.known[(level, pos)] = None
                 del left
             todo = {k for k in todo if k[0] > 0 and k not in self.known}
 
-    def _assign(
-        self, level: int, base: int, size: int, left: dict[int, int]
-    ) -> list[tuple[int, object]]:
+    def _assign(self, level: int, base: int, size: int, left: dict[int, int]) -> list[int]:
         """Find, in the chunk of ``levels[level - 1]`` starting at ``base``, the parents of the
         ``left`` objects of ``level`` (id -> position; removed as they are found).  Returns
-        the (offset, parent) pairs used."""
+        the parents' offsets in the chunk."""
         chunk = _unexpanded_as_none(self.w, self.w.levels[level - 1][base : base + size])
-        used: list[tuple[int, object]] = []
+        used: list[int] = []
         wanted = left.keys()
         for sub in range(0, len(chunk), SUBCHUNK):
             part = chunk[sub : sub + SUBCHUNK]
@@ -240,7 +238,7 @@ class _Parents:
                 for i in hits:
                     self.known[(level, left.pop(i))] = (base + sub + offset, p)
                 if hits:
-                    used.append((sub + offset, p))
+                    used.append(sub + offset)
                 if not left:
                     return used
         return used

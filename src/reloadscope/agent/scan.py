@@ -192,14 +192,7 @@ class Scan:
             samples = self._samples(entries, w.found)
             found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
             if w.deferred and w.complete:
-                groups = [(e.objs, e.found.carrier) for e in entries.values()]
-                ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
-                ours.update(id(e.objs) for e in entries.values())
-                ours.update(id(c) for cs in found_chains.values() for c in cs)
-                ours.update(map(id, groups))
-                self.doubt = exact.doubt(
-                    w, seen, groups, samples, found_chains, targets, _drop_own(ours)
-                )
+                self.doubt = self._doubt(w, seen, entries, targets, samples, found_chains, roots)
                 if self.doubt is None:
                     # What this walk did not reach may sit in a deferred container: it is not
                     # "missing" (held outside the module graph).
@@ -235,6 +228,25 @@ class Scan:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
         return out
+
+    def _doubt(
+        self,
+        w: graph.Walk,
+        seen: set[int],
+        entries: dict[tuple, _Entry],
+        targets: dict[int, object],
+        samples: dict[int, object],
+        found_chains: dict[int, list[list[object]]],
+        roots: list[object],
+    ) -> str | None:
+        """Why the first walk's paths may not be the shortest (None: they are).  The
+        containers listed here are the scan's own, not holders of the stale objects."""
+        groups = [(e.objs, e.found.carrier) for e in entries.values()]
+        ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
+        ours.update(id(e.objs) for e in entries.values())
+        ours.update(id(c) for cs in found_chains.values() for c in cs)
+        ours.update(map(id, groups))
+        return exact.doubt(w, seen, groups, samples, found_chains, targets, _drop_own(ours))
 
     def _samples(
         self, entries: dict[tuple, _Entry], found: dict[int, tuple[int, int]]
