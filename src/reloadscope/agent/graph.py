@@ -4,7 +4,9 @@
 is hopeless on a large heap.  Instead one forward walk from the roots visits every reachable
 object once, level by level, with ``gc.get_referents(*frontier)`` doing the per-object work in
 C.  Only the levels are kept; the parents of the few objects we report are found afterwards by
-searching the level above, again in batches.
+searching the level above, again in batches.  A walk may also defer big containers (not expand
+them): ``exact`` decides when its paths are still the shortest.  ``referrers`` and
+``dominated`` serve that decision, for a handful of objects.
 """
 
 from __future__ import annotations
