@@ -100,10 +100,12 @@ def _server_injected() -> bool:
     return _server is not None and _server.on_detach is not None
 
 
-def _forget() -> None:
+def _forget(server: Server) -> None:
     """After an injected agent's client detached: remove the recorder as well."""
     global _recorder, _server
     with _lock:
+        if _server is not server and _server is not None:
+            return  # a new injection has set up its own agent since
         _server = None
         if _recorder is not None:
             _recorder.uninstall()
@@ -113,6 +115,11 @@ def _forget() -> None:
 def serve_injected() -> str:
     """Entry point of the injected bootstrap: record from now on and listen."""
     global _page_to_release
+    server = _server
+    if server is not None and server.stopping:
+        # The last client detached a moment ago and its server is still closing (it would
+        # then remove the recorder and listener this injection is about to set up): wait.
+        server.stop(wait=True)
     install()
     _page_to_release = True
     return listen(injected=True)

@@ -55,7 +55,7 @@ class Server:
     def __init__(
         self,
         handlers: dict[str, Callable[[dict[str, Any]], Any]],
-        on_detach: Callable[[], None] | None = None,
+        on_detach: Callable[[Server], None] | None = None,
     ) -> None:
         self.handlers = handlers
         self.on_detach = on_detach
@@ -82,6 +82,11 @@ class Server:
         self._sock = sock
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
         self.thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        """Asked to stop (a client detached), though its thread may not have finished."""
+        return self._stop.is_set()
 
     def stop(self, wait: bool = True) -> None:
         self._stop.set()
@@ -120,7 +125,7 @@ class Server:
             pass
         if self.on_detach is not None and self._stop.is_set():
             try:
-                self.on_detach()
+                self.on_detach(self)
             except Exception:
                 pass
 
