@@ -193,3 +193,25 @@ def test_a_first_walk_that_sees_most_of_the_heap_gives_up_early(scenario):
     )
     _, cmp = _run(scenario, "import app")
     assert cmp["walks"] == 2 and cmp["doubt"] == "the first walk saw most of the heap"
+
+
+def test_a_method_held_outside_its_stale_class_is_reported_through_that_holder(scenario):
+    # The old class is one step from the module (app.Widget), its method two; the bound method
+    # that really keeps the method alive sits deeper.  The method's entry must show that
+    # holder: a path through the class would only repeat the class's own entry.
+    scenario.write(
+        "plug.py",
+        "class Widget:\n    def render(self):\n        return @V@\n".replace("@V@", "1"),
+    )
+    scenario.write(
+        "app.py",
+        "import plug\nfrom plug import Widget\nhooks = {'ui': [[[plug.Widget().render]]]}\n",
+    )
+    r = scenario.run(
+        "import reloadscope, rs\nreloadscope.install()\nimport plug, app\n"
+        "rs.edit(plug, 'class Widget:\\n    def render(self):\\n        return 2\\n')\n"
+        "rs.report()\n"
+    )
+    entry = r.one("plug", kind="function", qualname="Widget.render")
+    assert entry["paths"][0]["text"] == "app.hooks['ui'][0][0][0].__func__"
+    r.assert_paths_evaluate()

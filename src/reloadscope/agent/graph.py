@@ -15,7 +15,7 @@ import gc
 import sys
 import time
 from bisect import bisect_right
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from operator import ne, not_
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -298,12 +298,23 @@ def _holders(
     return out
 
 
-def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, list[list[object]]]:
+def chains(
+    w: Walk,
+    targets: dict[int, object],
+    per_target: int,
+    avoid: dict[int, object] | None = None,
+    drop: Callable[[object], bool] | None = None,
+) -> dict[int, list[list[object]]]:
     """For each target, up to ``per_target`` chains [root, ..., target], shortest first.
 
     The first chain follows the walk's first parents.  Other chains end in other holders in
     the target's level or the one above when those levels are small (module namespaces always
     are), so that a ``from m import f`` copy in three modules shows three holders.
+
+    ``avoid`` maps some targets to an object their chains should not pass through (a method's
+    stale class: only a holder outside it is worth reporting).  When every chain found passes
+    through it, the target's holders are asked for (``referrers``, with ``drop`` removing the
+    caller's own) and the shortest chains to those the walk reached are used instead.
     """
     search: dict[int, dict[int, object]] = {}
     for i, (k, _) in w.found.items():
@@ -334,6 +345,58 @@ def chains(w: Walk, targets: dict[int, object], per_target: int) -> dict[int, li
             if up is not None and not any(n is obj for n in up):
                 paths.append([*up, obj])
         out[i] = paths
+    if avoid:
+        blocked = {
+            i: a
+            for i, a in avoid.items()
+            if i in out and all(any(n is a for n in c) for c in out[i])
+        }
+        if blocked:
+            _around(w, parents, targets, blocked, per_target, drop or (lambda r: False), out)
+    return out
+
+
+def _around(
+    w: Walk,
+    parents: _Parents,
+    targets: dict[int, object],
+    blocked: dict[int, object],
+    per_target: int,
+    drop: Callable[[object], bool],
+    out: dict[int, list[list[object]]],
+) -> None:
+    """Chains to ``blocked`` targets that avoid the object each maps to, through whatever
+    holds them that the walk reached (one ``referrers`` pass, then one pass over the levels)."""
+    own = {id(lvl) for lvl in w.levels}  # and the chains made so far: they hold the targets
+    own.update(id(c) for cs in out.values() for c in cs)
+    holders = referrers([targets[i] for i in blocked], lambda r: id(r) in own or drop(r))
+    where = _locate(w, {id(h) for hs in holders.values() for h in hs})
+    parents.resolve(where.values())
+    for i, hs in holders.items():
+        obj, avoided = targets[i], blocked[i]
+        found = []
+        for h in hs:
+            if id(h) not in where:
+                continue
+            up = _chain_up(parents, *where[id(h)])
+            if up is not None and not any(n is avoided or n is obj for n in up):
+                found.append([*up, obj])
+        found.sort(key=len)
+        if found:
+            out[i] = found[:per_target]
+
+
+def _locate(w: Walk, ids: set[int]) -> dict[int, tuple[int, int]]:
+    """id -> (level, position) of the objects with these ids that the walk reached, in one
+    pass over the levels that runs in C."""
+    out: dict[int, tuple[int, int]] = {}
+    left = set(ids)
+    for k, lvl in enumerate(w.levels):
+        if not left:
+            break
+        for pos in compress(count(), map(left.__contains__, map(id, lvl))):
+            out[id(lvl[pos])] = (k, pos)
+        left -= out.keys()
     return out
 
 

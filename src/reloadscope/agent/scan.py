@@ -190,7 +190,7 @@ class Scan:
             self.doubt = "the first walk saw most of the heap"
         else:
             samples = self._samples(entries, w.found)
-            found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
+            found_chains = self._chains(w, entries, targets, samples)
             if w.deferred and w.complete:
                 self.doubt = self._doubt(w, seen, entries, targets, samples, found_chains, roots)
                 if self.doubt is None:
@@ -206,7 +206,7 @@ class Scan:
                 roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
             )
             samples = self._samples(entries, w.found)
-            found_chains = graph.chains(w, samples, PATHS_PER_ENTRY)
+            found_chains = self._chains(w, entries, targets, samples)
         if not w.complete:
             deferred = " (big containers not searched)" if w.deferred else ""
             self.incomplete.append("module graph " + w.reason + deferred)
@@ -228,6 +228,26 @@ class Scan:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
         return out
+
+    def _chains(
+        self,
+        w: graph.Walk,
+        entries: dict[tuple, _Entry],
+        targets: dict[int, object],
+        samples: dict[int, object],
+    ) -> dict[int, list[list[object]]]:
+        """The chains to show for each sample.  A method of a stale class is shown only when
+        something outside the class holds it, so its chains must go around the class."""
+        avoid = {
+            id(o): e.found.carrier
+            for e in entries.values()
+            if e.found.carrier is not None
+            for o in e.objs
+            if id(o) in samples
+        }
+        ours = {id(targets), id(samples), id(entries)}
+        ours.update(id(e.objs) for e in entries.values())
+        return graph.chains(w, samples, PATHS_PER_ENTRY, avoid, _drop_own(ours))
 
     def _doubt(
         self,
