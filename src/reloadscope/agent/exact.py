@@ -79,17 +79,20 @@ def doubt(
         if i not in w.found:
             return "a sample without a module path may be inside a deferred container"
         k = w.found[i][0]
-        if k <= exact_depth:
-            continue
         first = chains.get(i, [])
         chain = first[0] if first else None
         if chain is None or len(chain) != k + 1 or chain[-1] is not obj:
             return "no chain of the walk's depth"
-        doubtful[i] = (chain, k)
         carrier = carrier_of.get(i)
-        if carrier is not None and any(n is carrier for n in chain):
+        if carrier is not None and all(any(n is carrier for n in c) for c in first):
+            # A method is shown only when something outside its class holds it: whatever
+            # its depth, its holders decide (the full walk would look around the class).
+            doubtful[i] = (chain, k)
             carried.add(i)
             continue
+        if k <= exact_depth:
+            continue
+        doubtful[i] = (chain, k)
         for j in range(exact_depth + 1, k):
             # A node reached through the checked path has several holders (or is a stale
             # object, which the scan holds too: then its own holders decide).

@@ -316,16 +316,7 @@ def chains(
     through it, the target's holders are asked for (``referrers``, with ``drop`` removing the
     caller's own) and the shortest chains to those the walk reached are used instead.
     """
-    search: dict[int, dict[int, object]] = {}
-    for i, (k, _) in w.found.items():
-        if i in targets and k > 0:
-            for lvl in (k - 1, k):
-                if lvl < len(w.levels) and len(w.levels[lvl]) <= SMALL_LEVEL:
-                    search.setdefault(lvl, {})[i] = targets[i]
-    others: dict[int, list[tuple[int, int, object]]] = {}
-    for lvl, wanted in search.items():
-        for i, hs in _holders(w, w.levels[lvl], wanted, per_target).items():
-            others.setdefault(i, []).extend((lvl, pos, h) for pos, h in hs)
+    others = _other_holders(w, targets, per_target)
     parents = _Parents(w)
     parents.resolve([w.found[i] for i in targets if i in w.found])
     parents.resolve([(lvl, pos) for hs in others.values() for lvl, pos, _ in hs])
@@ -356,6 +347,25 @@ def chains(
     return out
 
 
+def _other_holders(
+    w: Walk, targets: dict[int, object], per_target: int
+) -> dict[int, list[tuple[int, int, object]]]:
+    """id(target) -> (level, position, holder) of its holders in its level or the one above,
+    when those are small.  (A function of its own: what it builds refers to the targets, and
+    must be gone before anyone asks who holds them.)"""
+    search: dict[int, dict[int, object]] = {}
+    for i, (k, _) in w.found.items():
+        if i in targets and k > 0:
+            for lvl in (k - 1, k):
+                if lvl < len(w.levels) and len(w.levels[lvl]) <= SMALL_LEVEL:
+                    search.setdefault(lvl, {})[i] = targets[i]
+    others: dict[int, list[tuple[int, int, object]]] = {}
+    for lvl, wanted in search.items():
+        for i, hs in _holders(w, w.levels[lvl], wanted, per_target).items():
+            others.setdefault(i, []).extend((lvl, pos, h) for pos, h in hs)
+    return others
+
+
 def _around(
     w: Walk,
     parents: _Parents,
@@ -370,6 +380,11 @@ def _around(
     own = {id(lvl) for lvl in w.levels}  # and the chains made so far: they hold the targets
     own.update(id(c) for cs in out.values() for c in cs)
     holders = referrers([targets[i] for i in blocked], lambda r: id(r) in own or drop(r))
+    # A holder already on a chain (the class's dict) offers nothing new: look for the others.
+    on_chains = {id(c[-2]) for i in blocked for c in out[i] if len(c) > 1}
+    holders = {i: [h for h in hs if id(h) not in on_chains] for i, hs in holders.items()}
+    if not any(holders.values()):
+        return
     where = _locate(w, {id(h) for hs in holders.values() for h in hs})
     parents.resolve(where.values())
     for i, hs in holders.items():

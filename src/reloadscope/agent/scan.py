@@ -190,7 +190,9 @@ class Scan:
             self.doubt = "the first walk saw most of the heap"
         else:
             samples = self._samples(entries, w.found)
-            found_chains = self._chains(w, entries, targets, samples)
+            # Methods held only through their stale class are settled by the proof below
+            # (with one holder search for all), or send the scan to the full walk.
+            found_chains = self._chains(w, entries, targets, samples, around=not w.deferred)
             if w.deferred and w.complete:
                 self.doubt = self._doubt(w, seen, entries, targets, samples, found_chains, roots)
                 if self.doubt is None:
@@ -235,9 +237,13 @@ class Scan:
         entries: dict[tuple, _Entry],
         targets: dict[int, object],
         samples: dict[int, object],
+        *,
+        around: bool = True,
     ) -> dict[int, list[list[object]]]:
         """The chains to show for each sample.  A method of a stale class is shown only when
         something outside the class holds it, so its chains must go around the class."""
+        if not around:
+            return graph.chains(w, samples, PATHS_PER_ENTRY)
         avoid = {
             id(o): e.found.carrier
             for e in entries.values()
