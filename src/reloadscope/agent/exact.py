@@ -118,9 +118,8 @@ def doubt(
     for hs in holders.values():
         _count(extra, hs)
     for i, (chain, j) in doubtful.items():
-        why = _closer(
-            w, chain, j, holders.get(i, []), carrier_of.get(i) if i in carried else None, extra
-        )
+        carrier = carrier_of.get(i) if i in carried else None
+        why = _closer(w, exact_depth, chain, j, holders.get(i, []), carrier, extra)
         if why is not None:
             return why
     return None
@@ -128,6 +127,7 @@ def doubt(
 
 def _closer(
     w: graph.Walk,
+    exact_depth: int,
     chain: list[object],
     j: int,
     holders: list[object],
@@ -142,7 +142,6 @@ def _closer(
         if not all(id(h) in inside for h in holders):
             return "a method of a stale class is held outside it"
         return None
-    exact_depth = min(w.deferred.values()) + 1
     parent, parent_depth = chain[j - 1], j - 1
     inside = graph.dominated(chain[j], extra)
     for h in holders:

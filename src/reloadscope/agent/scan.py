@@ -251,8 +251,7 @@ class Scan:
             for o in e.objs
             if id(o) in samples
         }
-        ours = {id(targets), id(samples), id(entries)}
-        ours.update(id(e.objs) for e in entries.values())
+        ours = _own_ids(entries, targets, samples)
         return graph.chains(w, samples, PATHS_PER_ENTRY, avoid, _drop_own(ours))
 
     def _doubt(
@@ -268,8 +267,8 @@ class Scan:
         """Why the first walk's paths may not be the shortest (None: they are).  The
         containers listed here are the scan's own, not holders of the stale objects."""
         groups = [(e.objs, e.found.carrier) for e in entries.values()]
-        ours = {id(targets), id(samples), id(found_chains), id(roots), id(entries)}
-        ours.update(id(e.objs) for e in entries.values())
+        ours = _own_ids(entries, targets, samples)
+        ours.update((id(found_chains), id(roots)))
         ours.update(id(c) for cs in found_chains.values() for c in cs)
         ours.update(map(id, groups))
         return exact.doubt(w, seen, groups, samples, found_chains, targets, _drop_own(ours))
@@ -596,6 +595,15 @@ def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[
         return list(compress(objs, map(wanted_types.__contains__, map(type, objs))))
     wanted_ids = {id(t) for t in types}
     return list(compress(objs, map(wanted_ids.__contains__, map(id, map(type, objs)))))
+
+
+def _own_ids(
+    entries: dict[tuple, _Entry], targets: dict[int, object], samples: dict[int, object]
+) -> set[int]:
+    """Ids of the scan's containers that hold stale objects (not holders to report)."""
+    ours = {id(targets), id(samples), id(entries)}
+    ours.update(id(e.objs) for e in entries.values())
+    return ours
 
 
 def _drop_own(ours: set[int]) -> Callable[[object], bool]:

@@ -264,9 +264,12 @@ def _wait_for_agent(pid: int, uid: int | None) -> None:
         time.sleep(0.02)
 
 
-def page_size() -> int:
-    """Bytes of the page the bootstrap is written to (a whole number of memory pages)."""
-    return -(-(len(bootstrap().encode()) + 1) // PAGE) * PAGE
+def page_size(code: str | None = None) -> int:
+    """Bytes of the page ``code`` (the bootstrap by default) is written to: a whole number of
+    memory pages holding it and its terminating NUL."""
+    if code is None:
+        code = bootstrap()
+    return -(-(len(code.encode()) + 1) // PAGE) * PAGE
 
 
 def inject(
@@ -277,8 +280,9 @@ def inject(
     if version is not None and exe and tuple(map(int, version.split("."))) >= (3, 14):
         _remote_exec(pid, exe, uid)
         return None
-    data = bootstrap().encode() + b"\0"
-    size = page_size()
+    code = bootstrap()
+    data = code.encode() + b"\0"
+    size = page_size(code)
     with tempfile.NamedTemporaryFile(prefix="reloadscope-boot-", suffix=".bin") as fh:
         fh.write(data)
         fh.flush()
