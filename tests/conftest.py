@@ -21,3 +21,22 @@ def any_heap_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Scenari
     """``scenario``, once as it is and once beside big unrelated containers: the scan must
     report the same either way (the second takes the pruned first walk)."""
     return Scenario(tmp_path, big_containers=request.param == "big-containers")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from scenario import python_versions
+
+    found = python_versions()
+    return "CPythons taking part as targets: " + ", ".join(
+        f"{v} ({exe})" for v, exe in found.items()
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from scenario import python_versions
+
+    versions = ", ".join(python_versions())
+    running = "{}.{}".format(*sys.version_info[:2])
+    terminalreporter.write_line(
+        f"reloadscope: pytest ran on CPython {running}; target CPythons covered: {versions}"
+    )

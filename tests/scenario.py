@@ -8,6 +8,7 @@ the child and records whether it gave back exactly the reported object.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -176,12 +177,22 @@ class Scenario:
         return Result(doc, proc.stdout, proc.stderr)
 
 
-def pythons() -> list[str]:
-    """Every CPython 3.10+ pyenv (or PATH) offers, the running one first."""
+def provided_pythons_dir() -> Path:
+    """Where ``scripts/provide-pythons`` puts the CPythons Debian 12 lacks (3.14, 3.15)."""
+    default = Path(os.path.expanduser("~/.cache/reloadscope/pythons"))
+    return Path(os.environ.get("RELOADSCOPE_PYTHONS") or default)
+
+
+@functools.cache
+def python_versions() -> dict[str, str]:
+    """``"3.X"`` -> interpreter, for every CPython 3.10+ found here, oldest first: the running one
+    for its version, pyenv's, the ones ``scripts/provide-pythons`` provided, then
+    ``python3.X`` on PATH.  None is required."""
     found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
     pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    versions = Path(pyenv_root) / "versions"
-    if versions.is_dir():
+    for versions in (Path(pyenv_root) / "versions", provided_pythons_dir()):
+        if not versions.is_dir():
+            continue
         for d in sorted(versions.iterdir()):
             parts = d.name.split(".")
             if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit() and int(parts[1]) >= 10:
@@ -195,4 +206,17 @@ def pythons() -> list[str]:
             exe = shutil.which(f"python{key}")
             if exe:
                 found[key] = exe
-    return [found[k] for k in sorted(found, key=lambda v: int(v.split(".")[1]))]
+    return {k: found[k] for k in sorted(found, key=lambda v: int(v.split(".")[1]))}
+
+
+def pythons() -> list[str]:
+    """The interpreters of ``python_versions()``, oldest first."""
+    return list(python_versions().values())
+
+
+def version_id(python: str) -> str:
+    """The test id of one of ``pythons()``: its "3.X"."""
+    for key, exe in python_versions().items():
+        if exe == python:
+            return key
+    return python
