@@ -38,13 +38,41 @@ SMALL_FANOUT = 200_000
 # ``exact``).
 DEFER_FANOUT = 10_000
 
-# An object whose refcount shows one holder can be reached only through that holder, so it
-# needs no visited-set check: most containers in a heap are like that, and skipping the hash
-# table for them is what makes the walk cheap.  The count is exact on GIL builds up to 3.13;
-# elsewhere (borrowed stack references, deferred counts) every object takes the checked path.
-_SINGLE_HOLDER = (
-    3 if sys.version_info < (3, 14) and getattr(sys, "_is_gil_enabled", lambda: True)() else 0
-)
+
+def _probe_single_holder() -> int:
+    """The reference count that ``Walk`` reads for an object with exactly one holder (0: the
+    counts cannot tell, so every object takes the checked path).
+
+    An object whose refcount shows one holder can be reached only through that holder, so it
+    needs no visited-set check: most containers in a heap are like that, and skipping the hash
+    table for them is what makes the walk cheap.  Counts read from C by ``map(getrefcount,
+    ...)`` are exact on GIL builds (3.10-3.15 alike); free-threaded builds (biased and deferred
+    counts) may read otherwise.  So the running interpreter is asked, not its version: fresh
+    objects with one holder and with several must read as expected, through the very
+    expressions the walk uses.
+    """
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return 0
+    alone: list[object] = [0]
+    shared: list[object] = [1]
+    holder = [[alone], shared, shared]
+    del alone
+    refs = list(filter(_is_tracked, _get_referents(holder)))
+    counts = dict(zip(map(id, refs), map(_refcount, refs)))
+    nested = [r for r in refs if r is not shared]
+    if len(refs) != 3 or len(nested) != 1:
+        return 0
+    single = counts[id(nested[0])]
+    # ``shared``: two references from ``holder``, two from ``refs``, and the name.
+    if counts[id(shared)] != single + 3:
+        return 0
+    inner = list(filter(_is_tracked, _get_referents(nested[0])))
+    if len(inner) != 1 or list(map(_refcount, inner)) != [single]:
+        return 0
+    return single
+
+
+_SINGLE_HOLDER = _probe_single_holder()
 
 
 class Walk:
