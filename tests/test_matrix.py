@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from scenario import Scenario, pythons
+from scenario import Scenario, pythons, version_id
 
 PYTHONS = pythons()
-IDS = [p.split("/versions/")[-1].split("/")[0] if "/versions/" in p else p for p in PYTHONS]
+IDS = [version_id(p) for p in PYTHONS]
 
 PLAIN = """
     import rs
@@ -146,4 +146,51 @@ def test_core_findings_on_every_python(tmp_path, python):
     # Nothing current is reported: not the new greet, not make, not the new class.
     names = {(e["kind"], e["qualname"]) for e in r.all_stale()}
     assert ("function", "make") not in names
+    r.assert_paths_evaluate()
+
+
+ANNOTATED = """
+class Thing:
+    pass
+
+def greet(name: str) -> str:
+    return "hello " + name
+"""
+
+ANNOTATED_USER = """
+import plug
+from plug import greet
+
+def typed(kind):
+    def handle(x: kind) -> None:
+        pass
+    return handle
+
+handler = typed(plug.Thing)
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
+def test_annotated_functions_are_one_entry_each(tmp_path, python):
+    # PEP 649 (3.14+): every annotated function carries an ``__annotate__`` function of its
+    # own, compiled with it.  It belongs to its owner: never an entry of its own, and a path
+    # through it reads ``.__annotate__``.
+    s = Scenario(tmp_path, python)
+    s.write("plug.py", ANNOTATED)
+    s.write("app.py", ANNOTATED_USER)
+    r = s.run(
+        f"""
+        import sys, reloadscope, rs
+        reloadscope.install()
+        import plug, app
+        rs.edit(plug, {ANNOTATED!r} + "\\n# edited\\n")
+        rs.report(lazy=sys.version_info >= (3, 14))
+        """
+    )
+    entries = sorted((e["kind"], e["qualname"]) for e in r.all_stale())
+    assert entries == [("class", "Thing"), ("function", "greet")], entries
+    assert r.texts(r.one("plug", kind="function", qualname="greet")) == ["app.greet"]
+    if r.extra["lazy"]:
+        thing = r.texts(r.one("plug", kind="class", qualname="Thing"))
+        assert "app.handler.__annotate__.__closure__[0].cell_contents" in thing, thing
     r.assert_paths_evaluate()

@@ -70,6 +70,9 @@ _FUNC_ATTRS = (
     "__name__",
     "__qualname__",
     "__builtins__",
+    # 3.12+ and 3.14+ (PEP 649's annotate function: plain getters, never the annotations,
+    # whose getter would call it).
+    *(n for n in ("__type_params__", "__annotate__") if n in vars(FunctionType)),
 )
 _FUNCTION_TYPE_ATTRS = frozenset(dir(FunctionType))
 

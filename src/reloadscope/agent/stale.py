@@ -179,6 +179,8 @@ class Classifier:
 
     def function(self, fn: FunctionType) -> None:
         code = fn.__code__
+        if code.co_name == "__annotate__":
+            return  # PEP 649 (3.14+): part of the function or class it annotates, not an entry
         hit = self.code_index.get(id(code))
         if hit is not None and hit[1].owns_code(code):
             rec, gen = hit
