@@ -15,7 +15,7 @@ import pytest
 
 from procinfo import fds, tasks, ticks
 from reloadscope.attach.inject import page_size
-from scenario import SRC, pythons
+from scenario import SRC, pythons, version_id
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
 
@@ -72,10 +72,6 @@ MODES = ["sleep", "stdin", "busy", "threads", "alloc"]
 PYS = pythons()
 
 
-def _id(p: str) -> str:
-    return p.split("/versions/")[1].split("/")[0] if "/versions/" in p else p
-
-
 def anonymous_pages(pid: int) -> int:
     """Anonymous mappings of the size of the page the injector writes the bootstrap to."""
     size = page_size()
@@ -88,7 +84,7 @@ def anonymous_pages(pid: int) -> int:
     return n
 
 
-@pytest.mark.parametrize("python", PYS, ids=[_id(p) for p in PYS])
+@pytest.mark.parametrize("python", PYS, ids=[version_id(p) for p in PYS])
 @pytest.mark.parametrize("mode", MODES)
 def test_inject_scan_detach(tmp_path, python, mode):
     (tmp_path / "target.py").write_text(TARGET)
@@ -327,3 +323,106 @@ def test_each_injection_releases_its_page_once(scenario):
     r = scenario.run(RELEASE)
     assert r.extra["answers"] == [[True, False]] * 3
     assert len(set(r.extra["addresses"])) < 3  # the case that used to leak did occur
+
+
+AUDITED = r"""
+import os, sys, time
+log = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit")
+def hook(event, args):
+    if event.startswith(("cpython.remote_debugger_script", "sys.remote_exec")):
+        with open(log, "a") as fh:
+            fh.write(event + "\n")
+sys.addaudithook(hook)
+print("ready", flush=True)
+mode = sys.argv[1]
+if mode == "stdin":
+    print("got " + sys.stdin.readline().strip(), flush=True)
+    sys.exit(0)
+n = 0
+while True:
+    n += 1
+    sum(range(100))
+"""
+
+
+def _audited_target(tmp_path: Path, mode: str, *flags: str, env: dict | None = None):
+    (tmp_path / "t.py").write_text(AUDITED)
+    e = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    e.update(env or {})
+    p = subprocess.Popen(
+        [sys.executable, *flags, str(tmp_path / "t.py"), mode],
+        cwd=tmp_path,
+        env=e,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _report(pid: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "reloadscope", "report", str(pid), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=SRC),
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+needs_remote_exec = pytest.mark.skipif(
+    not hasattr(sys, "remote_exec"), reason="sys.remote_exec is CPython 3.14+"
+)
+
+
+@needs_remote_exec
+def test_a_target_running_python_gets_the_agent_through_remote_exec(tmp_path):
+    p = _audited_target(tmp_path, "busy")
+    try:
+        doc = _report(p.pid)
+        assert doc["process"]["pid"] == p.pid
+        # The target itself saw PEP 768's script run: no gdb was needed.
+        assert "cpython.remote_debugger_script" in (tmp_path / "audit").read_text()
+        assert p.poll() is None
+        # Nothing left behind in the caller's directory: the script is removed after use.
+        left = [f for f in os.listdir(f"/tmp/reloadscope-{os.getuid()}") if f.startswith("boot-")]
+        assert left == []
+    finally:
+        p.kill()
+        p.wait()
+
+
+@needs_remote_exec
+@pytest.mark.parametrize(
+    "flags, env",
+    [((), {"PYTHON_DISABLE_REMOTE_DEBUG": "1"}), (("-X", "disable-remote-debug"), {})],
+    ids=["PYTHON_DISABLE_REMOTE_DEBUG", "-X disable-remote-debug"],
+)
+def test_remote_debugging_disabled_falls_back_to_gdb(tmp_path, flags, env):
+    p = _audited_target(tmp_path, "busy", *flags, env=env)
+    try:
+        assert _report(p.pid)["process"]["pid"] == p.pid
+        assert not (tmp_path / "audit").exists()  # never ran a remote script: gdb did it
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
+@needs_remote_exec
+def test_a_main_thread_blocked_in_read_is_reached_through_gdb(tmp_path):
+    # sys.remote_exec would wait for the next bytecode forever: gdb's direct call serves it.
+    p = _audited_target(tmp_path, "stdin")
+    try:
+        assert _report(p.pid)["process"]["pid"] == p.pid
+        assert not (tmp_path / "audit").exists()
+        p.stdin.write("hello\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "got hello"
+        assert p.wait(10) == 0
+    finally:
+        p.kill()
+        p.wait()

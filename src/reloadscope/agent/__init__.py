@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 
 from . import snapfile
@@ -135,8 +136,9 @@ def _handlers() -> dict[str, Any]:
         path = req.get("path") or os.path.join(os.getcwd(), snapfile.default_name())
         return snapfile.write(str(path), snapfile.document(doc, sources))
 
-    def do_release(req: dict[str, Any]) -> bool:
-        """Unmap the page the injector wrote the bootstrap into (it has run by now)."""
+    def do_release(req: dict[str, Any]) -> bool | str:
+        """Unmap the page the injector wrote the bootstrap into (it has run by now); "client"
+        when the client must do it."""
         address, size = req.get("address"), req.get("size")
         if not (_server_injected() and type(address) is int and type(size) is int):
             return False
@@ -144,6 +146,10 @@ def _handlers() -> dict[str, Any]:
         if not _page_to_release:
             return False
         _page_to_release = False
+        if "_ctypes" not in sys.modules:
+            # Loading ctypes can leave a file descriptor open for good (libffi 3.5's static
+            # trampolines keep libffi.so open): the client unmaps the page with gdb instead.
+            return "client"
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)

@@ -1,4 +1,4 @@
-"""Starting an agent inside a process that has none: gdb (3.10-3.13), sys.remote_exec (3.14+).
+"""Starting an agent inside a process that has none: gdb, or ``sys.remote_exec`` (3.14+).
 
 The bootstrap is Python that cannot raise: it carries the agent's source text and starts a
 thread that loads the agent from it under a private module name and listens (no file reads in
@@ -12,6 +12,10 @@ ways, chosen by what the main thread is doing (FIELD-NOTES, "Attaching"):
 - otherwise (running Python, or waiting on a lock that may be the GIL): schedule the bootstrap
   with ``Py_AddPendingCall``, which the main thread runs at its next bytecode boundary.
 
+On 3.14+ a target of this interpreter's own version and user whose main thread runs Python
+gets the bootstrap through ``sys.remote_exec`` instead (no ptrace stop at all; see
+``remote_exec_usable``); every other case takes gdb.
+
 Every step is time-bound; the agent's socket appearing is the proof it worked.
 """
 
@@ -21,7 +25,9 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -207,41 +213,53 @@ def _gdb(pid: int, commands: list[str]) -> str:
     return out
 
 
-def _remote_exec(pid: int, exe: str, uid: int | None) -> None:
-    """CPython 3.14+ (PEP 768): the target's own interpreter asks it to run the bootstrap.
+def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
+    """Can this process hand ``pid`` the bootstrap with ``sys.remote_exec`` (PEP 768)?
 
-    Untested here (no 3.14 on the development machines); the protocol is documented.
+    Only this very interpreter calls it, and only for a target of its own major.minor (the
+    protocol requires that) and its own user (the script must be readable by the target, and
+    is written where only we can write).  Running another interpreter, the target's own
+    executable above all, would execute a file someone else may control.  A main thread
+    blocked in a system call would run the script only once it next runs bytecode: gdb's
+    direct call serves that case.  Remote debugging may be switched off in the target; then
+    ``sys.remote_exec`` refuses at once and gdb is used as well.
     """
+    if version is None or not hasattr(sys, "remote_exec"):
+        return False
+    if version.split(".")[:2] != [str(v) for v in sys.version_info[:2]]:
+        return False
+    if uid is not None and uid != os.getuid():
+        return False
+    return not main_thread_blocked(pid)
+
+
+def _remote_exec(pid: int, uid: int | None) -> bool:
+    """Schedule the bootstrap with ``sys.remote_exec`` and wait for the agent.  False when the
+    target refused (remote debugging disabled in it): nothing was scheduled, use gdb."""
     from ..agent.server import runtime_dir
 
     directory = runtime_dir(uid)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    script = os.path.join(directory, f"boot-{pid}.py")
-    with open(script, "w") as fh:
-        fh.write(bootstrap())
-    try:
-        p = subprocess.run(
-            [
-                exe,
-                "-c",
-                "import sys; sys.remote_exec(int(sys.argv[1]), sys.argv[2])",
-                str(pid),
-                script,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=GDB_TIMEOUT,
-            stdin=subprocess.DEVNULL,
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise AttachError(
+            f"{directory} is not a private directory of this user: remove it and try again"
         )
-        if p.returncode != 0:
-            err = (p.stderr.strip().splitlines() or ["?"])[-1]
-            if "ermission" in err:
-                raise AttachError(_permission_help(pid))
-            raise AttachError(
-                f"sys.remote_exec into process {pid} failed: {err} (remote "
-                "debugging may be disabled in it: PYTHON_DISABLE_REMOTE_DEBUG)"
-            )
+    script = os.path.join(directory, f"boot-{pid}-{os.getpid()}-{time.monotonic_ns()}.py")
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(bootstrap())
+        try:
+            sys.remote_exec(pid, script)  # type: ignore[attr-defined]
+        except PermissionError:
+            raise AttachError(_permission_help(pid)) from None
+        except ProcessLookupError:
+            raise AttachError(f"process {pid} exited while attaching") from None
+        except (RuntimeError, OSError):
+            return False  # remote debugging disabled in the target, or not a usable build
         _wait_for_agent(pid, uid)
+        return True
     finally:
         try:
             os.unlink(script)
@@ -272,13 +290,10 @@ def page_size(code: str | None = None) -> int:
     return -(-(len(code.encode()) + 1) // PAGE) * PAGE
 
 
-def inject(
-    pid: int, uid: int | None = None, version: str | None = None, exe: str | None = None
-) -> tuple[int, int] | None:
+def inject(pid: int, uid: int | None = None, version: str | None = None) -> tuple[int, int] | None:
     """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
     and size (the agent unmaps it when asked: ``Session`` does)."""
-    if version is not None and exe and tuple(map(int, version.split("."))) >= (3, 14):
-        _remote_exec(pid, exe, uid)
+    if remote_exec_usable(pid, uid, version) and _remote_exec(pid, uid):
         return None
     code = bootstrap()
     data = code.encode() + b"\0"
@@ -292,15 +307,23 @@ def inject(
             # gdb copies the file into the page itself: the target reads nothing.
             f"restore {fh.name} binary (long)$rs_buf",
         ]
-        if main_thread_blocked(pid):
+        direct = main_thread_blocked(pid)
+        if direct:
             run = [
                 "set $rs_gil = (int)PyGILState_Ensure()",
                 "print (int)PyRun_SimpleString($rs_buf)",
                 "call (void)PyGILState_Release($rs_gil)",
+                # The bootstrap has run (compiled first, so the text is no longer read).
+                f"call (int)munmap($rs_buf, {size})",
             ]
         else:
             run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
         out = _gdb(pid, setup + run)
     found = re.search(r"rs_buf=(\d+)", out)
     _wait_for_agent(pid, uid)
-    return (int(found.group(1)), size) if found else None
+    return (int(found.group(1)), size) if found and not direct else None
+
+
+def unmap(pid: int, address: int, size: int) -> None:
+    """Release the bootstrap page with gdb (the agent could not: see its "release")."""
+    _gdb(pid, [f"call (int)munmap({address}, {size})"])

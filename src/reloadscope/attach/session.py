@@ -72,16 +72,15 @@ class Session:
             from .discovery import python_version
             from .inject import inject
 
-            try:
-                exe = proc.exe()
-            except psutil.Error:
-                exe = None
-            page = inject(pid, uid, python_version(proc), exe)
+            page = inject(pid, uid, python_version(proc))
             self.injected = True
         self.client = Client(pid, timeout=timeout, uid=uid)
         if page is not None:
             address, size = page
-            self.client.request("release", address=address, size=size)
+            if self.client.request("release", address=address, size=size) == "client":
+                from .inject import unmap
+
+                unmap(pid, address, size)
 
     def close(self) -> None:
         if self.injected:
