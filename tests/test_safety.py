@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from scenario import SRC, pythons
+import reloadscope.agent
+from scenario import SRC, pythons, version_id
 
-AGENT = Path(SRC) / "reloadscope" / "agent"
+# The agent this test process runs (an editable install's is under src/, a plain one's is not).
+AGENT = Path(reloadscope.agent.__file__).resolve().parent
 
 HOSTILE = """
 CALLS = []
@@ -341,11 +343,16 @@ AGENT_LOADS = {
     "_abc",
     "abc",
     "math",
+    # 3.14+: the C halves and pure-Python parts that types, warnings and threading now use.
+    "_types",
+    "_py_warnings",
+    "_contextvars",
+    "io",
     "warnings",
 }
 
 
-@pytest.mark.parametrize("python", pythons(), ids=lambda p: p.split("/versions/")[-1].split("/")[0])
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
 def test_the_injected_bootstrap_loads_the_agent_from_memory(tmp_path, python):
     from reloadscope.attach.inject import bootstrap
 
