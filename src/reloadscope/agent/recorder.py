@@ -190,6 +190,13 @@ class Recorder:
         self.lock = threading.RLock()
         self.finder = _ReloadFinder(self)
         self._user_prefixes = _library_prefixes()
+        # The program's own modules imported before recording began (their earlier
+        # generations, if any, were not seen).
+        self.preloaded: list[str] = sorted(
+            k
+            for k, m in list(dict.items(sys.modules))
+            if type(k) is str and k != "__main__" and self.is_user_file(safe.module_file(m))
+        )
 
     # -- installation -------------------------------------------------------------------------
     def install(self) -> None:

@@ -90,7 +90,29 @@ class Scan:
         }
         if self.incomplete:
             doc["scan"]["incomplete"] = "; ".join(self.incomplete)
+        blind = self._blind_spots(cls)
+        if blind:
+            doc["scan"]["blind_spots"] = blind
         return doc, self._sources()
+
+    def _blind_spots(self, cls: Classifier) -> list[str]:
+        out = []
+        rec = self.recorder
+        if rec is None:
+            out.append(
+                "recording was not on in this process: reloads were not seen, generation "
+                "numbers are unknown, and earlier executions are found by evidence alone "
+                "(source comparison, replaced modules)"
+            )
+        elif rec.preloaded:
+            few = ", ".join(rec.preloaded[:3]) + (", ..." if len(rec.preloaded) > 3 else "")
+            out.append(
+                f"recording began after {len(rec.preloaded)} of this program's modules were "
+                f"imported ({few}): their reloads before then were not seen, and are found by "
+                "evidence alone"
+            )
+        out.extend(cls.blind_spots())
+        return out
 
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
         modules = _subclasses(ModuleType)
@@ -100,20 +122,25 @@ class Scan:
         module_ids = {id(t) for t in modules}
         meta_ids = {id(t) for t in metas}
         fn = FunctionType
-        found_modules, found_classes = [], []
+        found_modules, found_classes, functions, codes = [], [], [], []
         for o in picked:
             t = type(o)
             if t is fn:
-                cls.function(o)  # type: ignore[arg-type]
+                functions.append(o)
             elif id(t) in meta_ids:
                 found_classes.append(o)
             elif id(t) in module_ids:
                 found_modules.append(o)
             else:
-                cls.code_object(o)
-        # Functions of old module objects are recognised through the module's dict, so modules
-        # first would be more natural, but old_namespace() does not depend on it.
+                codes.append(o)
+        del picked
+        # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
+        for o in functions:
+            cls.function(o)  # type: ignore[arg-type]
+        for o in codes:
+            cls.code_object(o)
+        del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = [f.obj for f in cls.found.values() if f.kind == "class"]
         if stale:
@@ -129,22 +156,11 @@ class Scan:
             while f is not None:
                 if not _ours(f.f_code.co_filename):
                     found = None
-                    hit = cls.code_index.get(id(f.f_code))
-                    if (
-                        hit is not None
-                        and hit[1].owns_code(f.f_code)
-                        and hit[1] is not hit[0].current
-                    ):
-                        rec, gen = hit
-                        found = Found(
-                            f,
-                            "code",
-                            rec.name,
-                            gen.number,
-                            safe.code_qualname(f.f_code),
-                            "frame",
-                            "old",
-                        )
+                    judged = cls.judge(f.f_code, f.f_globals, f)
+                    if judged is not None:
+                        owner, number, _, why = judged
+                        qualname = safe.code_qualname(f.f_code)
+                        found = Found(f, "code", owner, number, qualname, "frame", "old", why)
                         cls.found.pop(id(f), None)
                     out.append((names.get(tid, f"thread {tid}"), f, found))
                 f = f.f_back
@@ -156,7 +172,16 @@ class Scan:
     def _entries(self, found: dict[int, Found]) -> dict[tuple, _Entry]:
         entries: dict[tuple, _Entry] = {}
         for f in found.values():
-            key = (f.owner, f.kind, f.qualname, f.tname, f.generation, f.reason, id(f.carrier))
+            key = (
+                f.owner,
+                f.kind,
+                f.qualname,
+                f.tname,
+                f.generation,
+                f.reason,
+                id(f.carrier),
+                f.evidence.kind,
+            )
             e = entries.get(key)
             if e is None:
                 e = entries[key] = _Entry(f)
@@ -453,6 +478,7 @@ class Scan:
                     "generation": f.generation,
                     "count": e.count,
                     "size": e.size,
+                    "evidence": f.evidence.to_json(),
                     "paths": _dedupe(ps)[:PATHS_PER_ENTRY],
                 }
             )
@@ -468,6 +494,7 @@ class Scan:
                     "generation": found.generation,
                     "count": 1,
                     "size": safe.sizeof(frame),
+                    "evidence": found.evidence.to_json(),
                     "paths": [
                         {
                             "root": "thread",

@@ -1,14 +1,11 @@
 """Deciding which live objects are stale, and which generation made them.
 
-The evidence, strongest first:
-- a recorded generation's code objects (every execution compiles fresh ones, so a function's
-  ``__code__`` names the execution that made it; closures and lambdas included);
-- a recorded generation's classes (for classes without methods);
-- a module object that ``sys.modules`` no longer holds, and whatever has its dict as globals;
-- a function compiled from the module's file with the module's globals that the current,
-  fully recorded execution did not create.
-Without such evidence nothing is reported: guessing by name floods a plain process with
-false positives.
+The rules of evidence live in ``evidence`` (one function per kind); this walks the objects of
+one heap pass through them in dependency order: module objects first (their dicts tell the
+functions of old modules), then functions and running code, then classes (stale when made by
+an old generation, when a method is stale, or when shadowed), then instances of stale classes.
+Without evidence nothing is reported: guessing by name floods a plain process with false
+positives.
 """
 
 from __future__ import annotations
@@ -16,7 +13,9 @@ from __future__ import annotations
 import sys
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
+from . import evidence as ev
 from . import safe
+from .evidence import Evidence
 from .recorder import Generation, ModuleRecord, Recorder
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -37,6 +36,8 @@ _CODE_ATTR = {
     id(FrameType): ("f_code", "frame"),
 }
 
+_FRAME_ATTR = {id(CoroutineType): "cr_frame", id(_AsyncGenType): "ag_frame"}
+
 CODE_TYPES = (GeneratorType, CoroutineType, _AsyncGenType, FrameType)
 
 # Why an object is stale, for the hint.
@@ -46,7 +47,17 @@ OLD_GENERATION, LEFTOVER, FAILED_RELOAD, OLD_MODULE = "old", "leftover", "failed
 class Found:
     """One stale object."""
 
-    __slots__ = ("carrier", "generation", "kind", "obj", "owner", "qualname", "reason", "tname")
+    __slots__ = (
+        "carrier",
+        "evidence",
+        "generation",
+        "kind",
+        "obj",
+        "owner",
+        "qualname",
+        "reason",
+        "tname",
+    )
 
     def __init__(
         self,
@@ -57,6 +68,7 @@ class Found:
         qualname: str,
         tname: str,
         reason: str,
+        evidence: Evidence,
     ) -> None:
         self.obj = obj
         self.kind = kind
@@ -65,6 +77,7 @@ class Found:
         self.qualname = qualname
         self.tname = tname
         self.reason = reason
+        self.evidence = evidence
         self.carrier: object | None = None  # the stale class whose dict defines this function
 
 
@@ -74,7 +87,6 @@ class Classifier:
         self.code_index = recorder.code_index() if recorder else {}
         self.class_index: dict[int, tuple[ModuleRecord, Generation]] = {}
         self.module_gen: dict[int, tuple[ModuleRecord, Generation]] = {}
-        self.recorded_ns: dict[int, tuple[ModuleRecord, Generation, ModuleType]] = {}
         for rec in self.records.values():
             for gen in rec.generations:
                 for i in gen.classes:
@@ -82,22 +94,21 @@ class Classifier:
                 mod = gen.module() if gen.module is not None else None
                 if mod is not None and id(mod) not in self.module_gen:
                     self.module_gen[id(mod)] = (rec, gen)
-                    ns = safe.module_dict(mod)
-                    if ns is not None:
-                        self.recorded_ns[id(ns)] = (rec, gen, mod)
         self.current: dict[str, ModuleType] = {}
         self.current_ns: dict[int, str] = {}  # id(namespace dict) -> sys.modules key
         self.in_sys_modules: set[int] = set()
         for key, mod in list(dict.items(sys.modules)):
             self.in_sys_modules.add(id(mod))
-            if issubclass(type(mod), ModuleType):
+            if type(key) is str and issubclass(type(mod), ModuleType):
                 ns = safe.module_dict(mod)
                 if ns is not None:
                     self.current[key] = mod
                     self.current_ns.setdefault(id(ns), key)
-        self._old_ns: dict[int, tuple[str, int | None] | None] = {}
+        self.sources = ev.Sources(self.current)
+        # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
+        self.old_ns: dict[int, tuple[str, int | None]] = {}
+        self._orphans: dict[int, tuple[str, int | None] | None] = {}
         self._bound: dict[str, dict[int, list[str]]] = {}
-        self._current_filenames: dict[str, tuple[str | None]] = {}
         self.found: dict[int, Found] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -128,183 +139,164 @@ class Classifier:
             return True
         return any(n in cur.stored for n in names)
 
-    def why(self, rec: ModuleRecord, obj: object) -> str:
-        if self.bound_names(rec.name, obj):
-            return FAILED_RELOAD if rec.current.status == "failed" else LEFTOVER
+    def why(self, name: str, obj: object) -> str:
+        if self.bound_names(name, obj):
+            rec = self.records.get(name)
+            failed = rec is not None and rec.current.status == "failed"
+            return FAILED_RELOAD if failed else LEFTOVER
         return OLD_GENERATION
 
     def old_namespace(self, ns: object) -> tuple[str, int | None] | None:
-        """(module name, generation) when ``ns`` is the dict of a module sys.modules dropped."""
-        key = id(ns)
-        if key in self._old_ns:
-            return self._old_ns[key]
-        result: tuple[str, int | None] | None = None
-        if type(ns) is dict and key not in self.current_ns:
-            hit = self.recorded_ns.get(key)
-            if hit is not None:
-                rec, gen, mod = hit
-                if id(mod) not in self.in_sys_modules:
-                    result = (rec.name, gen.number)
-            else:
-                name = dict.get(ns, "__name__")
-                file = dict.get(ns, "__file__")
-                if (
-                    type(name) is str
-                    and type(file) is str
-                    and name in self.current
-                    and safe.module_file(self.current[name]) == file
-                ):
-                    result = (name, None)
-        self._old_ns[key] = result
+        """(module, generation) when ``ns`` is the dict of an earlier execution: of a stale
+        module object, or one whose module object is gone but whose functions live on."""
+        hit = self.old_ns.get(id(ns))
+        if hit is not None or type(ns) is not dict or id(ns) in self.current_ns:
+            return hit
+        if id(ns) in self._orphans:
+            return self._orphans[id(ns)]
+        result = None
+        name, file = dict.get(ns, "__name__"), dict.get(ns, "__file__")
+        if (
+            type(name) is str
+            and type(file) is str
+            and name in self.current
+            and safe.module_file(self.current[name]) == file
+            and ev.old_namespace(ns, self.sources)
+        ):
+            result = (name, None)
+        self._orphans[id(ns)] = result
         return result
+
+    def judge(
+        self, code: CodeType, ns: object, obj: object
+    ) -> tuple[str, int | None, str, Evidence] | None:
+        """(owner, generation, reason, evidence) when ``code`` running with globals ``ns`` was
+        made by an earlier execution of its module (``obj`` is what runs it)."""
+        hit = self.code_index.get(id(code))
+        if hit is not None and hit[1].owns_code(code):
+            rec, gen = hit
+            if gen is not rec.current:
+                if self.kept(rec, obj):
+                    return None
+                old = self.old_ns.get(id(ns))
+                reason = OLD_MODULE if old is not None else self.why(rec.name, obj)
+                return rec.name, gen.number, reason, ev.recorded(gen.number)
+            # Made by the current generation; a tool may still have patched code in place.
+        old = self.old_namespace(ns)
+        if old is not None:
+            found = ev.Evidence(
+                ev.REPLACED_MODULE,
+                f"made by an earlier execution of {old[0]} whose module object a re-import "
+                "replaced",
+            )
+            return old[0], old[1], OLD_MODULE, found
+        owner = self.current_ns.get(id(ns))
+        if owner is None:
+            return None
+        judged = ev.source(code, ns, self.sources) or ev.older_compilation(code, ns, self.sources)
+        if judged is None:
+            return None
+        return owner, None, self.why(owner, obj), judged
 
     # -- kinds ---------------------------------------------------------------------------------
     def modules(self, objs: Iterable[object]) -> None:
+        """Old module objects: first, so their dicts tell the functions they made."""
         for mod in objs:
             if id(mod) in self.in_sys_modules:
                 continue
+            name = safe.module_name(mod)
+            current = self.current.get(name) if name is not None else None
             hit = self.module_gen.get(id(mod))
             if hit is not None and hit[1].module is not None and hit[1].module() is mod:
                 rec, gen = hit
-                self.found[id(mod)] = Found(
-                    mod, "module", rec.name, gen.number, rec.name, "module", OLD_MODULE
+                if current is not None and ev.replaced_module(mod, current) is None:  # type: ignore[arg-type]
+                    continue  # replaced by a copy of itself: nothing ran again
+                found = ev.recorded(gen.number)
+                self._add(
+                    mod, "module", rec.name, gen.number, rec.name, "module", OLD_MODULE, found
                 )
-                continue
-            name = safe.module_name(mod)
-            file = safe.module_file(mod)
-            if name is None or file is None or name not in self.current:
-                continue
-            if safe.module_file(self.current[name]) == file:
-                self.found[id(mod)] = Found(mod, "module", name, None, name, "module", OLD_MODULE)
+            else:
+                file = safe.module_file(mod)
+                if name is None or current is None or file is None:
+                    continue
+                if safe.module_file(current) != file:
+                    continue
+                replaced = ev.replaced_module(mod, current)  # type: ignore[arg-type]
+                if replaced is None:
+                    continue
+                self._add(mod, "module", name, None, name, "module", OLD_MODULE, replaced)
+            ns = safe.module_dict(mod)
+            f = self.found[id(mod)]
+            if ns is not None:
+                self.old_ns[id(ns)] = (f.owner, f.generation)
 
     def function(self, fn: FunctionType) -> None:
         code = fn.__code__
         if code.co_name == "__annotate__":
             return  # PEP 649 (3.14+): part of the function or class it annotates, not an entry
-        hit = self.code_index.get(id(code))
-        if hit is not None and hit[1].owns_code(code):
-            rec, gen = hit
-            if gen is rec.current or self.kept(rec, fn):
-                return
-            reason = self.why(rec, fn)
-            if self.old_namespace(fn.__globals__) is not None:
-                reason = OLD_MODULE
-            self._add(
-                fn, "function", rec.name, gen.number, safe.function_qualname(fn), "function", reason
-            )
-            return
-        g = fn.__globals__
-        owner = self.current_ns.get(id(g))
-        if owner is None:
-            old = self.old_namespace(g)
-            if old is not None:
-                self._add(
-                    fn,
-                    "function",
-                    old[0],
-                    old[1],
-                    safe.function_qualname(fn),
-                    "function",
-                    OLD_MODULE,
-                )
-            return
-        known = self.records.get(owner)
-        if known is not None and known.current.complete:
-            cur = known.current
-            if cur.status != "finished" or not cur.filename:
-                return
-            if code.co_filename != cur.filename or self.kept(known, fn):
-                return
-            reason = self.why(known, fn)
-        elif self.older_compilation(owner, g, fn):
-            reason = OLD_GENERATION
-        else:
-            return
-        self._add(
-            fn,
-            "function",
-            owner,
-            None,
-            safe.function_qualname(fn),
-            "function",
-            reason,
-        )
-
-    def older_compilation(self, owner: str, ns: dict[str, Any], fn: FunctionType) -> bool:
-        """Was ``code`` compiled from the module's file by an earlier execution than the one
-        whose functions the namespace holds?  (No recorded generation to ask.)
-
-        Each compilation has its own ``co_filename`` string object where CPython does not
-        intern it (3.10-3.12): equal text but another object means another execution.
-        """
-        if not _FILENAMES_DISTINCT:
-            return False
-        current = self._current_filenames.get(owner)
-        if current is None:
-            current = self._current_filenames[owner] = _namespace_filename(ns)
-        filename = fn.__code__.co_filename
-        return (
-            current[0] is not None
-            and filename == current[0]
-            and filename is not current[0]
-            and not self.bound_names(owner, fn)  # a leftover name or a kept object: unsure
-        )
+        hit = self.judge(code, fn.__globals__, fn)
+        if hit is not None:
+            owner, gen, reason, found = hit
+            qualname = safe.function_qualname(fn)
+            self._add(fn, "function", owner, gen, qualname, "function", reason, found)
 
     def code_object(self, obj: object) -> None:
         attr, tname = _CODE_ATTR[id(type(obj))]
         code = getattr(obj, attr, None)
         if type(code) is not CodeType:
             return
-        hit = self.code_index.get(id(code))
-        if hit is None or not hit[1].owns_code(code) or hit[1] is hit[0].current:
+        ns = _globals_of(obj)
+        judged: tuple[str, int | None, str, Evidence] | None
+        if ns is None:
+            hit = self.code_index.get(id(code))
+            if hit is None or not hit[1].owns_code(code) or hit[1] is hit[0].current:
+                return
+            rec, gen = hit
+            judged = (rec.name, gen.number, OLD_GENERATION, ev.recorded(gen.number))
+        else:
+            judged = self.judge(code, ns, obj)
+        if judged is None:
             return
-        rec, gen = hit
-        self._add(
-            obj, "code", rec.name, gen.number, safe.code_qualname(code), tname, OLD_GENERATION
-        )
+        owner, number, _, found = judged
+        qualname = safe.code_qualname(code)
+        self._add(obj, "code", owner, number, qualname, tname, OLD_GENERATION, found)
 
     def classes(self, classes: Iterable[type]) -> None:
-        """After ``function``: a class is stale when its generation or one of its methods is."""
+        """After ``function``: a class is stale when its generation or one of its methods is,
+        or when its module now binds its name to a class of another execution."""
         for cls in classes:
             hit = self.class_index.get(id(cls))
             if hit is not None and hit[1].owns_class(cls):
                 rec, gen = hit
-                if gen is not rec.current and self.kept(rec, cls):
+                if gen is rec.current:
+                    continue
+                if self.kept(rec, cls):
                     self._release_methods(cls)
-                elif gen is not rec.current:
-                    f = self._add(
-                        cls,
-                        "class",
-                        rec.name,
-                        gen.number,
-                        safe.class_qualname(cls),
-                        safe.type_name(type(cls)),
-                        self.why(rec, cls),
-                    )
-                    self._carry(cls, f)
+                    continue
+                found = ev.recorded(gen.number)
+                reason = self.why(rec.name, cls)
+                self._class(cls, rec.name, gen.number, reason, found)
                 continue
             mod = safe.class_module(cls)
             if mod is None or (mod not in self.records and mod not in self.current):
                 continue
-            for fn in _methods(cls):
-                m = self.found.get(id(fn))
-                if m is None:
-                    continue
-                rec2 = self.records.get(m.owner)
+            stale_method = next(
+                (m for m in map(self.found.get, map(id, _methods(cls))) if m is not None), None
+            )
+            if stale_method is not None:
+                rec2 = self.records.get(stale_method.owner)
                 if rec2 is not None and self.kept(rec2, cls):
                     self._release_methods(cls)
-                    break
-                f = self._add(
-                    cls,
-                    "class",
-                    m.owner,
-                    m.generation,
-                    safe.class_qualname(cls),
-                    safe.type_name(type(cls)),
-                    self.why(rec2, cls) if rec2 is not None else m.reason,
+                    continue
+                found = ev.made_by_stale(
+                    f"its method {stale_method.qualname} is stale: {stale_method.evidence.text}"
                 )
-                self._carry(cls, f)
-                break
+                reason = self.why(stale_method.owner, cls)
+                self._class(cls, stale_method.owner, stale_method.generation, reason, found)
+                continue
+            shadowed = ev.shadowed_class(cls, self.sources)
+            if shadowed is not None:
+                self._class(cls, mod, None, OLD_GENERATION, shadowed)
 
     def instances(self, objs: Iterable[object]) -> None:
         classes = {i: f for i, f in self.found.items() if f.kind == "class"}
@@ -312,6 +304,7 @@ class Classifier:
             if id(obj) in classes:
                 continue  # an old class made by an old metaclass stays a class
             cls = classes[id(type(obj))]
+            found = ev.made_by_stale(f"an instance of the stale class {cls.qualname}")
             self._add(
                 obj,
                 "instance",
@@ -320,9 +313,32 @@ class Classifier:
                 cls.qualname,
                 cls.qualname,
                 OLD_GENERATION,
+                found,
             )
 
+    def blind_spots(self) -> list[str]:
+        """Sentences naming what this classification could not judge."""
+        out = []
+        for name, n in sorted(self.sources.unjudged.items()):
+            out.append(
+                f"{name}: its file changed on disk after it last ran, so {n} object"
+                f"{'s' if n != 1 else ''} its code made could not be compared with it"
+            )
+        for name, n in sorted(self.sources.no_source.items()):
+            out.append(
+                f"{name}: no readable source, so {n} object{'s' if n != 1 else ''} its code "
+                "made could not be compared with it"
+            )
+        return out
+
     # -- internals -----------------------------------------------------------------------------
+    def _class(
+        self, cls: type, owner: str, generation: int | None, reason: str, found: Evidence
+    ) -> None:
+        qualname, meta = safe.class_qualname(cls), safe.type_name(type(cls))
+        f = self._add(cls, "class", owner, generation, qualname, meta, reason, found)
+        self._carry(cls, f)
+
     def _add(
         self,
         obj: object,
@@ -332,8 +348,9 @@ class Classifier:
         qualname: str,
         tname: str,
         reason: str,
+        found: Evidence,
     ) -> Found:
-        f = Found(obj, kind, owner, generation, qualname, tname, reason)
+        f = Found(obj, kind, owner, generation, qualname, tname, reason, found)
         self.found[id(obj)] = f
         return f
 
@@ -351,30 +368,14 @@ class Classifier:
                 m.carrier = cls
 
 
-def _filenames_distinct() -> bool:
-    """Does each compilation get its own ``co_filename`` object (not interned)?"""
-    first, second = (f"/reloadscope/probe-{n}.py"[:-3] + ".py" for n in (1, 1))
-    assert first is not second
-    return compile("", first, "exec").co_filename is not compile("", second, "exec").co_filename
-
-
-_FILENAMES_DISTINCT = _filenames_distinct()
-
-
-def _namespace_filename(ns: dict[str, Any]) -> tuple[str | None]:
-    """The ``co_filename`` object most functions of this namespace share: the current
-    compilation's (None when there is no clear majority)."""
-    file = dict.get(ns, "__file__")
-    counts: dict[int, list[Any]] = {}
-    for v in list(dict.values(ns)):
-        if type(v) is FunctionType and v.__globals__ is ns:
-            fname = v.__code__.co_filename
-            if type(file) is str and fname == file:
-                counts.setdefault(id(fname), [fname, 0])[1] += 1
-    ranked = sorted(counts.values(), key=lambda c: -c[1])
-    if not ranked or (len(ranked) > 1 and ranked[0][1] <= 2 * ranked[1][1]):
-        return (None,)
-    return (ranked[0][0],)
+def _globals_of(obj: object) -> dict[str, Any] | None:
+    """The globals a generator, coroutine or frame runs with (None once it finished)."""
+    t = type(obj)
+    frame = obj if t is FrameType else getattr(obj, _FRAME_ATTR.get(id(t), "gi_frame"), None)
+    if type(frame) is not FrameType:
+        return None
+    g = frame.f_globals
+    return g if type(g) is dict else None
 
 
 def _methods(cls: type) -> list[FunctionType]:

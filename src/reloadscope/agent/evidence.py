@@ -1,0 +1,494 @@
+"""Why an object is stale: the kinds of evidence, one function each, strongest first.
+
+Each function answers for one object and returns an ``Evidence`` (stale, and why) or None (no
+evidence: not reported).  Nothing here guesses by name alone: FIELD-NOTES lists the libraries
+whose copies, factories and self-replacing modules make name rules fail.
+
+- ``recorded``: a recorded earlier generation compiled its code (or made the class);
+- ``source``: its code is not what the module's current source file compiles to (read and
+  compiled, never run), while the module's own functions still match that file;
+- ``older_compilation``: its code is what the current file compiles to, but the module now
+  holds another compilation of that very code (the same source ran again);
+- ``replaced_module``: a module object a re-import replaced (that ran its code again), and
+  what it made;
+- ``shadowed_class``: the module now binds the class's qualified name to another class of the
+  same statement, made by another execution;
+- ``made_by_stale``: an instance of a stale class, a class with a stale method.
+
+``Sources`` holds what these need per module, computed once per scan and only for modules that
+have something to judge.
+"""
+
+from __future__ import annotations
+
+import gc
+from types import (
+    BuiltinFunctionType,
+    ClassMethodDescriptorType,
+    CodeType,
+    FunctionType,
+    GetSetDescriptorType,
+    MemberDescriptorType,
+    MethodDescriptorType,
+    MethodWrapperType,
+    ModuleType,
+    WrapperDescriptorType,
+)
+
+from . import safe
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
+
+RECORDED = "recorded"
+SOURCE = "source"
+OLDER_COMPILATION = "older-compilation"
+REPLACED_MODULE = "replaced-module"
+SHADOWED_CLASS = "shadowed-class"
+MADE_BY_STALE = "made-by-stale"
+
+MAX_SOURCE_BYTES = 4 << 20
+
+
+class Evidence:
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: str, text: str) -> None:
+        self.kind = kind
+        self.text = text
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "text": self.text}
+
+
+# -- code signatures -----------------------------------------------------------------------
+
+
+def _const_sig(c: object, memo: dict[int, tuple]) -> object:
+    t = type(c)
+    if t is CodeType:
+        return signature(c, memo)  # type: ignore[arg-type]
+    if t is tuple:
+        return ("tuple", tuple(_const_sig(x, memo) for x in c))  # type: ignore[attr-defined]
+    if t is frozenset:
+        return ("frozenset", frozenset(_const_sig(x, memo) for x in c))  # type: ignore[attr-defined]
+    if t is float or t is complex:
+        return (t.__name__, repr(c))  # nan == nan here, and -0.0 stays apart from 0.0
+    if t in (str, bytes, int, bool, type(None), type(...)):
+        return (t.__name__, c)
+    if t is slice:  # 3.14+ folds constant slices
+        return ("slice", tuple(_const_sig(x, memo) for x in (c.start, c.stop, c.step)))  # type: ignore[attr-defined]
+    # Another kind of constant: taken as equal to any of its type (wrongly equal only ever
+    # hides a stale object; wrongly unequal would report a current one).
+    return (safe.type_name(t),)
+
+
+def signature(code: CodeType, memo: dict[int, tuple], *, lines: bool = True) -> tuple:
+    """What a compilation of the same source text at the same place gives again: bytecode,
+    constants (recursively), names, flags and (with ``lines``) the first line."""
+    key = id(code)
+    full = memo.get(key)
+    if full is None:
+        full = (
+            code.co_name,
+            safe.code_qualname(code),
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_flags,
+            code.co_code,
+            code.co_names,
+            code.co_varnames,
+            code.co_freevars,
+            code.co_cellvars,
+            tuple(_const_sig(c, memo) for c in code.co_consts),
+            code.co_firstlineno,
+        )
+        memo[key] = full
+    return full if lines else full[:-1]
+
+
+def _all_codes(code: CodeType) -> list[CodeType]:
+    out, stack = [], [code]
+    while stack:
+        co = stack.pop()
+        out.append(co)
+        stack.extend(c for c in co.co_consts if type(c) is CodeType)
+    return out
+
+
+# -- what each module's current source and namespace say ------------------------------------
+
+
+class ModuleSource:
+    """One current module: the code its namespace holds, and what its file compiles to."""
+
+    __slots__ = ("_bound", "_class_bodies", "_compiled", "file", "name", "ns", "sources")
+
+    def __init__(self, sources: Sources, name: str, ns: dict[str, Any]) -> None:
+        self.sources = sources
+        self.name = name
+        self.ns = ns
+        file = dict.get(ns, "__file__")
+        self.file: str | None = file if type(file) is str else None
+        self._bound: dict[int, CodeType] | None = None
+        self._compiled: tuple[set[tuple], set[tuple]] | None = None
+        self._class_bodies: set[tuple[str, str]] | None = None
+
+    def bound(self) -> dict[int, CodeType]:
+        """id -> code object of every code the namespace's functions and classes carry
+        (nested code included: closures, lambdas and comprehensions of those functions)."""
+        if self._bound is None:
+            self._bound = {}
+            for fn in namespace_functions(self.ns):
+                for co in _all_codes(fn.__code__):
+                    self._bound[id(co)] = co
+        return self._bound
+
+    def own(self, code: CodeType) -> bool:
+        """Compiled from this module's file (not by exec with another name)."""
+        return self.file is not None and code.co_filename == self.file
+
+    def compiled(self) -> tuple[set[tuple], set[tuple]] | None:
+        """(signatures with lines, without lines) of every code object the current file
+        compiles to; None when there is no readable source."""
+        if self._compiled is None:
+            text = _read(self.file)
+            if text is None:
+                return None
+            try:
+                top = compile(text, self.file or "?", "exec", dont_inherit=True)
+            except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError ...
+                return None
+            memo: dict[int, tuple] = {}
+            full = {signature(co, memo) for co in _all_codes(top)}
+            self._compiled = (full, {s[:-1] for s in full})
+            self._class_bodies = {
+                (co.co_name, safe.code_qualname(co))
+                for co in _all_codes(top)
+                if _looks_like_class_body(co)
+            }
+        return self._compiled
+
+    def unchanged(self) -> bool | None:
+        """Do the functions the namespace holds match the file (it has not changed since the
+        module last ran)?  None: no source to tell."""
+        state = self.sources._state.get(self.name)
+        if state is None:
+            compiled = self.compiled()
+            if compiled is None:
+                state = None
+            else:
+                full = compiled[0]
+                memo = self.sources.memo
+                state = all(signature(co, memo) in full for co in self._own_bound())
+            self.sources._state[self.name] = state
+        return state
+
+    def _own_bound(self) -> list[CodeType]:
+        return [co for co in self.bound().values() if self.own(co)]
+
+    def class_statement(self, cls: type) -> bool:
+        """Does the current file have a ``class`` statement that makes this class?"""
+        if self.compiled() is None or self._class_bodies is None:
+            return False
+        name = safe.type_name(cls)
+        qualname = safe.class_qualname(cls)
+        if hasattr(CodeType, "co_qualname"):
+            return (name, qualname) in self._class_bodies
+        return any(n == name for n, _ in self._class_bodies)
+
+
+def _looks_like_class_body(code: CodeType) -> bool:
+    # A class body stores __module__ and __qualname__ first (every CPython 3.10-3.15).
+    names = code.co_names
+    return "__module__" in names and "__qualname__" in names
+
+
+def _read(file: str | None) -> str | None:
+    if not file or not file.endswith(".py"):
+        return None
+    try:
+        with open(file, "rb") as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_SOURCE_BYTES:
+        return None
+    from importlib.util import decode_source
+
+    try:
+        return decode_source(data)
+    except Exception:
+        return None
+
+
+class Sources:
+    """``ModuleSource`` of each current module, made on first use."""
+
+    def __init__(self, current: dict[str, ModuleType]) -> None:
+        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = {}
+        for name, mod in current.items():
+            ns = safe.module_dict(mod)
+            if ns is not None and id(ns) not in self.by_ns:
+                self.by_ns[id(ns)] = (name, ns)
+        self._made: dict[int, ModuleSource] = {}
+        self._state: dict[str, bool | None] = {}
+        self.memo: dict[int, tuple] = {}
+        self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
+        self.no_source: dict[str, int] = {}
+
+    def of_globals(self, ns: object) -> ModuleSource | None:
+        hit = self.by_ns.get(id(ns))
+        if hit is None or hit[1] is not ns:
+            return None
+        made = self._made.get(id(ns))
+        if made is None:
+            made = self._made[id(ns)] = ModuleSource(self, hit[0], hit[1])
+        return made
+
+    def of_name(self, name: str | None) -> ModuleSource | None:
+        for n, ns in list(self.by_ns.values()):
+            if n == name:
+                return self.of_globals(ns)
+        return None
+
+
+# -- the kinds of evidence ---------------------------------------------------------------
+
+
+def recorded(number: int) -> Evidence:
+    return Evidence(RECORDED, f"made by generation {number}, an earlier execution recorded")
+
+
+def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
+    """Code compiled from the module's file, but not from what the file holds now (while the
+    functions the module holds do match the file: it did not change since it last ran)."""
+    m = sources.of_globals(ns)
+    if m is None or not m.own(code) or id(code) in m.bound():
+        return None
+    compiled = m.compiled()
+    if compiled is None:
+        sources.no_source[m.name] = sources.no_source.get(m.name, 0) + 1
+        return None
+    full, linefree = compiled
+    sig = signature(code, sources.memo)
+    if sig in full:
+        return None
+    if not m.unchanged():
+        sources.unjudged[m.name] = sources.unjudged.get(m.name, 0) + 1
+        return None
+    if sig[:-1] in linefree:
+        return Evidence(
+            SOURCE,
+            f"its code is in {m.name}'s current source, but at another line: it was compiled "
+            "from an earlier version of the file",
+        )
+    return Evidence(SOURCE, f"its code is not what {m.name}'s current source compiles to")
+
+
+def older_compilation(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
+    """The same source text ran again: the module now holds another compilation of this very
+    code (a reload of an unchanged file, or a copy taken before the reload)."""
+    m = sources.of_globals(ns)
+    if m is None or not m.own(code):
+        return None
+    bound = m.bound()
+    if id(code) in bound:
+        return None
+    memo = sources.memo
+    sig = signature(code, memo)
+    twins = [co for co in bound.values() if co is not code and signature(co, memo) == sig]
+    if not twins or not m.unchanged():
+        return None
+    return Evidence(
+        OLDER_COMPILATION,
+        f"{m.name} now holds another compilation of the same code: this one was made by an "
+        "earlier execution of the module",
+    )
+
+
+def replaced_module(old: ModuleType, current: ModuleType) -> Evidence | None:
+    """``old`` left ``sys.modules`` for ``current`` of the same name and file, and
+    ``current`` ran its code again (a module that replaces itself with a copy of its own
+    dict, as pygments' lexers do, ran nothing again: both hold the same objects)."""
+    old_ns, new_ns = safe.module_dict(old), safe.module_dict(current)
+    if old_ns is None or new_ns is None or old_ns is new_ns:
+        return None
+    if not ran_again(old_ns, new_ns):
+        return None
+    name = safe.module_name(current) or "?"
+    return Evidence(
+        REPLACED_MODULE,
+        f"an old module object of {name}: a re-import replaced it in sys.modules and ran the "
+        "module again",
+    )
+
+
+def ran_again(old_ns: dict[str, Any], new_ns: dict[str, Any]) -> bool:
+    """Did the code behind ``new_ns`` run itself, rather than copy ``old_ns``?"""
+    own = False
+    for v in list(dict.values(new_ns)):
+        if type(v) is FunctionType:
+            g = v.__globals__
+            if g is old_ns:
+                return False  # the current module holds the old one's functions: a copy
+            if g is new_ns:
+                own = True
+    if own:
+        return True
+    # No functions to tell by: a copy holds the very same objects under the same names.
+    for k, v in list(dict.items(old_ns)):
+        if type(k) is str and not k.startswith("__") and dict.get(new_ns, k, _MISSING) is not v:
+            return True
+    return False
+
+
+def old_namespace(ns: dict[str, Any], sources: Sources) -> bool:
+    """Is ``ns``, which is no current module's dict, the namespace of an earlier execution?
+
+    Only when its own functions live in it (their globals are this dict): attrs builds the
+    globals of the methods it generates as a *copy* of the module's dict, which holds the
+    module's functions, whose globals are the module's real dict."""
+    return any(type(v) is FunctionType and v.__globals__ is ns for v in list(dict.values(ns)))
+
+
+def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
+    """The module now binds the class's qualified name to another class made by the same
+    ``class`` statement in another execution (the source may be unchanged: old instances
+    then fail ``isinstance`` against the new class).
+
+    Not evidence, because made by the same execution: copies a decorator made (a slotted
+    dataclass or attrs class: the original shares its functions, or lacks the copy's
+    ``__slots__``), sibling classes one refers to (ctypes' byte-order swapped types), a base
+    the module's class derives from, classes made by ``type()`` or factories (no ``class``
+    statement of that qualified name in the file)."""
+    module = safe.class_module(cls)
+    m = sources.of_name(module)
+    if m is None:
+        return None
+    qualname = safe.class_qualname(cls)
+    found = _resolve(m.ns, qualname)
+    if found is None or found is cls or not safe.is_class(found):
+        return None
+    other: type = found  # type: ignore[assignment]
+    if safe.class_module(other) != module or safe.class_qualname(other) != qualname:
+        return None
+    if not (_python_made(cls) and _python_made(other)):
+        return None  # an accelerator's class replaced the pure-Python one (ElementTree)
+    if any(c is cls for c in safe.class_mro(other)) or any(c is other for c in safe.class_mro(cls)):
+        return None
+    mine, theirs = safe.class_dict(cls), safe.class_dict(other)
+    if _refers(mine, other) or _refers(theirs, cls):
+        return None
+    their_values = {id(v) for v in dict.values(theirs)}
+    if any(type(v) is FunctionType and id(v) in their_values for v in dict.values(mine)):
+        return None  # a decorator's copy of this very class
+    if "__slots__" in theirs and "__slots__" not in mine:
+        return None  # the original a slotted copy was made from
+    if not m.class_statement(cls) or not m.unchanged():
+        return None
+    return Evidence(
+        SHADOWED_CLASS,
+        f"{module} now binds {qualname} to another class made by the same class statement: "
+        "this one was made by an earlier execution of the module",
+    )
+
+
+def made_by_stale(what: str) -> Evidence:
+    return Evidence(MADE_BY_STALE, what)
+
+
+_MISSING = object()
+
+
+def _resolve(ns: dict[str, Any], qualname: str) -> object | None:
+    """``ns``'s object at a dotted qualified name, through dicts only (no attribute access)."""
+    if "<" in qualname:
+        return None  # made inside a function: not bound by name
+    parts = qualname.split(".")
+    obj = dict.get(ns, parts[0])
+    for part in parts[1:]:
+        if obj is None or not safe.is_class(obj):
+            return None
+        obj = dict.get(safe.class_dict(obj), part)
+    return obj
+
+
+_C_LEVEL = (
+    WrapperDescriptorType,
+    MethodDescriptorType,
+    ClassMethodDescriptorType,
+    MethodWrapperType,
+    BuiltinFunctionType,
+)
+
+
+def _python_made(cls: type) -> bool:
+    """Could a ``class`` statement have made this class?  Classes written in C (an
+    accelerator's replacement for the pure-Python one) carry C-level descriptors."""
+    d = safe.class_dict(cls)
+    slots = dict.get(d, "__slots__", ())
+    for k, v in list(dict.items(d)):
+        t = type(v)
+        if t in _C_LEVEL:
+            return False
+        if t is GetSetDescriptorType and k not in ("__dict__", "__weakref__"):
+            return False
+        if t is MemberDescriptorType and not (
+            k == slots or (type(slots) in (tuple, list) and k in slots)
+        ):
+            return False
+    return True
+
+
+def _refers(d: dict[str, Any], target: object) -> bool:
+    if any(v is target for v in dict.values(d)):
+        return True
+    return any(r is target for r in gc.get_referents(*dict.values(d)))
+
+
+def namespace_functions(namespace: dict[str, Any]) -> list[FunctionType]:
+    """Functions defined by the code that filled ``namespace`` and bound there: at module
+    level, in its classes (methods, static and class methods, properties), in the cells of
+    their closures (what decorators wrap), and one container deep (a registry list)."""
+    out: list[FunctionType] = []
+    seen: set[int] = set()
+    name = dict.get(namespace, "__name__")
+    stack: list[Any] = list(dict.values(namespace))
+    depth = {id(v): 0 for v in stack}
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        t = type(obj)
+        level = depth.get(id(obj), 1)
+        if t is FunctionType:
+            if obj.__globals__ is namespace:
+                out.append(obj)
+            cells = obj.__closure__
+            if cells is not None and level < 2:
+                for c in cells:
+                    try:
+                        v = c.cell_contents
+                    except ValueError:
+                        continue
+                    if type(v) is FunctionType:
+                        depth.setdefault(id(v), level + 1)
+                        stack.append(v)
+        elif t is staticmethod or t is classmethod:
+            stack.append(obj.__func__)
+        elif t is property:
+            stack.extend((obj.fget, obj.fset, obj.fdel))
+        elif safe.is_class(obj):
+            if safe.class_module(obj) == name:
+                stack.extend(dict.values(safe.class_dict(obj)))
+        elif level == 0 and (t is list or t is tuple or t is dict):
+            values = dict.values(obj) if t is dict else obj
+            for v in list(values):
+                if type(v) is FunctionType:
+                    depth.setdefault(id(v), 1)
+                    stack.append(v)
+    return out
