@@ -39,6 +39,7 @@ from . import safe
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 RECORDED = "recorded"
@@ -65,34 +66,33 @@ class Evidence:
 # -- code signatures -----------------------------------------------------------------------
 
 
-def _const_sig(c: object, memo: dict[int, tuple]) -> object:
-    t = type(c)
-    if t is CodeType:
-        return signature(c, memo)  # type: ignore[arg-type]
-    if t is tuple:
-        return ("tuple", tuple(_const_sig(x, memo) for x in c))  # type: ignore[attr-defined]
-    if t is frozenset:
-        return ("frozenset", frozenset(_const_sig(x, memo) for x in c))  # type: ignore[attr-defined]
-    if t is float or t is complex:
-        return (t.__name__, repr(c))  # nan == nan here, and -0.0 stays apart from 0.0
-    if t in (str, bytes, int, bool, type(None), type(...)):
-        return (t.__name__, c)
-    if t is slice:  # 3.14+ folds constant slices
-        return ("slice", tuple(_const_sig(x, memo) for x in (c.start, c.stop, c.step)))  # type: ignore[attr-defined]
-    # Another kind of constant: taken as equal to any of its type (wrongly equal only ever
-    # hides a stale object; wrongly unequal would report a current one).
-    return (safe.type_name(t),)
+class Signatures:
+    """What a compilation of the same source text gives again, per code object: bytecode,
+    constants (nested code recursively), names and flags.  ``full`` adds the qualified name
+    and first line (another compilation of the same place); ``loose`` leaves them out, since
+    in-place patchers compile a function alone (IPython's deduperreload: first line 1, a
+    qualname under ``__autoreload_class__``)."""
 
+    def __init__(self) -> None:
+        self._full: dict[int, tuple] = {}
+        self._loose: dict[int, tuple] = {}
 
-def signature(code: CodeType, memo: dict[int, tuple], *, lines: bool = True) -> tuple:
-    """What a compilation of the same source text at the same place gives again: bytecode,
-    constants (recursively), names, flags and (with ``lines``) the first line."""
-    key = id(code)
-    full = memo.get(key)
-    if full is None:
-        full = (
+    def full(self, code: CodeType) -> tuple:
+        sig = self._full.get(id(code))
+        if sig is None:
+            body = self._body(code, self.full)
+            sig = self._full[id(code)] = (*body, safe.code_qualname(code), code.co_firstlineno)
+        return sig
+
+    def loose(self, code: CodeType) -> tuple:
+        sig = self._loose.get(id(code))
+        if sig is None:
+            sig = self._loose[id(code)] = self._body(code, self.loose)
+        return sig
+
+    def _body(self, code: CodeType, nested: Callable[[CodeType], tuple]) -> tuple:
+        return (
             code.co_name,
-            safe.code_qualname(code),
             code.co_argcount,
             code.co_posonlyargcount,
             code.co_kwonlyargcount,
@@ -102,11 +102,44 @@ def signature(code: CodeType, memo: dict[int, tuple], *, lines: bool = True) -> 
             code.co_varnames,
             code.co_freevars,
             code.co_cellvars,
-            tuple(_const_sig(c, memo) for c in code.co_consts),
-            code.co_firstlineno,
+            tuple(_const_sig(c, nested) for c in code.co_consts),
         )
-        memo[key] = full
-    return full if lines else full[:-1]
+
+
+def _const_sig(c: object, nested: Callable[[CodeType], tuple]) -> object:
+    t = type(c)
+    if t is CodeType:
+        return nested(c)  # type: ignore[arg-type]
+    if t is tuple:
+        return ("tuple", tuple(_const_sig(x, nested) for x in c))  # type: ignore[attr-defined]
+    if t is frozenset:
+        return ("frozenset", frozenset(_const_sig(x, nested) for x in c))  # type: ignore[attr-defined]
+    if t is float or t is complex:
+        return (t.__name__, repr(c))  # nan == nan here, and -0.0 stays apart from 0.0
+    if t in (str, bytes, int, bool, type(None), type(...)):
+        return (t.__name__, c)
+    if t is slice:  # 3.14+ folds constant slices
+        parts = (c.start, c.stop, c.step)  # type: ignore[attr-defined]
+        return ("slice", tuple(_const_sig(x, nested) for x in parts))
+    # Another kind of constant: taken as equal to any of its type (wrongly equal only ever
+    # hides a stale object; wrongly unequal would report a current one).
+    return (safe.type_name(t),)
+
+
+_COMPILER_NAMES = frozenset(
+    ("<lambda>", "<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>", "<locals>", "<module>")
+)
+
+
+def compiler_named(code: CodeType) -> bool:
+    """Are the code's names what compiling a file gives (identifiers, ``<lambda>``,
+    ``<locals>``...)?  Code generators that compile under the module's file name (ovld's
+    ``to_filter[str]``) choose names no ``def`` can have: their code is no version of the
+    file, and is not judged by comparing with it."""
+    for part in [*safe.code_qualname(code).split("."), code.co_name]:
+        if not (part.isidentifier() or part in _COMPILER_NAMES or part.startswith("<annotate")):
+            return False
+    return True
 
 
 def _all_codes(code: CodeType) -> list[CodeType]:
@@ -147,8 +180,9 @@ class ModuleSource:
         return self._bound
 
     def own(self, code: CodeType) -> bool:
-        """Compiled from this module's file (not by exec with another name)."""
-        return self.file is not None and code.co_filename == self.file
+        """Compiled from this module's file (not by exec with another name, nor by a code
+        generator that borrows the file's name)."""
+        return self.file is not None and code.co_filename == self.file and compiler_named(code)
 
     def compiled(self) -> tuple[set[tuple], set[tuple]] | None:
         """(signatures with lines, without lines) of every code object the current file
@@ -161,9 +195,9 @@ class ModuleSource:
                 top = compile(text, self.file or "?", "exec", dont_inherit=True)
             except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError ...
                 return None
-            memo: dict[int, tuple] = {}
-            full = {signature(co, memo) for co in _all_codes(top)}
-            self._compiled = (full, {s[:-1] for s in full})
+            sigs = Signatures()
+            codes = _all_codes(top)
+            self._compiled = ({sigs.full(co) for co in codes}, {sigs.loose(co) for co in codes})
             self._class_bodies = {
                 (co.co_name, safe.code_qualname(co))
                 for co in _all_codes(top)
@@ -180,9 +214,8 @@ class ModuleSource:
             if compiled is None:
                 state = None
             else:
-                full = compiled[0]
-                memo = self.sources.memo
-                state = all(signature(co, memo) in full for co in self._own_bound())
+                loose, sigs = compiled[1], self.sources.sigs
+                state = all(sigs.loose(co) in loose for co in self._own_bound())
             self.sources._state[self.name] = state
         return state
 
@@ -193,11 +226,20 @@ class ModuleSource:
         """Does the current file have a ``class`` statement that makes this class?"""
         if self.compiled() is None or self._class_bodies is None:
             return False
+        if _HAS_FIRSTLINENO and "__firstlineno__" not in safe.class_dict(cls):
+            return False  # 3.13+: every class statement stores it; type() does not
         name = safe.type_name(cls)
         qualname = safe.class_qualname(cls)
         if hasattr(CodeType, "co_qualname"):
             return (name, qualname) in self._class_bodies
         return any(n == name for n, _ in self._class_bodies)
+
+
+class _Probe:
+    pass
+
+
+_HAS_FIRSTLINENO = "__firstlineno__" in vars(_Probe)
 
 
 def _looks_like_class_body(code: CodeType) -> bool:
@@ -235,7 +277,7 @@ class Sources:
                 self.by_ns[id(ns)] = (name, ns)
         self._made: dict[int, ModuleSource] = {}
         self._state: dict[str, bool | None] = {}
-        self.memo: dict[int, tuple] = {}
+        self.sigs = Signatures()
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
 
@@ -272,17 +314,17 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
     if compiled is None:
         sources.no_source[m.name] = sources.no_source.get(m.name, 0) + 1
         return None
-    full, linefree = compiled
-    sig = signature(code, sources.memo)
-    if sig in full:
+    full, loose = compiled
+    sigs = sources.sigs
+    if sigs.full(code) in full:
         return None
     if not m.unchanged():
         sources.unjudged[m.name] = sources.unjudged.get(m.name, 0) + 1
         return None
-    if sig[:-1] in linefree:
+    if sigs.loose(code) in loose:
         return Evidence(
             SOURCE,
-            f"its code is in {m.name}'s current source, but at another line: it was compiled "
+            f"its code is in {m.name}'s current source, but at another place: it was compiled "
             "from an earlier version of the file",
         )
     return Evidence(SOURCE, f"its code is not what {m.name}'s current source compiles to")
@@ -297,9 +339,9 @@ def older_compilation(code: CodeType, ns: object, sources: Sources) -> Evidence 
     bound = m.bound()
     if id(code) in bound:
         return None
-    memo = sources.memo
-    sig = signature(code, memo)
-    twins = [co for co in bound.values() if co is not code and signature(co, memo) == sig]
+    full = sources.sigs.full
+    sig = full(code)
+    twins = [co for co in bound.values() if co is not code and full(co) == sig]
     if not twins or not m.unchanged():
         return None
     return Evidence(
@@ -348,10 +390,19 @@ def ran_again(old_ns: dict[str, Any], new_ns: dict[str, Any]) -> bool:
 def old_namespace(ns: dict[str, Any], sources: Sources) -> bool:
     """Is ``ns``, which is no current module's dict, the namespace of an earlier execution?
 
-    Only when its own functions live in it (their globals are this dict): attrs builds the
-    globals of the methods it generates as a *copy* of the module's dict, which holds the
-    module's functions, whose globals are the module's real dict."""
-    return any(type(v) is FunctionType and v.__globals__ is ns for v in list(dict.values(ns)))
+    Only when its own functions live in it (their globals are this dict), and it holds none
+    of a current module's: attrs builds the globals of the methods it generates as a *copy*
+    of the module's dict, and IPython's deduperreload runs new definitions in one (whose
+    functions then live in the copy too)."""
+    own = False
+    for v in list(dict.values(ns)):
+        if type(v) is FunctionType:
+            g = v.__globals__
+            if g is ns:
+                own = True
+            elif g is not None and id(g) in sources.by_ns:
+                return False  # holds a current module's functions: a copy made from it now
+    return own
 
 
 def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
@@ -359,11 +410,14 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
     ``class`` statement in another execution (the source may be unchanged: old instances
     then fail ``isinstance`` against the new class).
 
-    Not evidence, because made by the same execution: copies a decorator made (a slotted
-    dataclass or attrs class: the original shares its functions, or lacks the copy's
-    ``__slots__``), sibling classes one refers to (ctypes' byte-order swapped types), a base
-    the module's class derives from, classes made by ``type()`` or factories (no ``class``
-    statement of that qualified name in the file)."""
+    The same statement run again makes a class of the same metaclass with the same names in
+    its dict.  Not evidence, because made by the same execution: copies a decorator made (a
+    slotted dataclass or attrs class: the original shares its functions, or lacks the copy's
+    ``__slots__``; ovld keeps the original in a closure of the class it returns), sibling
+    classes one refers to (ctypes' byte-order swapped types), a base the module's class
+    derives from, classes made by ``type()``, metaclasses or factories (no ``class``
+    statement of that qualified name in the file), accelerators' C classes (ElementTree).
+    A class without methods whose source changed its names is not found this way."""
     module = safe.class_module(cls)
     m = sources.of_name(module)
     if m is None:
@@ -377,11 +431,20 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
         return None
     if not (_python_made(cls) and _python_made(other)):
         return None  # an accelerator's class replaced the pure-Python one (ElementTree)
+    if type(cls) is not type(other):
+        return None  # a metaclass made it at run time (ovld's MetaMC classes)
+    if dict.keys(safe.class_dict(cls)) != dict.keys(safe.class_dict(other)):
+        return None  # not the same statement run again: a factory's or decorator's class
     if any(c is cls for c in safe.class_mro(other)) or any(c is other for c in safe.class_mro(cls)):
         return None
+    if any(
+        safe.class_qualname(b) == qualname and safe.class_module(b) == module
+        for b in safe.class_mro(cls)[1:]
+    ):
+        return None  # derived from a class of its own name: made from it (a factory's product)
     mine, theirs = safe.class_dict(cls), safe.class_dict(other)
-    if _refers(mine, other) or _refers(theirs, cls):
-        return None
+    if _refers(mine, other) or _reaches(theirs, cls):
+        return None  # a sibling or a decorator's original, kept by the class it made
     their_values = {id(v) for v in dict.values(theirs)}
     if any(type(v) is FunctionType and id(v) in their_values for v in dict.values(mine)):
         return None  # a decorator's copy of this very class
@@ -441,6 +504,27 @@ def _python_made(cls: type) -> bool:
         ):
             return False
     return True
+
+
+def _reaches(d: dict[str, Any], target: object, depth: int = 6, limit: int = 5000) -> bool:
+    """Is ``target`` within a few references of ``d``'s values (through functions, cells,
+    descriptors: what a class decorator keeps of the class it replaced)?  Never through a
+    module, class or namespace dict other than ``d``: those lead everywhere."""
+    frontier = list(dict.values(d))
+    seen = {id(d)}
+    for _ in range(depth):
+        nxt = []
+        for o in frontier:
+            if o is target:
+                return True
+            if id(o) in seen or type(o) is ModuleType or type(o) is dict or safe.is_class(o):
+                continue
+            seen.add(id(o))
+            nxt.append(o)
+        if not nxt or len(seen) > limit:
+            return False
+        frontier = gc.get_referents(*nxt)
+    return False
 
 
 def _refers(d: dict[str, Any], target: object) -> bool:

@@ -556,6 +556,9 @@ class Scan:
                 "leftover_names": [],
                 "stale": stale,
                 "warnings": [],
+                # Its executions before recording (or without it) were not seen: the stale
+                # objects came from earlier ones, by evidence, their numbers unknown.
+                "generations_known": False,
             }
         return {
             "name": name,

@@ -173,15 +173,18 @@ class Classifier:
         """(owner, generation, reason, evidence) when ``code`` running with globals ``ns`` was
         made by an earlier execution of its module (``obj`` is what runs it)."""
         hit = self.code_index.get(id(code))
+        number = None
         if hit is not None and hit[1].owns_code(code):
             rec, gen = hit
+            number = gen.number
             if gen is not rec.current:
                 if self.kept(rec, obj):
                     return None
                 old = self.old_ns.get(id(ns))
                 reason = OLD_MODULE if old is not None else self.why(rec.name, obj)
                 return rec.name, gen.number, reason, ev.recorded(gen.number)
-            # Made by the current generation; a tool may still have patched code in place.
+            # Made by the current generation; a tool may have patched the module in place
+            # since (IPython's deduperreload, jurigged), leaving this running the old code.
         old = self.old_namespace(ns)
         if old is not None:
             found = ev.Evidence(
@@ -196,7 +199,7 @@ class Classifier:
         judged = ev.source(code, ns, self.sources) or ev.older_compilation(code, ns, self.sources)
         if judged is None:
             return None
-        return owner, None, self.why(owner, obj), judged
+        return owner, number, self.why(owner, obj), judged
 
     # -- kinds ---------------------------------------------------------------------------------
     def modules(self, objs: Iterable[object]) -> None:
