@@ -194,3 +194,44 @@ def test_annotated_functions_are_one_entry_each(tmp_path, python):
         thing = r.texts(r.one("plug", kind="class", qualname="Thing"))
         assert "app.handler.__annotate__.__closure__[0].cell_contents" in thing, thing
     r.assert_paths_evaluate()
+
+
+PLUGIN_HOST = """
+import importlib.machinery, importlib.util, sys, reloadscope, rs
+reloadscope.install()
+importlib.util.find_spec("other")  # probed, never executed: no generation
+def load(name):
+    spec = importlib.util.find_spec(name)
+    kinds = isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module, kinds, type(module.__loader__) is importlib.machinery.SourceFileLoader
+ext, kinds1, real1 = load("ext")
+keep = ext.hello
+del sys.modules["ext"]
+rs.write("ext.py", "def hello():\\n    return 2\\n")
+ext, kinds2, real2 = load("ext")
+rs.report(checks=[kinds1, real1, kinds2, real2, ext.hello()])
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
+def test_plugin_loaders_record_generations(tmp_path, python):
+    # discord.py's extensions and most plugin hosts: find_spec + module_from_spec +
+    # exec_module after del sys.modules[name], never importlib.reload.
+    s = Scenario(tmp_path, python)
+    s.write("ext.py", "def hello():\n    return 1\n")
+    s.write("other.py", "X = 1\n")
+    r = s.run(PLUGIN_HOST)
+    # The loader the host sees behaves as the real one; the real one is back on the module.
+    assert r.extra["checks"] == [True, True, True, True, 2]
+    m = r.module("ext")
+    assert m["current_generation"] == 1
+    assert [g["kind"] for g in m["generations"]] == ["import", "reimport"]
+    assert all(g["source_sha256"] and g["status"] == "finished" for g in m["generations"])
+    hello = r.one("ext", kind="function", qualname="hello")
+    assert hello["generation"] == 0 and hello["evidence"]["kind"] == "recorded"
+    assert r.texts(hello) == ["__main__.keep"]
+    assert "other" not in {mod["name"] for mod in r.doc["modules"]}
+    r.assert_paths_evaluate()

@@ -347,8 +347,11 @@ class _ReloadFinder:
             busy = self._local.busy = set()
         if name in busy:
             return None  # our own recursive search below
-        if not _from_import_system():
-            return None  # importlib.util.find_spec, runpy, pkgutil: they get the real loader
+        caller = _caller()
+        if caller == _UTIL:
+            return self._for_util(name, path, busy)
+        if caller != _IMPORT_SYSTEM:
+            return None  # runpy, pkgutil, direct calls: they get the real loader
         rec = self.recorder
         kind = "import"
         if target is not None:
@@ -370,6 +373,25 @@ class _ReloadFinder:
             pass
         return spec
 
+    def _for_util(self, name: str, path: Any, busy: set[str]) -> ModuleSpec | None:
+        """``importlib.util.find_spec``, as plugin hosts (discord.py's extensions) use it with
+        ``module_from_spec`` and ``spec.loader.exec_module``: the spec gets a copy of its
+        loader, of a subclass of the loader's own class (so ``isinstance`` and every other
+        method behave as before), whose ``exec_module`` records the execution if one comes."""
+        busy.add(name)
+        try:
+            spec = _bootstrap._find_spec(name, path)
+        finally:
+            busy.discard(name)
+        try:
+            if spec is not None and self.recorder.is_user_file(spec.origin):
+                loader = spec.loader
+                if loader is not None and _is_standard(loader):
+                    spec.loader = _recording_copy(loader, self.recorder, spec)
+        except Exception:
+            pass
+        return spec
+
     def _watch(self, spec: ModuleSpec, name: str, target: ModuleType | None, kind: str) -> None:
         rec = self.recorder
         old: ModuleType | None = target
@@ -377,6 +399,18 @@ class _ReloadFinder:
             gone = rec.records[name].current.module
             old = gone() if gone is not None else None
         record, gen = rec.begin(name, old, kind, _trigger() if kind != "import" else None)
+        self._begun(spec, name, target, record, gen, kind)
+
+    def _begun(
+        self,
+        spec: ModuleSpec,
+        name: str,
+        target: ModuleType | None,
+        record: ModuleRecord,
+        gen: Generation,
+        kind: str,
+    ) -> None:
+        rec = self.recorder
         if spec.origin and spec.origin not in ("built-in", "frozen"):
             record.file = spec.origin
         loader = spec.loader
@@ -395,23 +429,71 @@ class _ReloadFinder:
 
 
 _IMPORT_CALLERS = frozenset({"_find_and_load_unlocked", "reload"})
+_IMPORT_SYSTEM, _UTIL, _OTHER = "import", "util", "other"
 
 
-def _from_import_system() -> bool:
-    """Is ``_find_spec`` running for an import statement or ``importlib.reload``?
-
-    Only then does the spec go straight to the loading code, which swaps our stand-in loader
-    back out before any user code can see it.
-    """
+def _caller() -> str:
+    """Who runs ``_find_spec``: an import statement or ``importlib.reload`` (the spec goes
+    straight to the loading code, which swaps our stand-in loader back out before any user
+    code can see it), ``importlib.util.find_spec``, or anything else?"""
     try:
-        caller = sys._getframe(3)  # this, find_spec, importlib's _find_spec, its caller
+        caller = sys._getframe(3)  # _caller, find_spec, importlib's _find_spec, its caller
     except ValueError:  # called directly from a shallow stack: not the import system
-        return False
-    name = caller.f_code.co_name
-    filename = caller.f_code.co_filename
-    return name in _IMPORT_CALLERS and (
-        filename.startswith("<frozen importlib") or filename.startswith(_IMPORTLIB_DIR)
-    )
+        return _OTHER
+    code = caller.f_code
+    name, filename = code.co_name, code.co_filename
+    if not (filename.startswith("<frozen importlib") or filename.startswith(_IMPORTLIB_DIR)):
+        return _OTHER
+    if name in _IMPORT_CALLERS:
+        return _IMPORT_SYSTEM
+    if name == "find_spec" and filename.endswith(("util.py", "importlib.util>")):
+        return _UTIL
+    return _OTHER
+
+
+_RECORDING_CLASSES: dict[type, type] = {}
+
+
+def _recording_copy(loader: Any, recorder: Recorder, spec: ModuleSpec) -> Any:
+    """A copy of ``loader`` whose class derives from the loader's own and records the next
+    ``exec_module`` as a generation (the real loader goes back on the spec and the module
+    before the module's code runs)."""
+    base = type(loader)
+    sub = _RECORDING_CLASSES.get(base)
+    if sub is None:
+        sub = _RECORDING_CLASSES[base] = type(
+            base.__name__, (base,), {"exec_module": _recording_exec_module, "__slots__": ()}
+        )
+        sub.__module__ = base.__module__
+        sub.__qualname__ = base.__qualname__
+    copy: Any = object.__new__(sub)
+    copy.__dict__.update(vars(loader))
+    copy.__dict__["_reloadscope"] = (recorder, spec, loader)
+    return copy
+
+
+def _recording_exec_module(self: Any, module: ModuleType) -> None:
+    recorder, spec, real = self.__dict__.pop("_reloadscope", (None, None, None))
+    if recorder is None or spec is None or not recorder.finder.active:
+        loader: Any = real if real is not None else super(type(self), self)
+        loader.exec_module(module)
+        return
+    try:
+        name = spec.name
+        kind = "reimport" if name in recorder.records else "import"
+        old = None
+        if kind == "reimport":
+            gone = recorder.records[name].current.module
+            old = gone() if gone is not None else None
+        record, gen = recorder.begin(name, old, kind, _trigger() if kind != "import" else None)
+        if spec.origin:
+            record.file = spec.origin
+        watching = _WatchingLoader(spec, real, record, gen, recorder)
+    except Exception:
+        spec.loader = real
+        real.exec_module(module)
+        return
+    watching.exec_module(module)
 
 
 def _is_standard(loader: object) -> bool:
