@@ -75,6 +75,22 @@ class Path:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Why an entry is stale: a short identifier (README lists them) and a sentence."""
+
+    kind: str
+    text: str
+
+    @classmethod
+    def from_json(cls, d: Any, where: str) -> Evidence | None:
+        if d is None:
+            return None
+        if not isinstance(d, dict):
+            raise ReportError(f"{where}: expected an object")
+        return cls(_get(d, "kind", str, where), _get(d, "text", str, where))
+
+
+@dataclass(frozen=True)
 class StaleObject:
     kind: str
     qualname: str
@@ -83,6 +99,7 @@ class StaleObject:
     count: int
     size: int
     paths: tuple[Path, ...]
+    evidence: Evidence | None = None  # absent in documents from before evidence was reported
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> StaleObject:
@@ -100,6 +117,7 @@ class StaleObject:
             _get(d, "count", int, where),
             _get(d, "size", int, where),
             tuple(Path.from_json(p, f"{where}.paths[{i}]") for i, p in enumerate(paths)),
+            Evidence.from_json(d.get("evidence"), f"{where}.evidence"),
         )
 
 
@@ -137,6 +155,9 @@ class Module:
     leftover_names: tuple[str, ...]
     stale: tuple[StaleObject, ...]
     warnings: tuple[str, ...] = ()
+    # False when the module's executions were not recorded (a late agent): the stale objects
+    # come from earlier executions found by evidence, their numbers unknown.
+    generations_known: bool = True
 
     @property
     def stale_count(self) -> int:
@@ -156,6 +177,7 @@ class Module:
             _list_of_str(d, "leftover_names", where),
             tuple(StaleObject.from_json(s, f"{where}.stale[{i}]") for i, s in enumerate(stale)),
             _list_of_str(d, "warnings", where) if "warnings" in d else (),
+            _get(d, "generations_known", bool, where, optional=True) is not False,
         )
 
 
@@ -176,6 +198,8 @@ class Report:
     # From snapshot files: process facts (executable, start time, RSS) and how it ended.
     facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     exit: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # What the scan could not judge (SPEC: "scan"."blind_spots").
+    blind_spots: tuple[str, ...] = ()
 
     @property
     def stale_count(self) -> int:
@@ -222,4 +246,7 @@ class Report:
             ),
             sources=dict(sources or {}),
             document=doc if own else copy.deepcopy(doc),
+            blind_spots=_list_of_str(scan, "blind_spots", "report.scan")
+            if "blind_spots" in scan
+            else (),
         )

@@ -23,7 +23,7 @@ class _Style:
 
 
 def _gen(n: int | None) -> str:
-    return "gen ?" if n is None else f"gen {n}"
+    return "an earlier execution" if n is None else f"gen {n}"
 
 
 def _entry(s: StaleObject, st: _Style) -> list[str]:
@@ -31,6 +31,8 @@ def _entry(s: StaleObject, st: _Style) -> list[str]:
     where = f"({_gen(s.generation)}, {s.size} B)"
     head = f"  {st(_RED, s.kind):<10} {st(_BOLD, s.qualname)}{count}  {where}"
     lines = [head]
+    if s.evidence is not None:
+        lines.append(f"      why: {s.evidence.text} [{s.evidence.kind}]")
     if s.paths:
         p = s.paths[0]
         lines.append(f"      held by {st(_CYAN, p.text)}")
@@ -44,9 +46,11 @@ def _entry(s: StaleObject, st: _Style) -> list[str]:
 def _module(m: Module, st: _Style) -> list[str]:
     gens = len(m.generations)
     failed = [g.number for g in m.generations if g.status == "failed"]
-    head = (
-        f"{st(_BOLD, m.name)}  generation {m.current_generation} of {gens}  {m.stale_count} stale"
-    )
+    if m.generations_known:
+        which = f"generation {m.current_generation} of {gens}"
+    else:
+        which = "current; earlier executions found by evidence, numbers unknown"
+    head = f"{st(_BOLD, m.name)}  {which}  {m.stale_count} stale"
     lines = [head]
     if m.file:
         lines.append(f"  {st(_DIM, m.file)}")
@@ -70,9 +74,16 @@ def render(report: Report, *, color: bool = False) -> str:
         f"{report.duration_s:.2f} s" + ("" if report.complete else " (incomplete)"),
     ]
     total = report.stale_count
+    blind = [f"  {st(_YELLOW, 'could not see:')} {b}" for b in report.blind_spots]
     if not report.modules:
+        if blind:
+            lines.append(
+                "No stale objects found where the scan could judge; see what it could not:"
+            )
+            return "\n".join(lines + blind) + "\n"
         lines.append("No reloads recorded and no stale objects found.")
         return "\n".join(lines) + "\n"
+    lines.extend(blind)
     lines.append(
         f"{total} stale object{'s' if total != 1 else ''} in {len(report.modules)} "
         f"module{'s' if len(report.modules) != 1 else ''}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -195,10 +196,12 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#stale", DataTable)
         s = self.rows[table.cursor_row] if self.rows else None
         module = self.current_module()
-        text = view.paths_text(s)
+        blind = self.report.blind_spots if self.report is not None else ()
+        text = view.paths_text(s, blind)
         if module is not None and s is None:
             text = view.generations_text(module)
-        self.query_one("#paths", Static).update(text)
+        # Names from the target are text, never markup (a key like '/a[/]b' would break it).
+        self.query_one("#paths", Static).update(Text(text))
 
     # -- events --------------------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#modules")

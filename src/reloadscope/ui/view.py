@@ -49,10 +49,15 @@ def _haystack(s: StaleObject) -> str:
     return " ".join([s.kind, s.qualname, s.type, *(p.text for p in s.paths)]).lower()
 
 
-def paths_text(s: StaleObject | None) -> str:
+def paths_text(s: StaleObject | None, blind_spots: Iterable[str] = ()) -> str:
+    blind = [f"could not see: {b}" for b in blind_spots]
     if s is None:
-        return "No stale objects here."
-    gen = "an earlier recording" if s.generation is None else f"generation {s.generation}"
+        return "\n".join(["No stale objects here.", *blind])
+    gen = (
+        "an earlier execution (number unknown)"
+        if s.generation is None
+        else f"generation {s.generation}"
+    )
     lines = [f"{s.kind} {s.qualname} ({s.type}), made by {gen}; {s.count} alive, {s.size} bytes"]
     for i, p in enumerate(s.paths, 1):
         lines += ["", f"path {i} (root: {p.root}, {p.depth} steps)", f"  {p.text}"]
@@ -60,6 +65,10 @@ def paths_text(s: StaleObject | None) -> str:
             lines.append(f"  fix: {p.hint}")
     if not s.paths:
         lines.append("no path was found")
+    if s.evidence is not None:  # after the paths, which matter most in a small panel
+        lines += ["", f"why stale: {s.evidence.text} [{s.evidence.kind}]"]
+    if blind:
+        lines += ["", *blind]
     return "\n".join(lines)
 
 
