@@ -235,3 +235,46 @@ def test_plugin_loaders_record_generations(tmp_path, python):
     assert r.texts(hello) == ["__main__.keep"]
     assert "other" not in {mod["name"] for mod in r.doc["modules"]}
     r.assert_paths_evaluate()
+
+
+HINT_PLUG = """
+HANDLERS = {"a": lambda: 1}
+
+class Handler:
+    pass
+"""
+
+HINT_APP = """
+import plug
+copy = plug.HANDLERS
+
+class Server:
+    pass
+
+srv = Server()
+srv.handler_class = plug.Handler
+"""
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
+def test_hints_name_the_holder(tmp_path, python):
+    s = Scenario(tmp_path, python)
+    s.write("plug.py", HINT_PLUG)
+    s.write("app.py", HINT_APP)
+    r = s.run(
+        f"""
+        import rs, plug, app
+        rs.edit(plug, {HINT_PLUG.replace("1", "2")!r})
+        rs.report()
+        """
+    )
+    lam = r.one("plug", kind="function", qualname="<lambda>")
+    (path,) = lam["paths"]
+    assert path["text"] == "app.copy['a']"
+    # An old module dict kept under another name, not "registered in a container".
+    assert "plug.HANDLERS" in path["hint"] and "registered" not in path["hint"], path["hint"]
+    cls = r.one("plug", kind="class", qualname="Handler")
+    (path,) = cls["paths"]
+    assert path["text"] == "app.srv.handler_class"
+    assert "`app.srv.handler_class = plug.Handler`" in path["hint"], path["hint"]
+    r.assert_paths_evaluate()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from . import paths as P
+from . import safe
 from .stale import FAILED_RELOAD, LEFTOVER, OLD_MODULE, Found
+
+TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def hint(
@@ -13,7 +18,13 @@ def hint(
     holder_module: str | None,
     holder_type: str | None,
     holder_types: frozenset[str] = frozenset(),
+    *,
+    text: str = "",
+    holder: object = None,
+    owner_ns: dict[str, Any] | None = None,
 ) -> str:
+    """The fix for one path.  ``text`` is the path's expression, ``holder`` the object that
+    refers to the stale one, ``owner_ns`` the namespace of the module that made it."""
     owner, name = found.owner, found.qualname
     if found.kind == "module":
         return (
@@ -98,7 +109,19 @@ def hint(
         return "a functools.partial made before the reload: create it again"
     if last == P.WRAPPED:
         return "a wrapper (functools.wraps) around the old function: apply the decorator again"
+    if last == P.ATTR and found.kind in ("class", "function") and text:
+        return (
+            f"an attribute set before the reload still holds the old {found.kind}: assign "
+            f"the new one after reloading (`{text} = {owner}.{name}`)"
+        )
     if last in (P.ITEM, P.INDEX):
+        copied = _old_copy_of(holder, owner_ns)
+        if copied is not None and holder_module != owner:
+            return (
+                f"a {type(holder).__name__} made by an earlier execution of {owner}, which "
+                f"now binds {owner}.{copied} to a new one: this copy was taken before the "
+                f"reload; take it again afterwards, or use `{owner}.{copied}` where it is read"
+            )
         if holder_module == owner:
             return (
                 f"kept in a container that survives reloads of {owner} (`try/except "
@@ -116,3 +139,32 @@ def hint(
             f"reloading"
         )
     return "re-create whatever holds it after reloading"
+
+
+def _old_copy_of(holder: Any, ns: dict[str, Any] | None) -> str | None:
+    """The name under which ``ns`` binds another container like ``holder`` (same type, same
+    keys): ``holder`` is then that name's value from an earlier execution, kept elsewhere
+    (``copy = mod.HANDLERS``).  Only plain keys are compared (no user ``__eq__`` runs)."""
+    t = type(holder)
+    if ns is None or t not in (dict, list):
+        return None
+    mine = _plain_keys(holder) if t is dict else None
+    if t is dict and not mine:
+        return None
+    for name, value in list(dict.items(ns)):
+        if type(name) is not str or type(value) is not t or value is holder:
+            continue
+        other: Any = value
+        if t is dict:
+            if _plain_keys(other) == mine:
+                return name
+        elif list.__len__(other) == list.__len__(holder) > 0:
+            return name
+    return None
+
+
+def _plain_keys(d: dict[Any, Any]) -> set[Any] | None:
+    keys = list(dict.keys(d))
+    if any(type(k) not in safe.SAFE_KEY_TYPES for k in keys):
+        return None
+    return set(keys)

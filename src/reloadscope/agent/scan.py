@@ -345,13 +345,28 @@ class Scan:
             rest, kinds = render(key, chain)
         holder = _holder_type(chain)
         types = frozenset(safe.type_name(type(o)) for o in chain[:-1])
+        said = hint(
+            found,
+            "module",
+            kinds,
+            key,
+            holder,
+            types,
+            text=rest,
+            holder=chain[-2] if len(chain) > 1 else None,
+            owner_ns=self._classifier_ns(found.owner),
+        )
         return {
             "root": "module",
             "text": rest,
-            "hint": hint(found, "module", kinds, key, holder, types),
+            "hint": said,
             "depth": len(chain) - 1,
             "_ids": frozenset(map(id, chain)),
         }
+
+    def _classifier_ns(self, name: str) -> dict[str, Any] | None:
+        mod = sys.modules.get(name)
+        return safe.module_dict(mod) if mod is not None else None
 
     def _thread_paths(
         self,
