@@ -19,9 +19,10 @@ import threading
 import time
 import weakref
 from importlib.machinery import ModuleSpec
-from types import CodeType, FunctionType, ModuleType
+from types import CodeType, ModuleType
 
 from . import safe
+from .evidence import namespace_functions
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -146,27 +147,6 @@ def _stored_names(code: CodeType) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _namespace_functions(namespace: dict[str, Any]) -> Iterator[FunctionType]:
-    """Functions defined by the code that filled ``namespace`` (module level and in classes)."""
-    seen: set[int] = set()
-    stack: list[Any] = list(dict.values(namespace))
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        t = type(obj)
-        if t is FunctionType:
-            if obj.__globals__ is namespace:
-                yield obj
-        elif t is staticmethod or t is classmethod:
-            stack.append(obj.__func__)
-        elif t is property:
-            stack.extend((obj.fget, obj.fset, obj.fdel))
-        elif safe.is_class(obj) and safe.class_module(obj) == namespace.get("__name__"):
-            stack.extend(dict.values(safe.class_dict(obj)))
-
-
 def _namespace_classes(namespace: dict[str, Any]) -> Iterator[type]:
     """Classes of this module bound in ``namespace``, nested classes included."""
     name = namespace.get("__name__")
@@ -262,7 +242,7 @@ class Recorder:
         if ns is None:
             return
         rec.file = _str_or_none(ns.get("__file__"))
-        for fn in _namespace_functions(ns):
+        for fn in namespace_functions(ns):
             _walk_code(fn.__code__, gen.codes)
         for cls in _namespace_classes(ns):
             gen.classes[id(cls)] = weakref.ref(cls)
@@ -285,7 +265,7 @@ class Recorder:
                     gen.classes[id(cls)] = weakref.ref(cls)
             if not gen.complete:
                 # We did not run the code: learn what we can from the namespace.
-                for fn in _namespace_functions(ns):
+                for fn in namespace_functions(ns):
                     if not any(g.owns_code(fn.__code__) for g in older):
                         _walk_code(fn.__code__, gen.codes)
             gen.carried = frozenset(k for k, v in dict.items(ns) if before.get(k) == id(v))
