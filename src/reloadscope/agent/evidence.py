@@ -22,6 +22,8 @@ have something to judge.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -157,7 +159,19 @@ def _all_codes(code: CodeType) -> list[CodeType]:
 class ModuleSource:
     """One current module: the code its namespace holds, and what its file compiles to."""
 
-    __slots__ = ("_bound", "_class_bodies", "_compiled", "file", "name", "ns", "sources")
+    __slots__ = (
+        "_bound",
+        "_by_place",
+        "_class_bodies",
+        "_compiled",
+        "_names",
+        "_state",
+        "file",
+        "library",
+        "name",
+        "ns",
+        "sources",
+    )
 
     def __init__(self, sources: Sources, name: str, ns: dict[str, Any]) -> None:
         self.sources = sources
@@ -165,9 +179,16 @@ class ModuleSource:
         self.ns = ns
         file = dict.get(ns, "__file__")
         self.file: str | None = file if type(file) is str else None
+        # Installed libraries and the standard library are not compared with their source:
+        # compiling hundreds of them would cost seconds per scan, and programs reload their
+        # own code.  Recording and other compilations of identical code still count there.
+        self.library = self.file is None or self.file.startswith(sources.library)
         self._bound: dict[int, CodeType] | None = None
-        self._compiled: tuple[set[tuple], set[tuple]] | None = None
+        self._by_place: dict[tuple, list[CodeType]] | None = None
+        self._compiled: tuple[set[tuple], set[tuple]] | bool | None = False  # False: not yet
         self._class_bodies: set[tuple[str, str]] | None = None
+        self._names: set[str] = set()
+        self._state: bool | str | None = "unknown"
 
     def bound(self) -> dict[int, CodeType]:
         """id -> code object of every code the namespace's functions and classes carry
@@ -179,45 +200,61 @@ class ModuleSource:
                     self._bound[id(co)] = co
         return self._bound
 
+    def at_place(self, code: CodeType) -> list[CodeType]:
+        """The bound code objects of the same name, first line and bytecode as ``code``."""
+        if self._by_place is None:
+            self._by_place = {}
+            for co in self.bound().values():
+                self._by_place.setdefault(_place(co), []).append(co)
+        return self._by_place.get(_place(code), [])
+
     def own(self, code: CodeType) -> bool:
         """Compiled from this module's file (not by exec with another name, nor by a code
         generator that borrows the file's name)."""
         return self.file is not None and code.co_filename == self.file and compiler_named(code)
 
     def compiled(self) -> tuple[set[tuple], set[tuple]] | None:
-        """(signatures with lines, without lines) of every code object the current file
-        compiles to; None when there is no readable source."""
-        if self._compiled is None:
-            text = _read(self.file)
-            if text is None:
-                return None
+        """(full, loose signatures) of every code object the current file compiles to; None
+        when there is no readable source (or the module is a library's)."""
+        if self._compiled is False:
+            self._compiled = None
+            text = None if self.library else _read(self.file)
             try:
-                top = compile(text, self.file or "?", "exec", dont_inherit=True)
+                # dont_inherit: this module's own __future__ flags must not leak into it.
+                top = (
+                    None
+                    if text is None
+                    else compile(text, self.file or "?", "exec", dont_inherit=True)
+                )
             except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError ...
-                return None
-            sigs = Signatures()
-            codes = _all_codes(top)
-            self._compiled = ({sigs.full(co) for co in codes}, {sigs.loose(co) for co in codes})
-            self._class_bodies = {
-                (co.co_name, safe.code_qualname(co))
-                for co in _all_codes(top)
-                if _looks_like_class_body(co)
-            }
-        return self._compiled
+                top = None
+            if top is not None:
+                sigs = Signatures()
+                codes = _all_codes(top)
+                self._compiled = ({sigs.full(co) for co in codes}, {sigs.loose(co) for co in codes})
+                self._class_bodies = {
+                    (co.co_name, safe.code_qualname(co))
+                    for co in codes
+                    if _looks_like_class_body(co)
+                }
+                self._names = {co.co_name for co in codes}
+        return self._compiled  # type: ignore[return-value]
 
     def unchanged(self) -> bool | None:
         """Do the functions the namespace holds match the file (it has not changed since the
         module last ran)?  None: no source to tell."""
-        state = self.sources._state.get(self.name)
-        if state is None:
+        if self._state == "unknown":
             compiled = self.compiled()
             if compiled is None:
-                state = None
+                self._state = None
             else:
                 loose, sigs = compiled[1], self.sources.sigs
-                state = all(sigs.loose(co) in loose for co in self._own_bound())
-            self.sources._state[self.name] = state
-        return state
+                # A function whose name the file no longer defines at all tells nothing: a
+                # leftover name of a reload, or a def removed since the module last ran.
+                self._state = all(
+                    sigs.loose(co) in loose for co in self._own_bound() if co.co_name in self._names
+                )
+        return self._state  # type: ignore[return-value]
 
     def _own_bound(self) -> list[CodeType]:
         return [co for co in self.bound().values() if self.own(co)]
@@ -240,6 +277,10 @@ class _Probe:
 
 
 _HAS_FIRSTLINENO = "__firstlineno__" in vars(_Probe)
+
+
+def _place(code: CodeType) -> tuple:
+    return (code.co_name, code.co_firstlineno, code.co_code)
 
 
 def _looks_like_class_body(code: CodeType) -> bool:
@@ -266,17 +307,38 @@ def _read(file: str | None) -> str | None:
         return None
 
 
+def library_prefixes() -> tuple[str, ...]:
+    """Directories whose modules are libraries, not the user's code (no source text kept).
+
+    Derived from ``sys`` and ``os`` alone: importing ``sysconfig`` here would cost an injected
+    agent half a second of file reads when threads compete for the GIL."""
+    paths = set()
+    stdlib = os.path.dirname(os.__file__) if getattr(os, "__file__", None) else None
+    candidates = [stdlib] if stdlib else []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        candidates += [os.path.join(p, "lib"), os.path.join(p, "lib64")]
+    for p in list(sys.path):
+        if type(p) is str and os.path.basename(p) in ("site-packages", "dist-packages"):
+            candidates.append(p)
+    for p in candidates:
+        paths.add(p + os.sep)  # as imported: no realpath, whose lstat calls would cost as much
+    paths.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)  # the agent's own
+    return tuple(sorted(paths))
+
+
 class Sources:
     """``ModuleSource`` of each current module, made on first use."""
 
     def __init__(self, current: dict[str, ModuleType]) -> None:
         self.by_ns: dict[int, tuple[str, dict[str, Any]]] = {}
+        self.by_name: dict[str, dict[str, Any]] = {}
         for name, mod in current.items():
             ns = safe.module_dict(mod)
             if ns is not None and id(ns) not in self.by_ns:
                 self.by_ns[id(ns)] = (name, ns)
+                self.by_name[name] = ns
         self._made: dict[int, ModuleSource] = {}
-        self._state: dict[str, bool | None] = {}
+        self.library = library_prefixes()
         self.sigs = Signatures()
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
@@ -291,10 +353,8 @@ class Sources:
         return made
 
     def of_name(self, name: str | None) -> ModuleSource | None:
-        for n, ns in list(self.by_ns.values()):
-            if n == name:
-                return self.of_globals(ns)
-        return None
+        ns = self.by_name.get(name) if type(name) is str else None
+        return None if ns is None else self.of_globals(ns)
 
 
 # -- the kinds of evidence ---------------------------------------------------------------
@@ -308,7 +368,7 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
     """Code compiled from the module's file, but not from what the file holds now (while the
     functions the module holds do match the file: it did not change since it last ran)."""
     m = sources.of_globals(ns)
-    if m is None or not m.own(code) or id(code) in m.bound():
+    if m is None or m.library or not m.own(code) or id(code) in m.bound():
         return None
     compiled = m.compiled()
     if compiled is None:
@@ -336,13 +396,12 @@ def older_compilation(code: CodeType, ns: object, sources: Sources) -> Evidence 
     m = sources.of_globals(ns)
     if m is None or not m.own(code):
         return None
-    bound = m.bound()
-    if id(code) in bound:
+    if id(code) in m.bound():
         return None
     full = sources.sigs.full
     sig = full(code)
-    twins = [co for co in bound.values() if co is not code and full(co) == sig]
-    if not twins or not m.unchanged():
+    twins = [co for co in m.at_place(code) if co is not code and full(co) == sig]
+    if not twins or (not m.library and not m.unchanged()):
         return None
     return Evidence(
         OLDER_COMPILATION,
@@ -420,8 +479,8 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
     A class without methods whose source changed its names is not found this way."""
     module = safe.class_module(cls)
     m = sources.of_name(module)
-    if m is None:
-        return None
+    if m is None or m.library:
+        return None  # needs the class statements of the module's source
     qualname = safe.class_qualname(cls)
     found = _resolve(m.ns, qualname)
     if found is None or found is cls or not safe.is_class(found):

@@ -22,7 +22,7 @@ from importlib.machinery import ModuleSpec
 from types import CodeType, ModuleType
 
 from . import safe
-from .evidence import namespace_functions
+from .evidence import library_prefixes, namespace_functions
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class Recorder:
         self.installed_at = time.time()
         self.lock = threading.RLock()
         self.finder = _ReloadFinder(self)
-        self._user_prefixes = _library_prefixes()
+        self._user_prefixes = library_prefixes()
         # The program's own modules imported before recording began (their earlier
         # generations, if any, were not seen).
         self.preloaded: list[str] = sorted(
@@ -273,25 +273,6 @@ class Recorder:
 
 def _str_or_none(value: object) -> str | None:
     return value if type(value) is str else None
-
-
-def _library_prefixes() -> tuple[str, ...]:
-    """Directories whose modules are libraries, not the user's code (no source text kept).
-
-    Derived from ``sys`` and ``os`` alone: importing ``sysconfig`` here would cost an injected
-    agent half a second of file reads when threads compete for the GIL."""
-    paths = set()
-    stdlib = os.path.dirname(os.__file__) if getattr(os, "__file__", None) else None
-    candidates = [stdlib] if stdlib else []
-    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
-        candidates += [os.path.join(p, "lib"), os.path.join(p, "lib64")]
-    for p in list(sys.path):
-        if type(p) is str and os.path.basename(p) in ("site-packages", "dist-packages"):
-            candidates.append(p)
-    for p in candidates:
-        paths.add(p + os.sep)  # as imported: no realpath, whose lstat calls would cost as much
-    paths.add(_AGENT_DIR + os.sep)
-    return tuple(sorted(paths))
 
 
 def _trigger() -> str | None:
