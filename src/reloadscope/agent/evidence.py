@@ -41,7 +41,7 @@ from . import safe
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 RECORDED = "recorded"
@@ -339,6 +339,7 @@ class Sources:
                 self.by_name[name] = ns
         self._made: dict[int, ModuleSource] = {}
         self.library = library_prefixes()
+        self._twice: set[tuple] | None = None
         self.sigs = Signatures()
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
@@ -351,6 +352,36 @@ class Sources:
         if made is None:
             made = self._made[id(ns)] = ModuleSource(self, hit[0], hit[1])
         return made
+
+    def index(self, functions: Iterable[FunctionType]) -> None:
+        """Note where the code of these functions (and the code nested in it) was compiled:
+        only a place compiled more than once can hold an older compilation."""
+        seen: set[int] = set()
+        once: set[tuple] = set()
+        twice: set[tuple] = set()
+        self._twice = twice
+        for fn in functions:
+            stack = [fn.__code__]
+            while stack:
+                co = stack.pop()
+                if id(co) in seen:
+                    continue
+                seen.add(id(co))
+                place = (co.co_filename, co.co_name, co.co_firstlineno)
+                if place in once:
+                    twice.add(place)
+                else:
+                    once.add(place)
+                for c in co.co_consts:
+                    if type(c) is CodeType:
+                        stack.append(c)
+
+    def recompiled(self, code: CodeType) -> bool:
+        """Was the place of ``code`` compiled more than once (``index``)?  True when no
+        index was taken."""
+        if self._twice is None:
+            return True
+        return (code.co_filename, code.co_name, code.co_firstlineno) in self._twice
 
     def of_name(self, name: str | None) -> ModuleSource | None:
         ns = self.by_name.get(name) if type(name) is str else None
@@ -393,6 +424,8 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
 def older_compilation(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
     """The same source text ran again: the module now holds another compilation of this very
     code (a reload of an unchanged file, or a copy taken before the reload)."""
+    if not sources.recompiled(code):
+        return None
     m = sources.of_globals(ns)
     if m is None or not m.own(code):
         return None

@@ -136,6 +136,7 @@ class Scan:
         del picked
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
+        cls.sources.index(functions)  # type: ignore[arg-type]
         for o in functions:
             cls.function(o)  # type: ignore[arg-type]
         for o in codes:
