@@ -322,7 +322,8 @@ def library_prefixes() -> tuple[str, ...]:
             candidates.append(p)
     for p in candidates:
         paths.add(p + os.sep)  # as imported: no realpath, whose lstat calls would cost as much
-    paths.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)  # the agent's own
+    # reloadscope's own package (the agent's parent), wherever it was loaded from.
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)
     return tuple(sorted(paths))
 
 
