@@ -60,16 +60,20 @@ def uninstall() -> None:
             _recorder = None
 
 
-def listen(*, injected: bool = False) -> str:
+INJECTED_IDLE_S = 30.0
+
+
+def listen(*, injected: bool = False, idle: float = INJECTED_IDLE_S) -> str:
     """Answer ``reloadscope`` commands on this process's socket (idempotent); returns its path.
 
-    An injected agent leaves no trace when the client detaches: it stops recording too.
+    An injected agent leaves no trace when its client goes, detached or not, or when no
+    client came within ``idle`` seconds: it stops recording too.
     """
     global _server
     with _lock:
         if _server is not None and _server.thread is not None and _server.thread.is_alive():
             return _server.path
-        _server = Server(_handlers(), on_detach=_forget if injected else None)
+        _server = Server(_handlers(), on_detach=_forget if injected else None, idle=idle)
         _server.start()
         atexit.register(_remove_socket)  # the thread is a daemon: tidy up at exit
         return _server.path
@@ -113,17 +117,24 @@ def _forget(server: Server) -> None:
             _recorder = None
 
 
-def serve_injected() -> str:
-    """Entry point of the injected bootstrap: record from now on and listen."""
+def serve_injected(idle: float = INJECTED_IDLE_S) -> str:
+    """Entry point of the injected bootstrap: record from now on and listen.  If it cannot
+    listen, nothing of it stays (the recorder it installed is removed again)."""
     global _page_to_release
     server = _server
     if server is not None and server.stopping:
         # The last client detached a moment ago and its server is still closing (it would
         # then remove the recorder and listener this injection is about to set up): wait.
         server.stop(wait=True)
+    had_recorder = _recorder is not None
     install()
     _page_to_release = True
-    return listen(injected=True)
+    try:
+        return listen(injected=True, idle=idle)
+    except BaseException:
+        if not had_recorder:
+            uninstall()
+        raise
 
 
 def _handlers() -> dict[str, Any]:

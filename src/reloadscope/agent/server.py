@@ -18,6 +18,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -56,9 +57,14 @@ class Server:
         self,
         handlers: dict[str, Callable[[dict[str, Any]], Any]],
         on_detach: Callable[[Server], None] | None = None,
+        idle: float | None = None,
     ) -> None:
+        """``on_detach`` makes an injected agent's server: it leaves by itself when its client
+        goes away without detaching (killed, terminal closed), and when no client has come for
+        ``idle`` seconds (the injector died before connecting), so it is never left behind."""
         self.handlers = handlers
         self.on_detach = on_detach
+        self.idle = idle
         self.path = socket_path(os.getpid())
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
@@ -96,21 +102,30 @@ class Server:
 
     # -- the thread ----------------------------------------------------------------------------
     def _serve(self) -> None:
+        injected = self.on_detach is not None
+        waiting_since = time.monotonic()
         try:
             while not self._stop.is_set():
                 assert self._sock is not None
                 try:
                     conn, _ = self._sock.accept()
                 except TimeoutError:
+                    waited = time.monotonic() - waiting_since
+                    if injected and self.idle is not None and waited > self.idle:
+                        self._stop.set()  # nobody came: leave as if detached
                     continue
                 except OSError:
                     break
                 try:
-                    self._client(conn)
+                    served = self._client(conn)
                 except Exception:
-                    pass
+                    served = False
                 finally:
                     conn.close()
+                if injected and served:
+                    # Its client is gone, detached or not: an injected agent leaves with it.
+                    self._stop.set()
+                waiting_since = time.monotonic()
         finally:
             self._close()
 
@@ -135,12 +150,13 @@ class Server:
         except OSError:
             pass
 
-    def _client(self, conn: socket.socket) -> None:
+    def _client(self, conn: socket.socket) -> bool:
+        """Serve one connection until it ends; False when the peer was refused."""
         uid = struct.unpack(
             "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         )[1]
         if uid not in (os.getuid(), 0):
-            return
+            return False
         conn.settimeout(None)
         out = conn.makefile("wb")
         inp = conn.makefile("rb")
@@ -149,6 +165,7 @@ class Server:
         finally:
             inp.close()  # the socket's descriptor closes only when its files are closed too
             out.close()
+        return True
 
     def _converse(self, inp: Any, out: Any) -> None:
         self._send(
@@ -157,6 +174,8 @@ class Server:
                 "reloadscope": PROTOCOL,
                 "pid": os.getpid(),
                 "python": "{}.{}.{}".format(*sys.version_info[:3]),
+                # An injected agent leaves when this connection ends; install()'s stays.
+                "injected": self.on_detach is not None,
             },
         )
         while not self._stop.is_set():

@@ -79,7 +79,10 @@ def _reloadscope_boot(packed):
                 sys.meta_path.remove(finder)
                 finder.sources = None
             agent = sys.modules[NAME]
-        agent.serve_injected()
+        try:
+            agent.serve_injected(IDLE)
+        except TypeError:  # an agent of an older reloadscope, loaded by an earlier attach
+            agent.serve_injected()
     except BaseException:
         pass
 class Finder:
@@ -122,10 +125,24 @@ def agent_sources() -> str:
     return "\0".join(parts)
 
 
+def idle_timeout() -> float:
+    """Seconds an injected agent waits for its first client before it leaves by itself
+    (``RELOADSCOPE_AGENT_IDLE_S`` in the CLI's environment; default 30)."""
+    try:
+        value = float(os.environ.get("RELOADSCOPE_AGENT_IDLE_S", "30"))
+    except ValueError:
+        value = 30.0
+    return min(max(value, 0.5), 3600.0)
+
+
 def bootstrap() -> str:
     """The string the target runs: valid Python that binds nothing in ``__main__`` and cannot
     raise (an exception there would kill the target).  It carries the agent's source."""
-    body = BOOT.replace("NAME", repr(PRIVATE_NAME)).replace("DIR", repr(str(AGENT_DIR)))
+    body = (
+        BOOT.replace("NAME", repr(PRIVATE_NAME))
+        .replace("DIR", repr(str(AGENT_DIR)))
+        .replace("IDLE", repr(idle_timeout()))
+    )
     code = (
         f"try:\n    exec({body!r}, {{'SOURCES': {agent_sources()!r}}})\n"
         "except BaseException:\n    pass\n"
