@@ -526,7 +526,8 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
         return None  # an accelerator's class replaced the pure-Python one (ElementTree)
     if type(cls) is not type(other):
         return None  # a metaclass made it at run time (ovld's MetaMC classes)
-    if dict.keys(safe.class_dict(cls)) != dict.keys(safe.class_dict(other)):
+    names = _str_keys(safe.class_dict(cls))
+    if names is None or names != _str_keys(safe.class_dict(other)):
         return None  # not the same statement run again: a factory's or decorator's class
     if any(c is cls for c in safe.class_mro(other)) or any(c is other for c in safe.class_mro(cls)):
         return None
@@ -581,20 +582,28 @@ _C_LEVEL = (
 )
 
 
+def _str_keys(d: dict[Any, Any]) -> frozenset[str] | None:
+    """The keys, when all are exact strings (comparing others could run their ``__eq__``)."""
+    keys = list(dict.keys(d))
+    return frozenset(keys) if all(type(k) is str for k in keys) else None
+
+
 def _python_made(cls: type) -> bool:
     """Could a ``class`` statement have made this class?  Classes written in C (an
     accelerator's replacement for the pure-Python one) carry C-level descriptors."""
     d = safe.class_dict(cls)
     slots = dict.get(d, "__slots__", ())
+    if type(slots) is str:
+        slots = (slots,)
+    if type(slots) not in (tuple, list) or any(type(x) is not str for x in slots):
+        slots = ()  # a generator or odd objects: no member descriptor counts as a slot
     for k, v in list(dict.items(d)):
         t = type(v)
         if t in _C_LEVEL:
             return False
         if t is GetSetDescriptorType and k not in ("__dict__", "__weakref__"):
             return False
-        if t is MemberDescriptorType and not (
-            k == slots or (type(slots) in (tuple, list) and k in slots)
-        ):
+        if t is MemberDescriptorType and (type(k) is not str or k not in slots):
             return False
     return True
 
