@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .inert import inert
 from .model import Module, Report, StaleObject
 
 _BOLD, _DIM, _RED, _YELLOW, _CYAN, _RESET = (
@@ -29,17 +30,17 @@ def _gen(n: int | None) -> str:
 def _entry(s: StaleObject, st: _Style) -> list[str]:
     count = f" x{s.count}" if s.count > 1 else ""
     where = f"({_gen(s.generation)}, {s.size} B)"
-    head = f"  {st(_RED, s.kind):<10} {st(_BOLD, s.qualname)}{count}  {where}"
+    head = f"  {st(_RED, inert(s.kind)):<10} {st(_BOLD, inert(s.qualname))}{count}  {where}"
     lines = [head]
     if s.evidence is not None:
-        lines.append(f"      why: {s.evidence.text} [{s.evidence.kind}]")
+        lines.append(f"      why: {inert(s.evidence.text)} [{inert(s.evidence.kind)}]")
     if s.paths:
         p = s.paths[0]
-        lines.append(f"      held by {st(_CYAN, p.text)}")
+        lines.append(f"      held by {st(_CYAN, inert(p.text))}")
         if p.hint:
-            lines.append(f"      fix: {p.hint}")
+            lines.append(f"      fix: {inert(p.hint)}")
         for other in s.paths[1:]:
-            lines.append(f"      also    {st(_CYAN, other.text)}")
+            lines.append(f"      also    {st(_CYAN, inert(other.text))}")
     return lines
 
 
@@ -50,16 +51,17 @@ def _module(m: Module, st: _Style) -> list[str]:
         which = f"generation {m.current_generation} of {gens}"
     else:
         which = "current; earlier executions found by evidence, numbers unknown"
-    head = f"{st(_BOLD, m.name)}  {which}  {m.stale_count} stale"
+    head = f"{st(_BOLD, inert(m.name))}  {which}  {m.stale_count} stale"
     lines = [head]
     if m.file:
-        lines.append(f"  {st(_DIM, m.file)}")
+        lines.append(f"  {st(_DIM, inert(m.file))}")
     if failed:
         lines.append(f"  {st(_YELLOW, 'failed reloads:')} " + ", ".join(f"gen {n}" for n in failed))
     if m.leftover_names:
-        lines.append(f"  {st(_YELLOW, 'leftover names:')} " + ", ".join(m.leftover_names))
+        names = ", ".join(map(inert, m.leftover_names))
+        lines.append(f"  {st(_YELLOW, 'leftover names:')} {names}")
     for w in m.warnings:
-        lines.append(f"  {st(_YELLOW, 'warning:')} {w}")
+        lines.append(f"  {st(_YELLOW, 'warning:')} {inert(w)}")
     for s in m.stale:
         lines.extend(_entry(s, st))
     return lines
@@ -67,14 +69,14 @@ def _module(m: Module, st: _Style) -> list[str]:
 
 def render(report: Report, *, color: bool = False) -> str:
     st = _Style(color)
-    argv = " ".join(report.argv) or "?"
+    argv = inert(" ".join(report.argv)) or "?"
     lines = [
-        f"reloadscope report: pid {report.pid}, Python {report.python}, {argv}",
-        f"taken {report.taken_at}; scanned {report.objects:,} objects in "
+        f"reloadscope report: pid {report.pid}, Python {inert(report.python)}, {argv}",
+        f"taken {inert(report.taken_at)}; scanned {report.objects:,} objects in "
         f"{report.duration_s:.2f} s" + ("" if report.complete else " (incomplete)"),
     ]
     total = report.stale_count
-    blind = [f"  {st(_YELLOW, 'could not see:')} {b}" for b in report.blind_spots]
+    blind = [f"  {st(_YELLOW, 'could not see:')} {inert(b)}" for b in report.blind_spots]
     if not report.modules:
         if blind:
             lines.append(

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from ..inert import inert
 from ..model import Module, Report, StaleObject
 from . import view
 from .source import Source
@@ -134,7 +135,7 @@ class ReloadScopeApp(App[None]):
         stale.add_columns(*view.SORT_KEYS)
         stale.border_title = "stale objects"
         self.query_one("#paths").border_title = "held by"
-        self.sub_title = self.source.description
+        self.sub_title = inert(self.source.description)
         self.load()
 
     def on_unmount(self) -> None:
@@ -168,7 +169,7 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#modules", DataTable)
         table.clear()
         for m in self.modules:
-            table.add_row(*view.module_row(m), key=m.name)
+            table.add_row(*map(Text, view.module_row(m)), key=m.name)  # text, never markup
         if self.modules:
             table.move_cursor(row=0)
         self._fill_stale()
@@ -187,7 +188,7 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#stale", DataTable)
         table.clear()
         for i, s in enumerate(self.rows):
-            table.add_row(*view.stale_row(s), key=str(i))
+            table.add_row(*map(Text, view.stale_row(s)), key=str(i))
         if self.rows:
             table.move_cursor(row=0)
         self._fill_paths()
@@ -257,9 +258,9 @@ class ReloadScopeApp(App[None]):
         try:
             path: Path = self.source.save(self.report)
         except OSError as e:
-            self.notify(f"could not save: {e}", severity="error")
+            self.notify(inert(f"could not save: {e}"), severity="error", markup=False)
             return
-        self.notify(f"saved {path}")
+        self.notify(inert(f"saved {path}"), markup=False)
 
     def action_diff(self) -> None:
         module = self.current_module()
@@ -276,9 +277,9 @@ class ReloadScopeApp(App[None]):
         try:
             written = export_graph(self.source, s, name)
         except OSError as e:
-            self.notify(f"could not export: {e}", severity="error")
+            self.notify(inert(f"could not export: {e}"), severity="error", markup=False)
             return
-        self.notify("wrote " + ", ".join(written))
+        self.notify(inert("wrote " + ", ".join(written)), markup=False)
 
     def action_help(self) -> None:
         self.push_screen(TextScreen(HELP, "help"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from ..inert import inert, inert_lines
 from ..model import Module, Report, StaleObject
 
 
@@ -14,16 +15,16 @@ def modules_in_order(report: Report) -> list[Module]:
 
 
 def module_row(m: Module) -> tuple[str, str, str]:
-    return (m.name, str(len(m.generations)), str(m.stale_count))
+    return (inert(m.name), str(len(m.generations)), str(m.stale_count))
 
 
 def held_by(s: StaleObject) -> str:
-    return s.paths[0].text if s.paths else "?"
+    return inert(s.paths[0].text) if s.paths else "?"
 
 
 def stale_row(s: StaleObject) -> tuple[str, str, str, str, str, str]:
     gen = "?" if s.generation is None else str(s.generation)
-    return (s.kind, s.qualname, gen, str(s.count), str(s.size), held_by(s))
+    return (inert(s.kind), inert(s.qualname), gen, str(s.count), str(s.size), held_by(s))
 
 
 SORT_KEYS = {
@@ -69,17 +70,18 @@ def paths_text(s: StaleObject | None, blind_spots: Iterable[str] = ()) -> str:
         lines += ["", f"why stale: {s.evidence.text} [{s.evidence.kind}]"]
     if blind:
         lines += ["", *blind]
-    return "\n".join(lines)
+    return "\n".join(map(inert, lines))
 
 
 def summary(report: Report, description: str) -> str:
     argv = " ".join(report.argv) or "?"
     state = "" if report.complete else " (incomplete)"
-    return (
-        f"{description} | pid {report.pid} | Python {report.python} | {argv}\n"
+    first = f"{description} | pid {report.pid} | Python {report.python} | {argv}"
+    second = (
         f"scan {report.taken_at}, {report.duration_s:.2f} s, {report.objects:,} objects"
         f"{state} | {report.stale_count} stale in {len(report.modules)} modules"
     )
+    return inert(first) + "\n" + inert(second)
 
 
 def generations_text(m: Module) -> str:
@@ -91,7 +93,7 @@ def generations_text(m: Module) -> str:
         lines.append(f"  {g.number}: {g.kind} {g.started_at} {g.status}{err}{where} sha {sha}")
     if m.leftover_names:
         lines.append("leftover names: " + ", ".join(m.leftover_names))
-    return "\n".join(lines)
+    return "\n".join(map(inert, lines))
 
 
 def diff_text(report: Report, module: str, old: int | None = None, new: int | None = None) -> str:
@@ -112,7 +114,8 @@ def diff_text(report: Report, module: str, old: int | None = None, new: int | No
         f"{module} generation {new}",
         lineterm="",
     )
-    return "\n".join(diff) or f"Generations {old} and {new} of {module} have the same source."
+    text = "\n".join(diff) or f"Generations {old} and {new} of {module} have the same source."
+    return inert_lines(text)
 
 
 def paths_dot(s: StaleObject) -> str:
