@@ -1,7 +1,10 @@
 """Drive a real IPython kernel (ipykernel) over jupyter_client, for the reloader tests.
 
-``Kernel(root)`` starts ``python -m ipykernel_launcher`` (this interpreter) with reloadscope's
-``src`` and ``root`` on its PYTHONPATH and ``root`` as its working directory; ``run(code)``
+``Kernel(root, python)`` starts ``python -m ipykernel_launcher`` (``python`` is any interpreter
+that has ipykernel, by default this one; the client, jupyter_client, stays in this process) with
+reloadscope's ``src`` and ``root`` on its PYTHONPATH and ``root`` as its working directory;
+the kernel is named by a kernel spec written under ``root``, so no installed kernel spec (nor the
+native one, which always runs this interpreter) is used.  ``run(code)``
 executes one cell, waits until the kernel is idle again, and returns what the cell wrote to
 stdout/stderr plus its ``execute_result`` (text/plain).  A cell that raises fails the test with
 the kernel's traceback.  Always use it as a context manager: the kernel is shut down on exit.
@@ -13,6 +16,7 @@ import json
 import os
 import queue
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,14 +46,20 @@ class Cell:
 
 
 class Kernel:
-    def __init__(self, root: Path, *, startup_timeout: float = 30) -> None:
+    KERNEL_NAME = "reloadscope-target"
+
+    def __init__(
+        self, root: Path, python: str = sys.executable, *, startup_timeout: float = 30
+    ) -> None:
         self.root = Path(root)
+        self.python = python
         self.startup_timeout = startup_timeout
         self.km: Any = None
         self.kc: Any = None
 
     def __enter__(self) -> Kernel:
         from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpecManager
 
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([SRC, str(self.root)])
@@ -58,8 +68,21 @@ class Kernel:
         env["JUPYTER_RUNTIME_DIR"] = str(self.root / ".jupyter-runtime")
         env.pop("PYTHONBREAKPOINT", None)
         env.pop("PYTHONSTARTUP", None)
+        # jupyter_client 8 has no kernel_cmd: the command line is the kernel spec's argv.
+        kernels = self.root / ".kernels"
+        spec_dir = kernels / self.KERNEL_NAME
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "argv": [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"reloadscope target ({self.python})",
+            "language": "python",
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
         self.km = KernelManager(
-            kernel_name="python3", transport="ipc", ip=str(self.root / ".kernel-ipc")
+            kernel_name=self.KERNEL_NAME,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]),
+            transport="ipc",
+            ip=str(self.root / ".kernel-ipc"),
         )
         try:
             self.km.start_kernel(cwd=str(self.root), env=env)

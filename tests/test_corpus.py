@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from scenario import Result, Scenario, python_versions
+from targets import extras_python as corpus_python
+from targets import venvs_dir
 
 HERE = Path(__file__).resolve().parent
 VERSIONS = list(python_versions())
@@ -57,19 +59,6 @@ rs.report(
 )
 """
 INSTALL = "import reloadscope; reloadscope.install()"
-
-
-def venvs_dir() -> Path:
-    default = os.path.expanduser("~/.cache/reloadscope/venvs")
-    return Path(os.environ.get("RELOADSCOPE_VENVS") or default)
-
-
-def corpus_python(version: str) -> str | None:
-    """An interpreter of ``version`` that has the corpus: this one, or .ci/run's venv."""
-    if version == "{}.{}".format(*sys.version_info[:2]):
-        return sys.executable
-    exe = venvs_dir() / version / "bin" / "python"
-    return str(exe) if os.access(exe, os.X_OK) else None
 
 
 def text(s: str | bytes | None) -> str:

@@ -1,6 +1,11 @@
 """Reloaders in the wild, for real: IPython 9 ``%autoreload 2`` in a real kernel (both its
 deduperreload and its superreload path), jurigged, discord.py extensions, a threaded
-``http.server`` reloaded under a running request, and the late-arrival cases on every CPython.
+``http.server`` reloaded under a running request, and the late-arrival cases, each on every
+CPython found here (``scenario.python_versions()``) whose interpreter has what the case needs.
+A case that needs packages runs its child (for IPython: the kernel; the client, jupyter_client,
+stays in the pytest process) with ``targets.python_with(version, ...)``: the running interpreter
+for its own version, else the venv ``.ci/run`` makes for that version, else it is skipped with
+the reason.
 
 No reloader is mocked: each test writes real module files, lets the real library reload them,
 and scans the real process.  Where it makes sense a case runs twice: "recording"
@@ -25,10 +30,12 @@ from typing import Any
 
 import pytest
 
-from scenario import SRC, Result, Scenario, pythons, version_id
+from scenario import SRC, Result, Scenario, python_versions, pythons, version_id
+from targets import python_with
 
 PYTHONS = pythons()
 IDS = [version_id(p) for p in PYTHONS]
+VERSIONS = list(python_versions())
 MODES = ["recording", "late"]
 INSTALL = {
     "recording": "import reloadscope; reloadscope.install(listen=False)",
@@ -37,6 +44,12 @@ INSTALL = {
 
 
 # helpers ---------------------------------------------------------------------------------------
+def assert_ran_on(r: Result, version: str) -> None:
+    """The scanned process ran on the target CPython (not on the one running pytest)."""
+    running = r.doc["process"]["python"]
+    assert running.startswith(version + "."), f"expected CPython {version}, the child ran {running}"
+
+
 def assert_stale(entry: dict[str, Any], mode: str, generation: int | None = 0) -> None:
     """A finding as SPEC words it: evidence that says why, and the right generation."""
     ev = entry.get("evidence")
@@ -164,17 +177,25 @@ def write_future(path: Path, text: str, bump: float = 10) -> None:
     os.utime(path, (t, t))
 
 
-def run_autoreload(tmp_path: Path, mode: str, edit: str) -> tuple[dict[str, Any], Result]:
-    """Import mod in a real kernel with %autoreload 2, edit it, run a cell, scan there."""
-    pytest.importorskip("IPython", minversion="9.0")
-    pytest.importorskip("ipykernel")
-    pytest.importorskip("jupyter_client")
+def run_autoreload(
+    tmp_path: Path, version: str, mode: str, edit: str
+) -> tuple[dict[str, Any], Result]:
+    """Import mod in a real kernel of CPython ``version`` with %autoreload 2, edit it, run a cell,
+    scan there."""
+    pytest.importorskip("jupyter_client")  # the client, in this process
+    python = python_with(
+        version,
+        "ipython>=9",
+        "ipykernel",
+        why=" (these tests drive IPython 9's %autoreload 2, whose deduperreload is new in 9; "
+        "IPython 9 needs Python 3.11+)",
+    )
     from kernel_driver import Kernel
 
     Scenario(tmp_path)  # writes rs.py (the scan-and-check helper) into tmp_path
     (tmp_path / "execlog.py").write_text("EXECS = []\n")
     (tmp_path / "mod.py").write_text(IPY_V1)
-    with Kernel(tmp_path) as k:
+    with Kernel(tmp_path, python) as k:
         if INSTALL[mode]:
             k.run(INSTALL[mode])
         k.run("%load_ext autoreload\n%autoreload 2")
@@ -192,12 +213,14 @@ def run_autoreload(tmp_path: Path, mode: str, edit: str) -> tuple[dict[str, Any]
         cell = k.run(IPY_PROBE)  # autoreload runs before this cell's code
         probe = cell.json()
         r = k.report(current="CURRENT", old="OLD")
+    assert_ran_on(r, version)
     return probe, r
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ipython_deduperreload_patches_in_place(tmp_path, mode):
-    probe, r = run_autoreload(tmp_path, mode, IPY_BODY_EDIT)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_ipython_deduperreload_patches_in_place(tmp_path, version, mode):
+    probe, r = run_autoreload(tmp_path, version, mode, IPY_BODY_EDIT)
     # deduperreload it was: the module body never ran again, mod.f is the same object, patched.
     assert probe["execs"] == 1, probe
     assert probe["same_f"] is True, probe
@@ -225,8 +248,9 @@ def test_ipython_deduperreload_patches_in_place(tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ipython_superreload_patches_old_functions(tmp_path, mode):
-    probe, r = run_autoreload(tmp_path, mode, IPY_STRUCTURAL_EDIT)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_ipython_superreload_patches_old_functions(tmp_path, version, mode):
+    probe, r = run_autoreload(tmp_path, version, mode, IPY_STRUCTURAL_EDIT)
     # superreload it was: the module body ran again, mod.f is a new object, and the old function
     # object got the new __code__.
     assert probe["execs"] == 2, probe
@@ -330,11 +354,12 @@ rs.report(probe=probe, current=current, old=old)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_jurigged_patches_in_place(tmp_path, mode):
-    pytest.importorskip("jurigged")
-    s = Scenario(tmp_path)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_jurigged_patches_in_place(tmp_path, version, mode):
+    s = Scenario(tmp_path, python_with(version, "jurigged"))
     s.write("jmod.py", JUR_V1)
     r = s.run(JUR_SCRIPT.format(install=INSTALL[mode], v2=JUR_V2), timeout=60)
+    assert_ran_on(r, version)
     probe = r.extra["probe"]
     assert probe["done"], f"jurigged did not apply the edit: {probe}"
     # In place: same function and class objects, new code (render's first line moved to 7).
@@ -430,11 +455,12 @@ rs.report(probe=probe, current=current, old=old)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_discord_reload_extension(tmp_path, mode):
-    pytest.importorskip("discord")
-    s = Scenario(tmp_path)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_discord_reload_extension(tmp_path, version, mode):
+    s = Scenario(tmp_path, python_with(version, "discord.py"))
     s.write("ext_mod.py", EXT_V1)
     r = s.run(EXT_SCRIPT.format(install=INSTALL[mode], v2=EXT_V1.replace("v1", "v2")), timeout=60)
+    assert_ran_on(r, version)
     probe = r.extra["probe"]
     # discord.py made a new module object and ran the new code; the bot has the new objects.
     assert probe["replaced"] and probe["helper"] == "helper v2", probe
@@ -470,7 +496,8 @@ def test_discord_reload_extension(tmp_path, mode):
     assert_only_modules(r, "ext_mod")
 
 
-# 4. a threaded http.server, reloaded under a running request (late attach) ---------------------
+# 4. a threaded http.server, reloaded under a running request ------------------------------------
+# Standard library only: it runs on every CPython found, bare or not.
 HANDLERS_V1 = """\
 import http.server
 import server_state
@@ -516,6 +543,7 @@ GATE = threading.Event()
 
 HTTP_SCRIPT = """
 import http.client, os, rs
+{install}
 import server, handlers, server_state
 conn = http.client.HTTPConnection("127.0.0.1", server.srv.server_address[1], timeout=30)
 conn.request("GET", "/slow")
@@ -540,29 +568,34 @@ finally:
 """
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
-def test_http_server_late_attach(tmp_path, python):
+def test_http_server_reloaded_under_request(tmp_path, python, mode):
     s = Scenario(tmp_path, python)
     s.write("handlers.py", HANDLERS_V1)
     s.write("server.py", SERVER)
     s.write("server_state.py", SERVER_STATE)
-    r = s.run(HTTP_SCRIPT.format(v2=HANDLERS_V2), timeout=60)
+    r = s.run(HTTP_SCRIPT.format(install=INSTALL[mode], v2=HANDLERS_V2), timeout=60)
+    assert_ran_on(r, version_id(python))
     probe = r.extra["probe"]
     assert probe["server_holds_old"] and probe["copy_is_old"], probe
     assert probe["copy_says"] == "v1 /x", probe
+    if mode == "recording":
+        m = r.module("handlers")
+        assert m["current_generation"] == 1, m  # rs.edit reloads with importlib.reload
     old = r.extra["old"]
 
     cls = r.one("handlers", kind="class", qualname="Handler")
-    assert_stale(cls, "late")
+    assert_stale(cls, mode)
     assert any(t.endswith(".RequestHandlerClass") for t in r.texts(cls)), cls
     assert "server.srv.RequestHandlerClass" in r.texts(cls), cls
     assert_entry_is(r, cls, old["cls"])
     render = r.one("handlers", kind="function", qualname="render")
-    assert_stale(render, "late")
+    assert_stale(render, mode)
     assert "server.render" in r.texts(render), render
     assert_entry_is(r, render, old["render"])
     inst = r.one("handlers", kind="instance", qualname="Handler")
-    assert_stale(inst, "late")
+    assert_stale(inst, mode)
     assert inst["count"] == 1, inst
     threads = [p for p in inst["paths"] if p["root"] == "thread"]
     assert threads, f"the request thread's handler instance has no thread path: {inst}"
@@ -571,7 +604,7 @@ def test_http_server_late_attach(tmp_path, python):
     # (3.10 code objects carry no qualified name: there the frame is named by its function.)
     qualname = "do_GET" if r.doc["process"]["python"].startswith("3.10.") else "Handler.do_GET"
     code = r.one("handlers", kind="code", qualname=qualname)
-    assert_stale(code, "late")
+    assert_stale(code, mode)
     assert any(p["root"] == "thread" and "handlers.py:" in p["text"] for p in code["paths"]), code
     assert_not_reported(r, r.extra["current"])
     r.assert_paths_evaluate()

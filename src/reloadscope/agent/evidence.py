@@ -89,16 +89,16 @@ class Signatures:
     def loose(self, code: CodeType) -> tuple:
         sig = self._loose.get(id(code))
         if sig is None:
-            sig = self._loose[id(code)] = self._body(code, self.loose)
+            sig = self._loose[id(code)] = self._body(code, self.loose, _CO_METHOD)
         return sig
 
-    def _body(self, code: CodeType, nested: Callable[[CodeType], tuple]) -> tuple:
+    def _body(self, code: CodeType, nested: Callable[[CodeType], tuple], drop: int = 0) -> tuple:
         return (
             code.co_name,
             code.co_argcount,
             code.co_posonlyargcount,
             code.co_kwonlyargcount,
-            code.co_flags,
+            code.co_flags & ~drop,
             code.co_code,
             code.co_names,
             code.co_varnames,
@@ -106,6 +106,10 @@ class Signatures:
             code.co_cellvars,
             tuple(_const_sig(c, nested) for c in code.co_consts),
         )
+
+
+# 3.14+ flags code compiled in a class body; a method compiled alone (jurigged) lacks it.
+_CO_METHOD = 0x8000000
 
 
 def _const_sig(c: object, nested: Callable[[CodeType], tuple]) -> object:
