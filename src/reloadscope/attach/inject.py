@@ -42,6 +42,7 @@ GDB_TIMEOUT = 20.0
 # give up the GIL: with several CPU-bound threads competing for it that takes seconds.
 START_TIMEOUT = 30.0
 PAGE = 4096  # the bootstrap page is a whole number of these
+_NO_SUCH_DIR = "/nonexistent/reloadscope"
 
 # x86_64 system calls in which a thread waits with the GIL released.
 _BLOCKING_X86_64 = {
@@ -193,10 +194,20 @@ def _gdb(pid: int, commands: list[str]) -> str:
         )
     args = [
         gdb,
+        # Before the target is read: gdb loads nothing the target's user could have placed
+        # (no init files, no auto-loaded scripts beside its libraries, no libthread_db from
+        # its library directory, no debuginfod download).
+        "-nx",
+        "-nh",
+        "-iex",
+        "set auto-load off",
+        "-iex",
+        f"set libthread-db-search-path {_NO_SUCH_DIR}",
+        "-iex",
+        "set debuginfod enabled off",
         "-p",
         str(pid),
         "-batch",
-        "-nx",
         "-q",
         "-ex",
         "set pagination off",
