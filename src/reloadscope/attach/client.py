@@ -1,59 +1,275 @@
-"""Talking to an agent over its Unix socket (protocol: reloadscope.agent.server)."""
+"""Talking to an agent over its Unix socket (protocol: reloadscope.agent.server).
+
+Nothing is read from a socket before it is known to be the target's agent: its directory
+``/tmp/reloadscope-<uid>`` is a real directory (not a symbolic link) of the target's user with
+mode 0700, the socket in it is a socket of that user, and the process at the other end
+(``SO_PEERCRED``) is the target itself, running as that user.  Anyone can create a directory
+in /tmp under the name another user's agent would use, and put a socket there that answers.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import stat
+import struct
+import time
 from typing import Any
 
-from ..agent.server import PROTOCOL, socket_path
+from ..agent.server import PROTOCOL, runtime_dir, socket_path
 from ..model import Report
+from . import procstate
 
 MAX_RESPONSE = 1 << 30
+# How often a client waiting for an answer looks whether the target can still give one.
+POLL = 0.5
 
 
 class AttachError(Exception):
     """The process cannot be reached; the message says why and what to do."""
 
 
-class Client:
-    """One connection to the agent in process ``pid``."""
+class NoAgent(AttachError):
+    """No agent listens for the process: no socket, or one nobody listens on (``stale``: left
+    by an agent that died, or by an earlier process with this PID)."""
 
-    def __init__(self, pid: int, *, timeout: float = 120.0, uid: int | None = None) -> None:
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+class AgentDir:
+    """A descriptor of the agent directory of ``uid``, checked to be trustworthy; every later
+    look-up goes through it, so the path cannot be swapped behind the check."""
+
+    def __init__(self, pid: int, uid: int) -> None:
         self.pid = pid
-        self.path = socket_path(pid, uid)
-        self._next = 0
+        self.uid = uid
+        self.path = runtime_dir(uid)
+        self.socket = socket_path(pid, uid)
+        self.name = os.path.basename(self.socket)
+        self.fd = self._open()
+
+    def _refuse(self, why: str, remove: str) -> AttachError:
+        # In /tmp (sticky) only its owner or root can remove a directory; a socket, whoever
+        # owns its directory, which by then is known to be the caller's own (or root calls).
+        try:
+            owner = os.lstat(remove).st_uid
+        except OSError:
+            owner = os.getuid()
+        verb = "remove" if os.getuid() in (0, owner) else "have root remove"
+        return AttachError(
+            f"{self.socket} is not the agent of process {self.pid}: {why}; {verb} {remove} "
+            "and try again"
+        )
+
+    def _open(self) -> int:
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            raise NoAgent(f"no reloadscope agent listens in process {self.pid}") from None
+        except OSError as e:
+            raise AttachError(f"cannot look at {self.path}: {e.strerror}") from None
+        self._check(st)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise NoAgent(f"no reloadscope agent listens in process {self.pid}") from None
+        except OSError:
+            raise self._refuse(f"{self.path} is not a directory", self.path) from None
+        try:
+            self._check(os.fstat(fd))  # the very directory opened, in case it was replaced
+        except AttachError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check(self, st: os.stat_result) -> None:
+        if stat.S_ISLNK(st.st_mode):
+            raise self._refuse(f"{self.path} is a symbolic link", self.path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise self._refuse(f"{self.path} is not a directory", self.path)
+        if st.st_uid != self.uid:
+            raise self._refuse(
+                f"{self.path} belongs to {_user(st.st_uid)}, not to the process's user "
+                f"{_user(self.uid)}",
+                self.path,
+            )
+        if st.st_mode & 0o077:
+            raise self._refuse(
+                f"{self.path} has mode {stat.S_IMODE(st.st_mode):04o}, open to other users "
+                "(an agent's directory has mode 0700)",
+                self.path,
+            )
+
+    def check_socket(self) -> None:
+        """The socket exists, is a socket and belongs to the process's user."""
+        try:
+            st = os.stat(self.name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise NoAgent(f"no reloadscope agent listens in process {self.pid}") from None
+        except OSError as e:
+            raise AttachError(f"cannot look at {self.socket}: {e.strerror}") from None
+        if not stat.S_ISSOCK(st.st_mode):
+            raise self._refuse("it is not a socket", self.socket)
+        if st.st_uid != self.uid:
+            raise self._refuse(
+                f"it belongs to {_user(st.st_uid)}, not to the process's user {_user(self.uid)}",
+                self.socket,
+            )
+
+    def connect(self, timeout: float) -> socket.socket:
+        """A connection to the agent, whose peer is checked to be process ``pid`` of ``uid``."""
+        self.check_socket()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(self.path)
+            # Through the checked directory's descriptor, never through the path again.
+            sock.connect(f"/proc/self/fd/{self.fd}/{self.name}")
         except FileNotFoundError:
             sock.close()
-            raise AttachError(f"no reloadscope agent listens in process {pid}") from None
+            raise NoAgent(f"no reloadscope agent listens in process {self.pid}") from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise NoAgent(
+                f"nothing listens on {self.socket} (left by an agent that died)", stale=True
+            ) from None
         except OSError as e:
             sock.close()
-            raise AttachError(f"cannot connect to the agent of process {pid}: {e}") from None
+            raise AttachError(f"cannot connect to the agent of process {self.pid}: {e}") from None
+        try:
+            self._check_peer(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _check_peer(self, sock: socket.socket) -> None:
+        size = struct.calcsize("3i")
+        peer_pid, peer_uid, _gid = struct.unpack(
+            "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size)
+        )
+        if peer_uid != self.uid:
+            raise self._refuse(
+                f"the process listening on it runs as {_user(peer_uid)}, not as the process's "
+                f"user {_user(self.uid)}",
+                self.socket,
+            )
+        # TODO: a target in another PID namespace names its socket by its own PID there (the
+        # last field of "NSpid:" in /proc/PID/status) and has its /tmp at /proc/PID/root/tmp;
+        # such targets are not found yet.  SO_PEERCRED gives the PID in our namespace.
+        if peer_pid != self.pid:
+            who = (
+                f"process {peer_pid} ({procstate.name(peer_pid)}) listens on it"
+                if peer_pid > 0
+                else "a process outside this PID namespace listens on it"
+            )
+            raise self._refuse(f"{who}, not process {self.pid}", self.socket)
+
+    def remove_stale(self) -> None:
+        """Remove a socket nobody listens on (checked: a socket of the process's user)."""
+        self.check_socket()
+        try:
+            os.unlink(self.name, dir_fd=self.fd)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise AttachError(
+                f"cannot remove the stale socket {self.socket}: {e.strerror}"
+            ) from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Client:
+    """One connection to the agent in process ``pid`` (of user ``uid``, this user's by
+    default), refused unless it is that process's own agent (see the module's docstring)."""
+
+    def __init__(self, pid: int, *, timeout: float = 120.0, uid: int | None = None) -> None:
+        self.pid = pid
+        self.uid = os.getuid() if uid is None else uid
+        self.path = socket_path(pid, self.uid)
+        self.timeout = timeout
+        self._next = 0
+        self._buf = bytearray()
+        directory = AgentDir(pid, self.uid)
+        try:
+            sock = directory.connect(timeout)
+        finally:
+            directory.close()
+        sock.settimeout(min(timeout, POLL))  # see _read
         self._sock = sock
-        self._in = sock.makefile("rb")
         self._out = sock.makefile("wb")
-        hello = self._read()
+        try:
+            hello = self._read()
+        except BaseException:
+            self.close()
+            raise
         if not isinstance(hello, dict) or hello.get("reloadscope") != PROTOCOL:
             self.close()
+            theirs = hello.get("reloadscope") if isinstance(hello, dict) else None
             raise AttachError(
-                f"the agent in process {pid} speaks protocol {hello.get('reloadscope')!r}, "
+                f"the agent in process {pid} speaks protocol {theirs!r}, "
                 f"this reloadscope speaks {PROTOCOL}; use the same reloadscope version"
             )
         self.python: str = str(hello.get("python", "?"))
 
     def _read(self) -> Any:
-        try:
-            line = self._in.readline(MAX_RESPONSE)
-        except OSError as e:
-            raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
-        if not line:
-            raise AttachError(f"process {self.pid} closed the connection (did it exit?)")
-        return json.loads(line)
+        """The next line, waiting while the agent works (``timeout`` without a byte at most),
+        but not for a process that cannot answer: stopped, held by a debugger, or gone."""
+        quiet_since = time.monotonic()
+        searched = 0
+        while True:
+            end = self._buf.find(b"\n", searched)
+            if end >= 0:
+                line = bytes(self._buf[: end + 1])
+                del self._buf[: end + 1]
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    raise AttachError(
+                        f"the agent in process {self.pid} sent something that is not JSON"
+                    ) from None
+            searched = len(self._buf)
+            if searched > MAX_RESPONSE:
+                raise AttachError(
+                    f"the agent in process {self.pid} sent more than {MAX_RESPONSE} bytes in "
+                    "one answer"
+                )
+            try:
+                chunk = self._sock.recv(1 << 20)
+            except TimeoutError:
+                why = procstate.cannot_answer(self.pid)
+                if why is not None:
+                    raise AttachError(why) from None
+                if time.monotonic() - quiet_since > self.timeout:
+                    raise AttachError(
+                        f"the agent in process {self.pid} did not answer within "
+                        f"{self.timeout:.0f} s"
+                    ) from None
+                continue
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
+            if not chunk:
+                raise AttachError(f"process {self.pid} closed the connection (did it exit?)")
+            self._buf += chunk
+            quiet_since = time.monotonic()
 
     def request(self, op: str, **params: Any) -> Any:
         self._next += 1
@@ -61,9 +277,11 @@ class Client:
         try:
             self._out.write(json.dumps(msg).encode() + b"\n")
             self._out.flush()
-            reply = self._read()
         except (OSError, ValueError) as e:
             raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
+        reply = self._read()
+        if not isinstance(reply, dict):
+            raise AttachError(f"the agent in process {self.pid} sent an answer that is no object")
         if not reply.get("ok"):
             raise AttachError(f"the agent in process {self.pid} answered: {reply.get('error')}")
         return reply.get("result")
@@ -87,7 +305,7 @@ class Client:
             self.close()
 
     def close(self) -> None:
-        for f in (self._in, self._out, self._sock):
+        for f in (self._out, self._sock):
             try:
                 f.close()
             except OSError:
@@ -101,4 +319,16 @@ class Client:
 
 
 def agent_listens(pid: int, uid: int | None = None) -> bool:
-    return os.path.exists(socket_path(pid, uid))
+    """Does a socket that may be the agent of ``pid`` exist (in a trustworthy directory, of
+    the right user)?  Not proof: ``Client`` checks the process at the other end."""
+    try:
+        directory = AgentDir(pid, os.getuid() if uid is None else uid)
+    except AttachError:
+        return False
+    try:
+        directory.check_socket()
+        return True
+    except AttachError:
+        return False
+    finally:
+        directory.close()

@@ -1,19 +1,27 @@
-"""Reach a process by PID: check it, find or start its agent, and leave it as it was."""
+"""Reach a process by PID: check it, find or start its agent, and leave it as it was.
+
+Before anything touches the target: it must not be stopped (gdb calling into a stopped process
+leaves it to die of SIGSEGV once continued, and a stopped agent cannot answer) nor traced (one
+tracer per thread).  One session per target and user at a time (``lock``), from the look for
+an agent until the detach.  Whatever answers on the agent's socket is checked to be the
+target's own agent before a byte of it is read (``client.AgentDir``).
+"""
 
 from __future__ import annotations
 
 import os
-import socket
+from collections.abc import Callable
 
 import psutil
 
-from ..agent.server import socket_path
-from .client import AttachError, Client, agent_listens
+from . import lock, procstate
+from .client import AgentDir, AttachError, Client, NoAgent
 from .discovery import is_python
 
 
 def check_target(pid: int) -> psutil.Process:
-    """The process, or an AttachError saying why it cannot be a target."""
+    """The process, or an AttachError saying why it cannot be a target (whether it is stopped
+    or traced is looked at by ``Session``, under its lock)."""
     if pid == os.getpid():
         raise AttachError("that is reloadscope's own process")
     try:
@@ -44,52 +52,105 @@ def check_target(pid: int) -> psutil.Process:
     return proc
 
 
-def _answers(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+def _check_runnable(pid: int) -> None:
+    why = procstate.refusal(pid)
+    if why is not None:
+        raise AttachError(why)
 
 
 class Session:
-    """A connection to the agent of ``pid``; ``close()`` detaches an agent we injected."""
+    """A connection to the agent of ``pid``; ``close()`` detaches an agent we injected.
 
-    def __init__(self, pid: int, *, timeout: float = 120.0) -> None:
+    ``on_wait`` hears, once, that another client of this user is attached to ``pid`` and this
+    one waits for it (at most ``lock_timeout`` seconds)."""
+
+    def __init__(
+        self,
+        pid: int,
+        *,
+        timeout: float = 120.0,
+        on_wait: Callable[[str], None] | None = lock.notify_stderr,
+        lock_timeout: float = lock.LOCK_TIMEOUT,
+    ) -> None:
         proc = check_target(pid)
         self.pid = pid
         self.injected = False
-        uid = proc.uids().real
-        page = None
-        path = socket_path(pid, uid)
-        if agent_listens(pid, uid) and not _answers(path):
-            os.unlink(path)  # left by an earlier process with this PID that died
-        if not agent_listens(pid, uid):
-            from .discovery import python_version
-            from .inject import inject
+        self._lock: lock.AttachLock | None = lock.acquire(
+            pid, timeout=lock_timeout, on_wait=on_wait
+        )
+        try:
+            # Stopped or traced: only now, under the lock, so that another client of this user
+            # injecting at this moment (its gdb tracing the target) is waited for, not named.
+            _check_runnable(pid)
+            self.client = self._connect(proc, proc.uids().real, timeout)
+        except BaseException:
+            self._release()
+            raise
 
-            page = inject(pid, uid, python_version(proc))
-            self.injected = True
-        self.client = Client(pid, timeout=timeout, uid=uid)
-        if page is not None:
-            address, size = page
-            if self.client.request("release", address=address, size=size) == "client":
-                from .inject import unmap
+    def _connect(self, proc: psutil.Process, uid: int, timeout: float) -> Client:
+        pid = self.pid
+        try:
+            return Client(pid, timeout=timeout, uid=uid)
+        except NoAgent as e:
+            if e.stale:  # left by an earlier process with this PID, or an agent that died
+                directory = AgentDir(pid, uid)
+                try:
+                    directory.remove_stale()
+                finally:
+                    directory.close()
+        page = self._inject(proc, uid)
+        self.injected = True
+        client = Client(pid, timeout=timeout, uid=uid)
+        try:
+            if page is not None:
+                address, size = page
+                if client.request("release", address=address, size=size) == "client":
+                    from .inject import unmap
 
-                unmap(pid, address, size)
-
-    def close(self) -> None:
-        if self.injected:
+                    unmap(pid, address, size)
+        except BaseException:
             try:
-                self.client.detach()
+                client.detach()
             except AttachError:
                 pass
-        else:
-            self.client.close()
+            raise
+        return client
+
+    def _inject(self, proc: psutil.Process, uid: int) -> tuple[int, int] | None:
+        from .discovery import python_version
+        from .inject import inject
+
+        pid = self.pid
+        try:
+            return inject(pid, uid, python_version(proc))
+        except AttachError:
+            # A debugger that came after the check makes ptrace fail with EPERM, which gdb
+            # words as a permission problem; name the debugger instead.
+            by = procstate.tracer(pid)
+            if by:
+                raise AttachError(
+                    f"another debugger (PID {by}) is attached to process {pid}: wait until "
+                    f"{procstate.name(by)} (PID {by}) has detached, and try again"
+                ) from None
+            _check_runnable(pid)
+            raise
+
+    def _release(self) -> None:
+        held, self._lock = self._lock, None
+        if held is not None:
+            held.release()
+
+    def close(self) -> None:
+        try:
+            if self.injected:
+                try:
+                    self.client.detach()
+                except AttachError:
+                    pass
+            else:
+                self.client.close()
+        finally:
+            self._release()
 
     def __enter__(self) -> Session:
         return self
