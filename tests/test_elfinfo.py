@@ -72,3 +72,38 @@ def test_a_file_named_like_python_that_is_not_python_is_none(tmp_path: Path):
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def test_a_renamed_interpreter_is_listed_and_attached(tmp_path: Path):
+    import json
+    import os
+
+    from scenario import SRC
+
+    exe = tmp_path / "uwsgi"
+    shutil.copy2(sys.executable, exe)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    p = subprocess.Popen([str(exe), *SLEEP], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        cli = [sys.executable, "-m", "reloadscope"]
+        cli_env = dict(os.environ, PYTHONPATH=SRC)
+        ps = subprocess.run(
+            [*cli, "ps", "--json"], capture_output=True, text=True, env=cli_env, timeout=60
+        )
+        assert ps.returncode == 0, ps.stderr
+        row = [r for r in json.loads(ps.stdout) if r["pid"] == p.pid]
+        assert row and row[0]["python"] == "{}.{}".format(*sys.version_info[:2]), ps.stdout
+        out = subprocess.run(
+            [*cli, "report", str(p.pid), "--json"],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["process"]["pid"] == p.pid
+    finally:
+        p.kill()
+        p.wait()

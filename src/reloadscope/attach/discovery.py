@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psutil
 
 from .client import agent_listens
+from .elfinfo import interpreter
 
 _PYTHON = re.compile(r"(^|/)(python|pypy)[\d.]*$")
 
@@ -32,26 +33,26 @@ class PythonProcess:
 
 
 def python_version(proc: psutil.Process) -> str | None:
-    """The CPython version a process runs, from the libpython or executable it maps."""
-    try:
-        for m in proc.memory_maps(grouped=True):
-            found = re.search(r"libpython(\d+\.\d+)", m.path)
-            if found:
-                return found.group(1)
-        exe = proc.exe()
-    except (psutil.Error, OSError):
-        return None
-    found = re.search(r"python(\d+\.\d+)", os.path.realpath(exe))
-    return found.group(1) if found else None
+    """The CPython ``major.minor`` a process runs, read from the ELF files it maps
+    (``elfinfo``), never from a file name; None when unreadable."""
+    found = interpreter(proc.pid)
+    return found.version if found is not None else None
 
 
 def is_python(proc: psutil.Process) -> bool:
+    """Does the process run CPython (under any executable name: uWSGI, an embedding host, a
+    copied binary)?  Decided by CPython's symbols in what it maps.  When its files cannot be
+    read (another user's process, without root), a Python-looking name is taken at its word:
+    attaching then fails with the permission error, which says what to do."""
+    if interpreter(proc.pid) is not None:
+        return True
     try:
+        readable = os.access(f"/proc/{proc.pid}/exe", os.R_OK)
         exe = proc.exe()
         name = proc.name()
     except (psutil.Error, OSError):
         return False
-    return bool(_PYTHON.search(os.path.realpath(exe)) or _PYTHON.search(name))
+    return not readable and bool(_PYTHON.search(os.path.realpath(exe)) or _PYTHON.search(name))
 
 
 def python_processes() -> list[PythonProcess]:
@@ -71,7 +72,8 @@ def python_processes() -> list[PythonProcess]:
                     python_version(proc),
                     tuple(proc.info["cmdline"] or ()),
                     rss,
-                    agent_listens(proc.pid),
+                    # Under the target's uid: root lists other users' processes too.
+                    agent_listens(proc.pid, proc.info["uids"].real),
                 )
             )
         except (psutil.Error, OSError):

@@ -19,7 +19,7 @@ MAX_BYTES = 64 << 20  # a section table or symbol table larger than this is not 
 _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
 _MARKERS = (b"Py_Initialize", b"PyRun_SimpleString", b"PyGILState_Ensure")
 # PY_VERSION, which the linker may store as the tail of another string ("Python-3.10.13").
-_VERSION_STRING = re.compile(rb"(?<![\d.])(3\.1\d)\.\d+(?:[abrc+]\w*)?\x00")
+_VERSION_STRING = re.compile(rb"(?<![\d.])(3\.\d{1,2})\.\d+(?:[abrc+]\w*)?\x00")
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,8 @@ def _read_at(fh, sections: list[tuple], address: int, end: str) -> int | None:  
 
 
 def _version_string(fh, sections: list[tuple], shstrndx: int) -> str | None:  # type: ignore[no-untyped-def]
-    """3.10 has no ``Py_Version``: its read-only data holds ``PY_VERSION`` ("3.10.13"); the
-    most frequent such string there is taken."""
+    """3.10 and older have no ``Py_Version``: their read-only data holds ``PY_VERSION``
+    ("3.10.13"); the most frequent such string there is taken."""
     if not 0 <= shstrndx < len(sections):
         return None
     names_s = sections[shstrndx]
