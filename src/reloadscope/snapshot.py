@@ -7,12 +7,13 @@ unpickled or evaluated.  Anything that is not a valid snapshot raises ``Snapshot
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
+import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .agent import snapfile
 from .model import FORMAT as REPORT_FORMAT
@@ -21,7 +22,11 @@ from .model import Report, ReportError
 FORMAT = snapfile.FORMAT
 VERSION = snapfile.VERSION
 SUFFIX = snapfile.SUFFIX
-MAX_BYTES = 1 << 30  # decompressed; a larger file is refused rather than read into memory
+# Bounds on what a file may cost before it is refused (docs/snapshot-format.md, "Bounds").
+MAX_BYTES = 128 << 20  # decompressed (or bare JSON) bytes: 17x a 10,000-entry snapshot
+MAX_VALUES = 4_000_000  # ',' '[' '{' bytes counted while reading: 12x a 10,000-entry one
+MAX_DEPTH = 64  # nesting of arrays and objects; real documents nest 8 deep
+CHUNK = 1 << 20
 
 
 class SnapshotError(ValueError):
@@ -35,12 +40,31 @@ def write(report: Report, path: str | os.PathLike[str] | None = None) -> Path:
     return Path(snapfile.write(target, doc))
 
 
-def _read(path: Path) -> bytes:
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    if kind == "a directory":
+        raise SnapshotError(f"{path} is a directory, not a snapshot file")
+    raise SnapshotError(f"{path}: is {kind}, not a snapshot file; give the path of a .rsnap file")
+
+
+def _open(path: Path) -> BinaryIO:
+    """Open a regular file for reading; anything else is refused before a byte is read."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        if path.is_dir():
-            raise SnapshotError(f"{path} is a directory, not a snapshot file")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        # stat first: opening some devices has effects; O_NONBLOCK: a FIFO's open never waits.
+        _check_regular(path, os.stat(path).st_mode)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise SnapshotError(f"{path}: no such file") from None
     except PermissionError:
@@ -49,24 +73,74 @@ def _read(path: Path) -> bytes:
         ) from None
     except OSError as e:
         raise SnapshotError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not data:
-        raise SnapshotError(f"{path} is empty, not a snapshot file")
-    if len(data) > MAX_BYTES:
-        raise SnapshotError(f"{path} is larger than {MAX_BYTES} bytes; not a snapshot file")
+    try:
+        st = os.fstat(fd)
+        _check_regular(path, st.st_mode)  # it may have been replaced since the stat
+        if st.st_size > MAX_BYTES:
+            raise SnapshotError(
+                f"{path}: is {st.st_size} bytes, more than the {_mib(MAX_BYTES)} a snapshot "
+                "may have; refusing to read it"
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB"
+
+
+def _collect(path: Path, read: Callable[[int], bytes], first: bytes = b"") -> bytearray:
+    """Read to the end, refusing (before parsing) data too large or with too many values."""
+    data = bytearray()
+    values = 0
+    chunk = first or read(CHUNK)
+    while chunk:
+        if len(data) + len(chunk) > MAX_BYTES:
+            raise SnapshotError(
+                f"{path}: expands beyond {_mib(MAX_BYTES)}, more than a snapshot may hold; "
+                "refusing to load it"
+            )
+        # Every JSON value but the first follows a ',' or opens with '[' or '{': this bounds
+        # the number of Python objects parsing would build (bytes in strings only add to it).
+        values += chunk.count(b",") + chunk.count(b"[") + chunk.count(b"{")
+        if values > MAX_VALUES:
+            raise SnapshotError(
+                f"{path}: holds more than {MAX_VALUES:,} JSON values, more than a snapshot "
+                "may have; refusing to load it"
+            )
+        data += chunk
+        chunk = read(CHUNK)
     return data
 
 
-def _decompress(path: Path, data: bytes) -> bytes:
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            out = gz.read(MAX_BYTES + 1)
-    except EOFError:
-        raise SnapshotError(f"{path} is truncated (the compressed data ends early)") from None
-    except (OSError, zlib.error) as e:
-        raise SnapshotError(f"{path} is damaged: {e}") from None
-    if len(out) > MAX_BYTES:
-        raise SnapshotError(f"{path} expands beyond {MAX_BYTES} bytes; refusing to load it")
-    return out
+def _contents(path: Path) -> bytearray:
+    with _open(path) as fh:
+        try:
+            head = fh.read(CHUNK)
+        except OSError as e:
+            raise SnapshotError(f"{path}: cannot read: {e.strerror or e}") from None
+        if not head:
+            raise SnapshotError(f"{path} is empty, not a snapshot file")
+        if head[:2] == b"\x1f\x8b":
+            fh.seek(0)
+            try:
+                with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                    return _collect(path, gz.read)
+            except EOFError:
+                raise SnapshotError(
+                    f"{path} is truncated (the compressed data ends early)"
+                ) from None
+            except (OSError, zlib.error) as e:
+                raise SnapshotError(f"{path} is damaged: {e}") from None
+        if head.lstrip()[:1] != b"{":
+            raise SnapshotError(f"{path} is not a reloadscope snapshot: {_what_it_is(head)}")
+        try:
+            # a bare report document, as ``reloadscope report --json`` prints
+            return _collect(path, fh.read, head)
+        except OSError as e:
+            raise SnapshotError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
 def _what_it_is(data: bytes) -> str:
@@ -81,30 +155,53 @@ def _what_it_is(data: bytes) -> str:
     return "it is plain text"
 
 
+def _too_deep(doc: Any) -> bool:
+    """Whether arrays and objects nest deeper than ``MAX_DEPTH`` (level by level, no recursion)."""
+    level = [doc]
+    for _ in range(MAX_DEPTH):
+        dicts = [n for n in level if type(n) is dict]
+        lists = [n for n in level if type(n) is list]
+        level = [c for n in dicts for c in n.values() if type(c) is dict or type(c) is list]
+        level += [c for n in lists for c in n if type(c) is dict or type(c) is list]
+        if not level:
+            return False
+    return True
+
+
 def load(path: str | os.PathLike[str]) -> Report:
-    """Read a snapshot file (or a report document saved with ``report --json``)."""
+    """Read a snapshot file (or a report document saved with ``report --json``).
+
+    Costs are bounded: see ``MAX_BYTES``, ``MAX_VALUES`` and ``MAX_DEPTH``.
+    """
     p = Path(path)
-    data = _read(p)
-    if data[:2] == b"\x1f\x8b":
-        text = _decompress(p, data)
-    elif data.lstrip()[:1] == b"{":
-        text = data  # a bare report document, as ``reloadscope report --json`` prints
-    else:
-        raise SnapshotError(f"{p} is not a reloadscope snapshot: {_what_it_is(data)}")
     try:
-        doc = json.loads(text)
-    except UnicodeDecodeError:
-        raise SnapshotError(f"{p} is not a reloadscope snapshot: not UTF-8 JSON") from None
-    except RecursionError:
-        raise SnapshotError(f"{p} is not a reloadscope snapshot: JSON nested too deeply") from None
-    except ValueError as e:
-        raise SnapshotError(f"{p} is not a reloadscope snapshot: invalid JSON ({e})") from None
-    try:
-        return from_document(doc)
-    except SnapshotError as e:
-        raise SnapshotError(f"{p}: {e}") from None
-    except (ReportError, RecursionError) as e:
-        raise SnapshotError(f"{p}: invalid snapshot: {e}") from None
+        data = _contents(p)
+        try:
+            text = data.decode(json.detect_encoding(data), "surrogatepass")
+        except UnicodeDecodeError:
+            raise SnapshotError(f"{p} is not a reloadscope snapshot: not UTF-8 JSON") from None
+        del data  # only the text is kept while the objects are built
+        try:
+            doc = json.loads(text)
+        except RecursionError:
+            raise SnapshotError(
+                f"{p} is not a reloadscope snapshot: JSON nested too deeply"
+            ) from None
+        except ValueError as e:
+            raise SnapshotError(f"{p} is not a reloadscope snapshot: invalid JSON ({e})") from None
+        del text
+        if _too_deep(doc):
+            raise SnapshotError(
+                f"{p}: arrays and objects nest more than {MAX_DEPTH} deep; not a snapshot"
+            )
+        try:
+            return from_document(doc)
+        except SnapshotError as e:
+            raise SnapshotError(f"{p}: {e}") from None
+        except (ReportError, RecursionError) as e:
+            raise SnapshotError(f"{p}: invalid snapshot: {e}") from None
+    except MemoryError:
+        raise SnapshotError(f"{p}: not enough memory to load it") from None
 
 
 def from_document(doc: Any) -> Report:
