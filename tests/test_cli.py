@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from scenario import SRC
 
@@ -50,3 +51,16 @@ def test_help_lists_the_commands():
     p = rs("--help")
     assert p.returncode == 0
     assert "demo" in p.stdout
+
+
+def test_open_and_attach_without_a_terminal_suggest_report():
+    fixture = str(Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap")
+    for args, suggestion in (
+        (("open", fixture), f"reloadscope report {fixture}"),
+        (("attach", "1"), "reloadscope report 1"),
+    ):
+        p = rs(*args)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.startswith("reloadscope: error: ") and "needs a terminal" in p.stderr
+        assert suggestion in p.stderr and len(p.stderr.splitlines()) == 1
+        assert p.stdout == ""

@@ -11,6 +11,7 @@ from .. import __version__
 from . import attach, demo, ps, report, run, snapshot
 from . import open as open_cmd
 from .errors import UserError, fail
+from .output import tolerant_streams
 
 COMMANDS = {
     "attach": attach,
@@ -48,8 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    program = None
+    if args_list[:1] == ["run"]:
+        # The program's arguments never reach argparse: 'run -m json.tool --help' is its help.
+        own, program = run.split_argv(args_list[1:])
+        args_list = ["run", *own]
+    else:
+        tolerant_streams()  # not for 'run': the program keeps the streams python gave it
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
+        if program is not None:
+            args.program = program
         if args.command is None:
             parser.print_help()
             return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, need_terminal
 from .target import parse_pid
 
 
@@ -21,12 +21,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    pid = parse_pid(args.pid)
+    need_terminal("attach", f"reloadscope report {pid}")
     from ..attach.client import AttachError
     from ..ui.app import ReloadScopeApp
     from ..ui.source import LiveSource
 
     try:
-        source = LiveSource(parse_pid(args.pid))
+        source = LiveSource(pid)
     except AttachError as e:
         raise UserError(str(e)) from None
     ReloadScopeApp(source).run()

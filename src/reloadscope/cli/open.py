@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..snapshot import SnapshotError, load
-from .errors import UserError
+from .errors import UserError, need_terminal
 
 
 def add_parser(sub: Any) -> None:
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
         load(args.file)  # fail here, with one line, rather than inside the UI
     except SnapshotError as e:
         raise UserError(str(e)) from None
+    need_terminal("open", f"reloadscope report {args.file}")
     from ..ui.app import ReloadScopeApp
     from ..ui.source import FileSource
 

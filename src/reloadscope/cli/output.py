@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -9,6 +10,15 @@ from typing import Any, TextIO
 
 from ..model import Report
 from ..textreport import render
+
+
+def tolerant_streams() -> None:
+    """Text the terminal's encoding cannot show (a lone surrogate from a snapshot, any non-ASCII
+    character in a C locale) is written as a backslash escape instead of raising."""
+    for stream in (sys.stdout, sys.stderr):
+        # strict, or surrogateescape (a C locale), raise on a character the encoding lacks
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "surrogateescape"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def use_color(stream: TextIO) -> bool:
