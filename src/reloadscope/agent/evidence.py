@@ -397,7 +397,7 @@ class Sources:
 
 
 def recorded(number: int) -> Evidence:
-    return Evidence(RECORDED, f"made by generation {number}, an earlier execution recorded")
+    return Evidence(RECORDED, f"recording saw generation {number} make it; a later one has run")
 
 
 def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
