@@ -53,6 +53,7 @@ def _snapshot(scenario, tmp_path):
 def test_inert_escapes_controls_and_lone_surrogates():
     assert inert("a\x1b[2Jb\x07\x9b\ud800") == "a\\x1b[2Jb\\x07\\x9b\\ud800"
     assert inert("plain [markup] stays") == "plain [markup] stays"
+    assert inert("evil\u202egnp.exe") == "evil\\u202egnp.exe"  # right-to-left override
     assert inert(None) == "?"
 
 

@@ -3,14 +3,17 @@
 Names, keys, paths, hints, file names and argv come from processes and files we do not
 control: a terminal would obey the control characters in them (ESC sequences move the cursor
 or clear the screen; OSC 52 writes the clipboard).  ``inert`` shows every C0 and C1 control
-character, DEL and lone surrogate as a Python escape instead, so the text prints as it reads.
+character, DEL, lone surrogate and bidirectional control as a Python escape instead, so the
+text prints as it reads.
 """
 
 from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0, DEL, C1, lone surrogates, and the bidirectional controls that reorder what a terminal
+# shows (a name could otherwise display as something it is not).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(m: re.Match[str]) -> str:
