@@ -378,3 +378,23 @@ def test_odd_strings_load_and_report_in_any_output_encoding(tmp_path, encoding):
         as_json = _cli("report", str(path), "--json", **env)
         assert as_json.returncode == 0, as_json.stderr[-2000:]
         assert json.loads(as_json.stdout)["modules"][0]["name"] == "demo_" + ODD
+
+
+def test_report_dash_reads_a_snapshot_from_stdin(tmp_path):
+    # SPEC: `report -` reads a snapshot from stdin (gzip or a bare report document), with the
+    # same bounds and the same one-line errors as a file.
+    fixture = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
+    env = dict(os.environ, PYTHONPATH=SRC)
+    cmd = [sys.executable, "-m", "reloadscope", "report", "-"]
+    by_file = subprocess.run(
+        [*cmd[:-1], str(fixture), "--json"], capture_output=True, env=env, timeout=60
+    )
+    assert by_file.returncode == 0, by_file.stderr
+    for data in (fixture.read_bytes(), by_file.stdout):
+        out = subprocess.run([*cmd, "--json"], input=data, capture_output=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == json.loads(by_file.stdout)
+    bad = subprocess.run(cmd, input=b"\x80\x04pickle", capture_output=True, env=env, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.decode().startswith("reloadscope: error: <stdin> is not a reloadscope")
+    assert len(bad.stderr.splitlines()) == 1

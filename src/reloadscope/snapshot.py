@@ -115,7 +115,30 @@ def _collect(path: Path, read: Callable[[int], bytes], first: bytes = b"") -> by
     return data
 
 
-def _contents(path: Path) -> bytearray:
+class _Prefixed:
+    """A byte stream with what was already read of it put back in front (stdin cannot seek)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = (
+                (self.head, b"")
+                if n < 0 or n >= len(self.head)
+                else (
+                    self.head[:n],
+                    self.head[n:],
+                )
+            )
+            return out
+        return self.stream.read(n)
+
+
+def _contents(path: Path, stream: BinaryIO | None = None) -> bytearray:
+    if stream is not None:
+        return _stream_contents(path, stream)
     with _open(path) as fh:
         try:
             head = fh.read(CHUNK)
@@ -143,6 +166,29 @@ def _contents(path: Path) -> bytearray:
             raise SnapshotError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+def _stream_contents(path: Path, stream: BinaryIO) -> bytearray:
+    """``_contents`` of a stream that cannot seek (``reloadscope report -``), same bounds."""
+    try:
+        head = stream.read(CHUNK)
+        if not head:
+            raise SnapshotError(f"{path} is empty, not a snapshot")
+        if head[:2] == b"\x1f\x8b":
+            try:
+                with gzip.GzipFile(fileobj=_Prefixed(head, stream), mode="rb") as gz:  # type: ignore[call-overload]
+                    return _collect(path, gz.read)
+            except EOFError:
+                raise SnapshotError(
+                    f"{path} is truncated (the compressed data ends early)"
+                ) from None
+            except zlib.error as e:
+                raise SnapshotError(f"{path} is damaged: {e}") from None
+        if head.lstrip()[:1] != b"{":
+            raise SnapshotError(f"{path} is not a reloadscope snapshot: {_what_it_is(head)}")
+        return _collect(path, stream.read, head)
+    except OSError as e:
+        raise SnapshotError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
 def _what_it_is(data: bytes) -> str:
     if data[:1] == b"\x80" or data[:2] in (b"(d", b"(l", b"}q", b"]q"):
         return "it looks like a pickle, which reloadscope never loads"
@@ -168,14 +214,15 @@ def _too_deep(doc: Any) -> bool:
     return True
 
 
-def load(path: str | os.PathLike[str]) -> Report:
-    """Read a snapshot file (or a report document saved with ``report --json``).
+def load(path: str | os.PathLike[str], *, stream: BinaryIO | None = None) -> Report:
+    """Read a snapshot file (or a report document saved with ``report --json``); with
+    ``stream``, read it from there instead (``path`` names it in messages: ``-`` for stdin).
 
     Costs are bounded: see ``MAX_BYTES``, ``MAX_VALUES`` and ``MAX_DEPTH``.
     """
     p = Path(path)
     try:
-        data = _contents(p)
+        data = _contents(p, stream)
         try:
             text = data.decode(json.detect_encoding(data), "surrogatepass")
         except UnicodeDecodeError:

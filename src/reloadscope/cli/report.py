@@ -23,7 +23,11 @@ def add_parser(sub: Any) -> None:
         epilog="Examples: reloadscope report 4242 --json; reloadscope report crash.rsnap "
         "--fail-on-stale",
     )
-    p.add_argument("target", metavar="TARGET", help="a process ID or a .rsnap snapshot file")
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        help="a process ID, a .rsnap snapshot file, or - to read a snapshot from stdin",
+    )
     p.add_argument(
         "--json", action="store_true", help="print the report document (JSON) and nothing else"
     )

@@ -25,9 +25,14 @@ def scan_pid(pid: int) -> Report:
 
 
 def report_of(target: str) -> Report:
+    """A PID's live report, a snapshot file's, or (``-``) the snapshot on standard input."""
     if target.isdigit():
         return scan_pid(parse_pid(target))
     try:
+        if target == "-":
+            import sys
+
+            return load("<stdin>", stream=sys.stdin.buffer)
         return load(target)
     except SnapshotError as e:
         raise UserError(str(e)) from None
