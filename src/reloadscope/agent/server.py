@@ -39,6 +39,28 @@ def socket_path(pid: int, uid: int | None = None) -> str:
     return os.path.join(runtime_dir(uid), f"{pid}.sock")
 
 
+# The initial PID namespace's inode number is fixed (PROC_PID_INIT_INO).
+INIT_PID_NS = 0xEFFFFFFC
+
+
+def socket_name(pid: int, pid_ns: int | None) -> str:
+    """The socket's name for a process of PID ``pid`` in PID namespace ``pid_ns`` (an inode
+    number, None when unknown): a process in another namespace (a container) has a PID there
+    that means another process on the host, so its name carries the namespace too."""
+    if pid_ns is None or pid_ns == INIT_PID_NS:
+        return f"{pid}.sock"
+    return f"{pid}.ns{pid_ns}.sock"
+
+
+def own_socket_path() -> str:
+    """Where this process's agent listens (its own PID and PID namespace, its own /tmp)."""
+    try:
+        pid_ns: int | None = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        pid_ns = None
+    return os.path.join(runtime_dir(), socket_name(os.getpid(), pid_ns))
+
+
 def _private_dir(path: str) -> None:
     """Create ``path`` with mode 0700, or check that an existing one is ours and private."""
     try:
@@ -65,7 +87,7 @@ class Server:
         self.handlers = handlers
         self.on_detach = on_detach
         self.idle = idle
-        self.path = socket_path(os.getpid())
+        self.path = own_socket_path()
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self.thread: threading.Thread | None = None

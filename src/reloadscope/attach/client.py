@@ -18,7 +18,7 @@ import struct
 import time
 from typing import Any
 
-from ..agent.server import PROTOCOL, runtime_dir, socket_path
+from ..agent.server import PROTOCOL, runtime_dir, socket_name
 from ..model import Report
 from . import procstate
 
@@ -56,9 +56,8 @@ class AgentDir:
     def __init__(self, pid: int, uid: int) -> None:
         self.pid = pid
         self.uid = uid
-        self.path = runtime_dir(uid)
-        self.socket = socket_path(pid, uid)
-        self.name = os.path.basename(self.socket)
+        self.path, self.name = agent_place(pid, uid)
+        self.socket = os.path.join(self.path, self.name)
         self.fd = self._open()
 
     def _refuse(self, why: str, remove: str) -> AttachError:
@@ -166,9 +165,7 @@ class AgentDir:
                 f"user {_user(self.uid)}",
                 self.socket,
             )
-        # TODO: a target in another PID namespace names its socket by its own PID there (the
-        # last field of "NSpid:" in /proc/PID/status) and has its /tmp at /proc/PID/root/tmp;
-        # such targets are not found yet.  SO_PEERCRED gives the PID in our namespace.
+        # SO_PEERCRED gives the PID in our namespace, even for a target in a container.
         if peer_pid != self.pid:
             who = (
                 f"process {peer_pid} ({procstate.name(peer_pid)}) listens on it"
@@ -202,7 +199,7 @@ class Client:
     def __init__(self, pid: int, *, timeout: float = 120.0, uid: int | None = None) -> None:
         self.pid = pid
         self.uid = os.getuid() if uid is None else uid
-        self.path = socket_path(pid, self.uid)
+        self.path = os.path.join(*agent_place(pid, self.uid))
         self.timeout = timeout
         self._next = 0
         self._buf = bytearray()
@@ -316,6 +313,41 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ns(pid: int | str, kind: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return None
+
+
+def _ns_pid(pid: int) -> int:
+    """The process's PID in its own PID namespace (the last field of ``NSpid:``)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return pid
+
+
+def other_mount_ns(pid: int) -> bool:
+    """Does ``pid`` see another file system than we do (a container, systemd PrivateTmp)?"""
+    mine, theirs = _ns("self", "mnt"), _ns(pid, "mnt")
+    return mine is not None and theirs is not None and mine != theirs
+
+
+def agent_place(pid: int, uid: int) -> tuple[str, str]:
+    """(directory, socket name) of the agent of ``pid`` as this process can reach it: in the
+    target's own /tmp (through ``/proc/PID/root`` when it sees another one), named by its PID
+    and PID namespace as the agent itself names it (``server.socket_name``)."""
+    directory = runtime_dir(uid)
+    if other_mount_ns(pid):
+        directory = f"/proc/{pid}/root{directory}"
+    return directory, socket_name(_ns_pid(pid), _ns(pid, "pid"))
 
 
 def agent_listens(pid: int, uid: int | None = None) -> bool:

@@ -32,8 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..agent.server import socket_path
-from .client import AttachError
+from .client import AttachError, agent_place, other_mount_ns
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
@@ -258,6 +257,8 @@ def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
         return False
     if uid is not None and uid != os.getuid():
         return False
+    if other_mount_ns(pid):
+        return False  # the script's path would name another file system there
     return not main_thread_blocked(pid)
 
 
@@ -297,7 +298,7 @@ def _remote_exec(pid: int, uid: int | None) -> bool:
 
 def _wait_for_agent(pid: int, uid: int | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    path = socket_path(pid, uid)
+    path = os.path.join(*agent_place(pid, os.getuid() if uid is None else uid))
     while not os.path.exists(path):
         if not os.path.exists(f"/proc/{pid}"):
             raise AttachError(f"process {pid} exited while attaching")
