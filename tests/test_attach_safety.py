@@ -727,3 +727,47 @@ def test_a_stale_socket_in_a_trusted_directory_is_replaced_by_a_new_agent(world)
     out = world.cli("report", str(target.pid), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["process"]["pid"] == target.pid
+
+
+# -- 1. no privilege crossing ----------------------------------------------------------------
+
+
+def test_root_never_runs_a_file_the_targets_user_controls(world):
+    # User a runs a real CPython from a directory of theirs, as a venv whose site-packages
+    # holds a .pth file (code any interpreter started from there runs), under a name that
+    # claims 3.14.  Attaching as root used to take the version from the name and run the
+    # target's executable to call sys.remote_exec: user a's code, as root.
+    a = world.users.a
+    d = world.subdir("venv", a)
+    version = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    site = d / "lib" / f"python{version}" / "site-packages"
+    site.mkdir(parents=True)
+    marker = d / "ran-as"
+    (d / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    (site / "evil.pth").write_text(
+        f"import os; open({str(marker)!r}, 'w').write(str(os.getuid()))\n"
+    )
+    (d / "bin").mkdir()  # a venv's layout: bin/python, with pyvenv.cfg one level up
+    exe = d / "bin" / "python3.14"
+    shutil.copy2(os.path.realpath(SYSTEM_PYTHON), exe)
+    for path in (d / "lib", d / "lib" / f"python{version}", site, *d.rglob("*")):
+        os.chown(path, a.uid, a.gid)
+    code = "import time; print('ready', flush=True)\nwhile True: time.sleep(0.05)"
+    p = subprocess.Popen(
+        [str(exe), "-c", code], stdout=subprocess.PIPE, text=True, env={"PATH": "/usr/bin"},
+        **a.popen(),
+    )  # fmt: skip
+    world.procs.append(p)
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    assert marker.read_text() == str(a.uid)  # the .pth runs in whatever starts there
+    marker.unlink()
+    out = world.cli("report", str(p.pid), "--json")
+    assert not marker.exists(), f"a file of user {a.name} ran as uid {marker.read_text()}"
+    # The version came from what the process maps, not from the file's name: gdb was used.
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["process"]["pid"] == p.pid
+    assert p.poll() is None
