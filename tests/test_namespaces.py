@@ -10,7 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -50,11 +52,23 @@ WRAP = {
 }  # fmt: skip
 
 
-def _start(kind: str, mode: str) -> tuple[subprocess.Popen, int, int]:
+@pytest.fixture(scope="module")
+def package() -> Iterator[str]:
+    """A copy of reloadscope outside /tmp, which a private /tmp hides (a checkout may be in
+    /tmp, as CI's is)."""
+    d = tempfile.mkdtemp(prefix="reloadscope-ns-", dir="/var/tmp")
+    shutil.copytree(Path(SRC) / "reloadscope", Path(d) / "reloadscope")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _start(kind: str, mode: str, package: str) -> tuple[subprocess.Popen, int, int]:
     """(the unshare process, the target's host PID, its PID inside its namespace)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     p = subprocess.Popen(
-        [*WRAP[kind], sys.executable, "-c", TARGET, mode, SRC],
+        [*WRAP[kind], sys.executable, "-c", TARGET, mode, package],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -93,9 +107,9 @@ def _host_sockets() -> set[str]:
 
 @pytest.mark.parametrize("mode", ["inject", "install"])
 @pytest.mark.parametrize("kind", list(WRAP))
-def test_a_target_in_a_namespace_is_reached(kind, mode):
+def test_a_target_in_a_namespace_is_reached(kind, mode, package):
     before = _host_sockets()
-    p, pid, inner = _start(kind, mode)
+    p, pid, inner = _start(kind, mode, package)
     try:
         if kind != "private-tmp":
             assert inner != pid  # its own PID namespace
@@ -128,19 +142,21 @@ def test_a_target_in_a_namespace_is_reached(kind, mode):
                 c.kill()
 
 
-def test_a_pid_namespace_names_its_socket_apart():
+def test_a_pid_namespace_names_its_socket_apart(package):
     # Sharing the host's /tmp, the agent of PID 2 in a namespace must not take the name of
-    # the host's process 2.
-    p, pid, inner = _start("pid-ns", "install")
+    # the host's process 2: its name carries its PID namespace.
+    started = time.time()
+    p, pid, inner = _start("pid-ns", "install", package)
+    ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    expected = HOST_DIR / f"{inner}.ns{ns}.sock"
     try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            names = [n for n in _host_sockets() if n.startswith(f"{inner}.ns")]
-            if names:
-                break
+        wait = time.time() + 10
+        while not expected.exists() and time.time() < wait:
             time.sleep(0.05)
-        assert names, _host_sockets()
-        assert f"{inner}.sock" not in _host_sockets() or inner == pid
+        assert expected.is_socket(), sorted(_host_sockets())
+        bare = HOST_DIR / f"{inner}.sock"
+        assert not bare.exists() or bare.stat().st_mtime < started  # none made now
     finally:
         p.kill()
         p.wait()
+        expected.unlink(missing_ok=True)  # a killed agent cannot remove its own
