@@ -275,8 +275,12 @@ BOOT_CHILD = """
 import os, sys, time
 before = set(sys.modules)
 code = open(sys.argv[1]).read()
-exec(code, {})
 path = f"/tmp/reloadscope-{os.getuid()}/{os.getpid()}.sock"
+try:
+    os.unlink(path)  # left by a killed process that had this PID: not our agent's yet
+except OSError:
+    pass
+exec(code, {})
 deadline = time.time() + 30
 while not os.path.exists(path) and time.time() < deadline:
     time.sleep(0.01)
