@@ -259,8 +259,13 @@ def test_install_keeps_recording_and_listening_after_a_client_leaves(tmp_path):
 
 def test_missing_gdb_is_a_clear_error(tmp_path):
     (tmp_path / "w.py").write_text(WATCHER.format(setup=""))
+    # On 3.14+ sys.remote_exec would need no gdb at all: switch it off in the target.
+    flags = ["-X", "disable-remote-debug"] if sys.version_info >= (3, 14) else []
     p = subprocess.Popen(
-        [sys.executable, str(tmp_path / "w.py")], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        [sys.executable, *flags, str(tmp_path / "w.py")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         p.stdout.readline()
