@@ -25,124 +25,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
-import os
 import statistics
 import sys
 import tempfile
-import time
-import types
 import weakref
 from typing import Any
 
 import reloadscope
-
-PLUG_CLASS = """
-class Session:
-    def __init__(self, n):
-        self.n = n
-"""
-
-
-def plug_source(functions: int, version: int) -> str:
-    defs = "".join(
-        f"\ndef handler_{k}(event):\n    return (event, {version})\n" for k in range(functions)
-    )
-    return PLUG_CLASS + defs
-
-
-class Record:
-    def __init__(self, i: int) -> None:
-        self.id = i
-        self.name = f"user{i}"
-        self.score = i * 0.5
-        self.tags = [f"t{i % 7}", f"g{i % 3}"]
-        self.meta = {"created": i, "source": "import", "flags": (i % 2, i % 5)}
-
-
-def build_heap(objects: int) -> list[types.ModuleType]:
-    """Application-like modules, registered in sys.modules, holding ~``objects`` tracked objects."""
-    # Tracked per record: the Record and its tags list, plus its __dict__ before 3.11 (the meta
-    # dict holds only atoms, so gc untracks it).
-    per_record = 2 if sys.version_info >= (3, 11) else 3
-    chunk = objects // per_record // 4
-    mods = []
-    for m in range(4):
-        mod = types.ModuleType(f"bench_app_{m}")
-        mod.records = [Record(m * chunk + i) for i in range(chunk)]  # type: ignore[attr-defined]
-        mod.by_name = {r.name: r for r in mod.records[: chunk // 4]}  # type: ignore[attr-defined]
-        mod.config = {f"section{i}": {"k": i, "v": [i, i + 1]} for i in range(2000)}  # type: ignore[attr-defined]
-        sys.modules[mod.__name__] = mod
-        mods.append(mod)
-    return mods
-
-
-def make_stale(n: int, workdir: str) -> tuple[list[tuple[int, object]], list[weakref.ref]]:
-    """``n`` stale objects; returns the (depth, chain head) pairs and weak references to them.
-
-    A chain of depth ``d`` is ``d - 1`` wraps around the object (a list, a dict, a record's
-    attribute), so the object is ``d`` steps below whatever holds the head."""
-    functions = n // 2
-    path = os.path.join(workdir, "bench_plug.py")
-    with open(path, "w") as fh:
-        fh.write(plug_source(functions, 1))
-    sys.path.insert(0, workdir)
-    plug = importlib.import_module("bench_plug")
-    heads: list[tuple[int, object]] = []
-    probes: list[weakref.ref] = []
-    for k in range(n):
-        depth = 1 + k % 10
-        target: object = getattr(plug, f"handler_{k // 2}") if k % 2 == 0 else plug.Session(k)
-        probes.append(weakref.ref(target))
-        node: object = target
-        for level in range(depth - 1):
-            kind = level % 3
-            if kind == 0:
-                node = [node]
-            elif kind == 1:
-                node = {"item": node}
-            else:
-                holder = Record(k)
-                holder.tags = node  # type: ignore[assignment]
-                node = holder
-        heads.append((depth, node))
-        del target, node
-    with open(path, "w") as fh:
-        fh.write(plug_source(functions, 2))
-    t = time.time() + 10
-    os.utime(path, (t, t))
-    importlib.invalidate_caches()
-    importlib.reload(plug)
-    return heads, probes
-
-
-def place_apart(heads: list[tuple[int, object]]) -> types.ModuleType:
-    consumer = types.ModuleType("bench_consumer")
-    sys.modules["bench_consumer"] = consumer
-    for k, (_, head) in enumerate(heads):
-        setattr(consumer, f"keep_{k}", head)
-    return consumer
-
-
-def place_inside(heads: list[tuple[int, object]], mods: list[types.ModuleType]) -> None:
-    """Each chain head replaces one record in a big list (its depth grows by one)."""
-    del sys.modules["bench_consumer"]
-    for k, (_, head) in enumerate(heads):
-        records = mods[k % len(mods)].records  # type: ignore[attr-defined]
-        records[(k * 7919) % len(records)] = head
-
-
-def floor() -> None:
-    objs = gc.get_objects()
-    for o in objs:
-        gc.get_referents(o)
-
-
-def timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+from _heap import build_heap, make_stale, measure, place_apart, place_inside, timed, walks_needed
 
 
 def check(doc: dict, probes: list[weakref.ref]) -> dict[str, Any]:
@@ -162,26 +53,11 @@ def check(doc: dict, probes: list[weakref.ref]) -> dict[str, Any]:
     }
 
 
-def measure(repeat: int) -> tuple[list[float], list[float], dict]:
-    scans, floors = [], []
-    doc: dict = {}
-    for _ in range(repeat):
-        floors.append(timed(floor))
-        t0 = time.perf_counter()
-        doc = reloadscope.scan(collect=False).to_json()
-        scans.append(time.perf_counter() - t0)
-    return scans, floors, doc
-
-
-def walks_needed() -> int:
-    """How many module-graph walks a scan needs here (1: the first, pruned walk sufficed)."""
-    scan_mod = importlib.import_module("reloadscope.agent.scan")
-    agent = importlib.import_module("reloadscope.agent")
-    s = scan_mod.Scan(agent._recorder, collect=False)
-    s.run()
-    if s.doubt:
-        print("first walk not enough:", s.doubt, file=sys.stderr)
-    return int(s.walks)
+def walks() -> int:
+    n, doubt, _ = walks_needed()
+    if doubt:
+        print("first walk not enough:", doubt, file=sys.stderr)
+    return n
 
 
 def objgraph_time(
@@ -231,7 +107,7 @@ def main() -> None:
                 "scan_s": round(scan_s, 3),
                 "floor_s": round(floor_s, 3),
                 "scan_over_floor": round(scan_s / floor_s, 2),
-                "walks": walks_needed(),
+                "walks": walks(),
                 **check(doc, probes),
             }
             if placement == "apart":

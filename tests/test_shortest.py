@@ -41,7 +41,8 @@ def both():
     finally:
         graph.DEFER_FANOUT = saved
     compare = {"pruned": depths(pruned), "full": depths(full)}
-    rs.report(pruned, compare=dict(compare, walks=s1.walks, doubt=s1.doubt))
+    rs.report(pruned, compare=dict(compare, walks=s1.walks, doubt=s1.doubt),
+              calls=globals().get("calls"))
 """
 
 
@@ -215,3 +216,107 @@ def test_a_method_held_outside_its_stale_class_is_reported_through_that_holder(s
     entry = r.one("plug", kind="function", qualname="Widget.render")
     assert entry["paths"][0]["text"] == "app.hooks['ui'][0][0][0].__func__"
     r.assert_paths_evaluate()
+
+
+def test_many_objects_one_step_past_the_deferred_level_need_one_walk(scenario):
+    # 40 instances (more than can be proven one by one), the shallowest three deeper than the
+    # exact depth: one look at what the big containers hold directly settles the others.
+    scenario.write("app.py", BIG + "import plug\nkeep = [[plug.Session(i)] for i in range(40)]\n")
+    _, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 1, cmp["doubt"]
+    assert sorted(d[0] for d in cmp["pruned"].values() if d) == [3, 4]  # instance, its class
+
+
+def test_an_object_not_shown_held_directly_by_a_big_container(scenario):
+    # The same, but one more instance sits in the big list itself, one step closer.
+    scenario.write(
+        "app.py",
+        BIG + "import plug\nkeep = [[plug.Session(i)] for i in range(40)]\n"
+        "junk[7] = plug.Session(99)\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    assert r.one("plug", kind="instance")["paths"][0]["text"] == "app.junk[7]"
+
+
+REFERRERS_SPY = """
+import importlib
+graph_mod = importlib.import_module("reloadscope.agent.graph")
+calls = []
+real = graph_mod.referrers
+graph_mod.referrers = lambda objs, drop: calls.append(len(objs)) or real(objs, drop)
+"""
+
+
+def test_sole_holders_need_no_holder_search(scenario):
+    # Deep old functions and instances, each held by one list beside big containers: their
+    # reference counts prove nothing else holds them, so no gc.get_referrers pass runs.
+    scenario.write(
+        "app.py",
+        BIG + "import plug\n"
+        "keep = [[[[[plug.handler]]]], [[[[plug.Session(1)]]]], [[[[plug.Session(2)]]]]]\n",
+    )
+    r, cmp = _run(scenario, "import app\n" + REFERRERS_SPY)
+    assert cmp["walks"] == 1, cmp["doubt"]
+    assert r.doc["_extra"]["calls"] == [], r.doc["_extra"]
+
+
+def test_a_holder_no_count_explains_falls_back_to_the_holder_search(scenario):
+    # The old function is also a local of a running frame (no container of the scan, and
+    # invisible to gc on 3.11+): the count cannot prove a sole holder, so its holders are
+    # searched, and the result still matches the full walk.
+    scenario.write("app.py", BIG + "import plug\nkeep = [[[[[plug.handler]]]]]\n")
+    scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
+    r = scenario.run(
+        "import reloadscope, rs\nreloadscope.install()\nimport plug, app\n"
+        + REFERRERS_SPY
+        + "rs.edit(plug, "
+        + repr(PLUG_V.replace("@V@", "2"))
+        + ")\n"
+        + COMPARE
+        + "\ndef hold(h):\n    both()\nhold(app.keep[0][0][0][0][0])\n"
+    )
+    cmp = r.doc["_extra"]["compare"]
+    assert cmp["pruned"] == cmp["full"], cmp
+    assert r.doc["_extra"]["calls"], "the holder search should have run"
+
+
+def test_a_container_bigger_than_a_slice_is_walked_in_slices(scenario):
+    # A list of 150,000 items is expanded in slices (``graph.SLICE``); single and shared
+    # items must be told apart just as in one piece.
+    scenario.write(
+        "app.py",
+        "import plug\n"
+        "huge = [[i] for i in range(150_000)]\n"
+        "huge[100_000] = plug.handler\n"
+        "shared = [plug.Session(1)]\n"
+        "huge[70_000] = shared\n"
+        "huge[140_000] = shared\n"
+        "del shared\n",
+    )
+    r, _ = _run(scenario, "import app")
+    assert r.one("plug", kind="function", qualname="handler")["paths"][0]["text"] == (
+        "app.huge[100000]"
+    )
+    assert r.one("plug", kind="instance")["paths"][0]["text"] == "app.huge[70000][0]"
+
+
+def test_a_scan_pauses_automatic_collection_and_restores_it(scenario):
+    scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
+    r = scenario.run(
+        "import gc, reloadscope, rs\nreloadscope.install()\nimport plug\n"
+        "seen = []\n"
+        "cb = lambda phase, info: seen.append((info['generation'], gc.isenabled()))\n"
+        "gc.callbacks.append(cb)\n"
+        "reloadscope.scan()\n"  # its gc.collect() runs with automatic collection off
+        "gc.callbacks.remove(cb)\n"
+        "after_on = gc.isenabled()\n"
+        "gc.disable()\n"
+        "reloadscope.scan()\n"
+        "after_off = gc.isenabled()\n"
+        "gc.enable()\n"
+        "rs.report(after_on=after_on, after_off=after_off, during=seen)\n"
+    )
+    extra = r.doc["_extra"]
+    assert extra["after_on"] is True and extra["after_off"] is False
+    assert False in [on for gen, on in extra["during"] if gen == 2], extra

@@ -24,6 +24,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -38,6 +40,10 @@ from types import (
 )
 
 from . import safe
+
+_CODE_OF = attrgetter("__code__")  # on exact functions and code objects only: C getters
+_CONSTS_OF = attrgetter("co_consts")
+_PLACE_OF = attrgetter("co_filename", "co_name", "co_firstlineno")
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -360,26 +366,26 @@ class Sources:
 
     def index(self, functions: Iterable[FunctionType]) -> None:
         """Note where the code of these functions (and the code nested in it) was compiled:
-        only a place compiled more than once can hold an older compilation."""
-        seen: set[int] = set()
-        once: set[tuple] = set()
+        only a place compiled more than once can hold an older compilation.  (The per-object
+        work runs in C: this sees every function of the process.)"""
+        level = list({id(c): c for c in map(_CODE_OF, functions)}.values())
+        seen = set(map(id, level))
+        places: list[tuple] = []
+        while level:
+            places.extend(map(_PLACE_OF, level))
+            consts = list(chain.from_iterable(map(_CONSTS_OF, level)))
+            nested = compress(consts, map(is_, map(type, consts), repeat(CodeType)))
+            level = [c for c in {id(c): c for c in nested}.values() if id(c) not in seen]
+            seen.update(map(id, level))
         twice: set[tuple] = set()
-        self._twice = twice
-        for fn in functions:
-            stack = [fn.__code__]
-            while stack:
-                co = stack.pop()
-                if id(co) in seen:
-                    continue
-                seen.add(id(co))
-                place = (co.co_filename, co.co_name, co.co_firstlineno)
+        if len(set(places)) != len(places):
+            once: set[tuple] = set()
+            for place in places:
                 if place in once:
                     twice.add(place)
                 else:
                     once.add(place)
-                for c in co.co_consts:
-                    if type(c) is CodeType:
-                        stack.append(c)
+        self._twice = twice
 
     def recompiled(self, code: CodeType) -> bool:
         """Was the place of ``code`` compiled more than once (``index``)?  True when no

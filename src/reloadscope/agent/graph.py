@@ -18,9 +18,13 @@ from bisect import bisect_right
 from itertools import compress, count, repeat
 from operator import ne, not_
 
+from . import safe
+
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from collections.abc import Set as AbstractSet
+    from typing import Any
 
 _is_tracked = gc.is_tracked
 _get_referents = gc.get_referents
@@ -34,6 +38,9 @@ SMALL_LEVEL = 20_000
 # The search for other holders in a level looks at this many references at most (a level
 # holding the application's big containers is not searched twice).
 SMALL_FANOUT = 200_000
+# Whole-heap passes go in slices of this many objects (a few milliseconds each): a thread of
+# the process waits for the GIL at most that long, not for a whole pass.
+SLICE = 65536
 # The first walk of a scan does not expand an object holding more references than this (see
 # ``exact``).
 DEFER_FANOUT = 10_000
@@ -89,6 +96,7 @@ class Walk:
         self.chunk: list[int] = [CHUNK]
         self.found: dict[int, tuple[int, int]] = {}  # id(target) -> (level, position)
         self.deferred: dict[int, int] = {}  # id(object not expanded) -> its level
+        self.deferred_objs: list[object] = []  # those objects (also in ``levels``)
         self.gave_up = False
         self.complete = True
         self.reason = ""
@@ -167,13 +175,22 @@ class _Expander:
     recursive closure is a reference cycle, which would keep the walk's levels, and with them
     one extra reference to every object, alive until the next collection)."""
 
-    __slots__ = ("defer_fanout", "deferred", "depth", "found", "remaining", "seen")
+    __slots__ = (
+        "defer_fanout",
+        "deferred",
+        "deferred_objs",
+        "depth",
+        "found",
+        "remaining",
+        "seen",
+    )
 
     def __init__(
         self, w: Walk, seen: set[int], remaining: set[int], defer_fanout: int | None
     ) -> None:
         self.found = w.found
         self.deferred = w.deferred
+        self.deferred_objs = w.deferred_objs
         self.seen = seen
         self.remaining = remaining
         self.defer_fanout = defer_fanout
@@ -185,17 +202,41 @@ class _Expander:
         if limit is not None and self.depth > 1 and len(raw) > limit:
             del raw
             if len(part) == 1:
-                self.deferred[id(part[0])] = self.depth - 1
+                self._defer(part[0])
                 return
-            half = len(part) // 2
-            self.expand(part[:half], nxt)
-            self.expand(part[half:], nxt)
+            # Built-in containers tell their size: defer the big ones without asking again;
+            # any other object holding that much is found by halving.
+            big = {id(o): o for o in part if _fanout(o) > limit}
+            for o in big.values():
+                self._defer(o)
+            rest = [o for o in part if id(o) not in big] if big else part
+            if big:
+                if rest:
+                    self.expand(rest, nxt)
+                return
+            half = len(rest) // 2
+            self.expand(rest[:half], nxt)
+            self.expand(rest[half:], nxt)
             return
-        refs = list(filter(_is_tracked, raw))
-        del raw
-        # refs now holds each object once more, and getrefcount's argument once more:
+        if len(raw) <= SLICE:
+            refs = list(filter(_is_tracked, raw))
+            del raw
+            self._take(refs, nxt, _SINGLE_HOLDER)
+            return
+        # A big container: what it holds goes in slices, so that the interpreter can switch
+        # threads between them (no other thread waits for all of it).  ``raw`` stays alive
+        # meanwhile: it holds each object once more.
+        for start in range(0, len(raw), SLICE):
+            refs = list(filter(_is_tracked, raw[start : start + SLICE]))
+            self._take(refs, nxt, _SINGLE_HOLDER + 1)
+            del refs
+
+    def _take(self, refs: list[object], nxt: list[object], single: int) -> None:
+        """Append the objects of ``refs`` not visited yet to ``nxt``; ``single`` is the
+        reference count an object with one holder reads here."""
+        # refs holds each object once more, and getrefcount's argument once more:
         # ``several[i]`` is true when refs[i] has more than one holder.
-        several = list(map(ne, map(_refcount, refs), repeat(_SINGLE_HOLDER)))
+        several = list(map(ne, map(_refcount, refs), repeat(single)))
         singles = several.count(False)
         if singles == len(several):
             nxt.extend(refs)
@@ -216,6 +257,21 @@ class _Expander:
                     if i in remaining:
                         remaining.discard(i)
                         self.found[i] = (self.depth, base + offset)
+
+    def _defer(self, obj: object) -> None:
+        self.deferred[id(obj)] = self.depth - 1
+        self.deferred_objs.append(obj)
+
+
+def _fanout(obj: object) -> int:
+    """How many references a built-in container holds (0 for any other object)."""
+    t = type(obj)
+    sized: Any = obj  # an exact built-in container: its own C length, no user code
+    if t is list or t is tuple or t is set or t is frozenset:
+        return len(sized)
+    if t is dict:
+        return 2 * len(sized)
+    return 0
 
 
 class _Parents:
@@ -261,10 +317,10 @@ class _Parents:
         wanted = left.keys()
         for sub in range(0, len(chunk), SUBCHUNK):
             part = chunk[sub : sub + SUBCHUNK]
-            if wanted.isdisjoint(map(id, _get_referents(*part))):
+            if holds_none(wanted, _get_referents(*part)):
                 continue
             for offset, p in enumerate(part):
-                hits = set(filter(wanted.__contains__, map(id, _get_referents(p))))
+                hits = _hits(wanted, _get_referents(p))
                 for i in hits:
                     self.known[(level, left.pop(i))] = (base + sub + offset, p)
                 if hits:
@@ -332,6 +388,7 @@ def chains(
     per_target: int,
     avoid: dict[int, object] | None = None,
     drop: Callable[[object], bool] | None = None,
+    mine: list[object] | None = None,
 ) -> dict[int, list[list[object]]]:
     """For each target, up to ``per_target`` chains [root, ..., target], shortest first.
 
@@ -371,7 +428,7 @@ def chains(
             if i in out and all(any(n is a for n in c) for c in out[i])
         }
         if blocked:
-            _around(w, parents, targets, blocked, per_target, drop or (lambda r: False), out)
+            _around(w, parents, targets, blocked, per_target, drop or (lambda r: False), out, mine)
     return out
 
 
@@ -402,9 +459,24 @@ def _around(
     per_target: int,
     drop: Callable[[object], bool],
     out: dict[int, list[list[object]]],
+    mine: list[object] | None = None,
 ) -> None:
     """Chains to ``blocked`` targets that avoid the object each maps to, through whatever
-    holds them that the walk reached (one ``referrers`` pass, then one pass over the levels)."""
+    holds them that the walk reached (one ``referrers`` pass, then one pass over the levels).
+    ``mine`` lists the caller's containers that hold targets (see ``outside_counts``)."""
+    if mine is not None:
+        # A method only its class holds needs no holder search: it is shown with its class.
+        listed = [*mine, targets, blocked, out, *out.values()]
+        listed.extend(c for cs in out.values() for c in cs)
+        counts = outside_counts([targets[i] for i in blocked], listed)
+        del listed
+        for i in [i for i in blocked if i in counts]:
+            # The walk's levels hold each object it reached once.
+            left = counts[i] - (1 if i in w.found else 0)
+            if left > 0 and left == _class_refs(targets[i], blocked[i]):
+                del blocked[i]
+        if not blocked:
+            return
     own = {id(lvl) for lvl in w.levels}  # and the chains made so far: they hold the targets
     own.update(id(c) for cs in out.values() for c in cs)
     holders = referrers([targets[i] for i in blocked], lambda r: id(r) in own or drop(r))
@@ -429,18 +501,64 @@ def _around(
             out[i] = found[:per_target]
 
 
+def _class_refs(method: object, cls: object) -> int:
+    """References to ``method`` from the class ``cls`` itself: its dict, and the
+    staticmethod, classmethod and property objects there."""
+    if not safe.is_class(cls):
+        return -1
+    d = safe.class_dict(cls)  # type: ignore[arg-type]
+    wrappers = [v for v in dict.values(d) if _is_wrapper(type(v))]
+    return refs_to(method, [d, *wrappers])
+
+
+def _is_wrapper(t: type) -> bool:
+    return t is staticmethod or t is classmethod or t is property
+
+
 def _locate(w: Walk, ids: set[int]) -> dict[int, tuple[int, int]]:
     """id -> (level, position) of the objects with these ids that the walk reached, in one
     pass over the levels that runs in C."""
     out: dict[int, tuple[int, int]] = {}
     left = set(ids)
     for k, lvl in enumerate(w.levels):
-        if not left:
-            break
-        for pos in compress(count(), map(left.__contains__, map(id, lvl))):
-            out[id(lvl[pos])] = (k, pos)
-        left -= out.keys()
+        for start in range(0, len(lvl), SLICE):
+            if not left:
+                return out
+            part = lvl[start : start + SLICE]
+            for pos in compress(count(start), map(left.__contains__, map(id, part))):
+                out[id(lvl[pos])] = (k, pos)
+            del part
+            left -= out.keys()
     return out
+
+
+def holds_none(keys: AbstractSet[int], refs: list[object]) -> bool:
+    """Whether no object of ``refs`` has an id in ``keys`` (in slices, see ``SLICE``)."""
+    if len(refs) <= SLICE:
+        return keys.isdisjoint(map(id, refs))
+    for start in range(0, len(refs), SLICE):
+        if not keys.isdisjoint(map(id, refs[start : start + SLICE])):
+            return False
+    return True
+
+
+def _hits(keys: AbstractSet[int], refs: list[object]) -> set[int]:
+    """The ids in ``keys`` of objects in ``refs`` (in slices, see ``SLICE``)."""
+    if len(refs) <= SLICE:
+        return set(filter(keys.__contains__, map(id, refs)))
+    out: set[int] = set()
+    for start in range(0, len(refs), SLICE):
+        out.update(filter(keys.__contains__, map(id, refs[start : start + SLICE])))
+    return out
+
+
+def release(levels: list[list[object]]) -> None:
+    """Empty the walk's levels in slices: freeing a million references at once would hold
+    the interpreter that long."""
+    for lvl in levels:
+        while lvl:
+            del lvl[-SLICE:]
+    levels.clear()
 
 
 def referrers(objs: list[object], drop: Callable[[object], bool]) -> dict[int, list[object]]:
@@ -477,6 +595,69 @@ def dominated(obj: object, extra: dict[int, int], limit: int = 50_000) -> set[in
         ]
         out.update(map(id, frontier))
     return out
+
+
+def referents_of(obj: object) -> list[object]:
+    return _get_referents(obj)
+
+
+def holder_counts(nodes: list[object]) -> dict[int, int]:
+    """id -> how many references each of ``nodes`` has, besides this reading (``nodes``, its
+    argument) and any the caller's frames hold: ``nodes`` must be the only way the caller
+    reaches them (a node in a local variable would count once more, which only errs high)."""
+    if not _SINGLE_HOLDER:
+        return {}
+    overhead = _SINGLE_HOLDER - 1
+    return dict(zip(map(id, nodes), (c - overhead for c in map(_refcount, nodes))))
+
+
+def outside_counts(nodes: list[object], mine: list[object]) -> dict[int, int]:
+    """id -> references to each of ``nodes`` from outside the scan: its reference count less
+    those the scan's own containers ``mine`` really hold (counted from what they hold, so
+    never too many).  A holder of the scan's that is not listed, or one gc cannot see, makes
+    a count too high, never too low: that only costs a ``referrers`` pass.  Empty when
+    reference counts cannot tell."""
+    counts = holder_counts(nodes)
+    if not counts:
+        return {}
+    # Each container once, however often it is listed.
+    for container in {id(c): c for c in mine}.values():
+        for r in _get_referents(container):
+            i = id(r)
+            if i in counts:
+                counts[i] -= 1
+    return counts
+
+
+def refs_to(node: object, holders: Iterable[object]) -> int:
+    """How many references ``holders`` hold to ``node`` (each counted as often as it holds
+    it, as the reference count does)."""
+    target = id(node)
+    return sum(list(map(id, _get_referents(h))).count(target) for h in holders)
+
+
+def refs_from_dominated(obj: object, extra: dict[int, int], node: object) -> tuple[int, set[int]]:
+    """How many references to ``node`` ``obj`` and the objects it dominates hold, and the ids
+    of those objects (see ``dominated``)."""
+    target = id(node)
+    n = 0
+    out: set[int] = set()
+    frontier = [obj]
+    base = _SINGLE_HOLDER
+    while frontier and len(out) < 50_000:
+        raw = _get_referents(*frontier)
+        n += list(map(id, raw)).count(target)
+        refs = list(filter(_is_tracked, raw))
+        del raw
+        counts = list(map(_refcount, refs))
+        frontier = [
+            r
+            for r, c in zip(refs, counts)
+            if base and c == base + extra.get(id(r), 0) and id(r) not in out
+        ]
+        out.update(map(id, frontier))
+    out.add(id(obj))
+    return n, out
 
 
 class _Sentinel:

@@ -156,7 +156,9 @@ def _old_copy_of(holder: Any, ns: dict[str, Any] | None) -> str | None:
             continue
         other: Any = value
         if t is dict:
-            if _plain_keys(other) == mine:
+            # Same size first: comparing the keys of every big dict in the module would cost
+            # a pass over each, per path.
+            if dict.__len__(other) == dict.__len__(holder) and _plain_keys(other) == mine:
                 return name
         elif list.__len__(other) == list.__len__(holder) > 0:
             return name

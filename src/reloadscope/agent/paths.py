@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections import deque
-from itertools import compress, count, islice, repeat
+from itertools import compress, count, islice, pairwise, repeat
 from operator import is_
 from types import (
     BuiltinMethodType,
@@ -98,29 +98,40 @@ def _attr(name: str) -> Step:
 
 
 class _Positions:
-    """Positions in big sequences asked about more than once (several reported paths through
-    one big list): the second time, the sequence is indexed by item identity."""
+    """Positions in big sequences on reported paths, found for all children at once (one pass
+    over each sequence, in C), checked again when asked for (the sequence may have changed)."""
 
     BIG = 4096
 
-    def __init__(self) -> None:
-        self.asked: dict[int, object] = {}
+    def __init__(self, chains: Iterable[list[object]] = ()) -> None:
         self.maps: dict[int, dict[int, int]] = {}
+        wanted: dict[int, tuple[object, set[int]]] = {}
+        for chain in chains:
+            for parent, child in pairwise(chain):
+                t = type(parent)
+                seq: Any = parent  # an exact list or tuple: its own C length
+                if (t is list or t is tuple) and len(seq) >= self.BIG:
+                    wanted.setdefault(id(parent), (parent, set()))[1].add(id(child))
+        for key, (seq, ids) in wanted.items():
+            t = type(seq)
+            m = self.maps[key] = {}
+            for i in compress(count(), map(ids.__contains__, map(id, t.__iter__(seq)))):
+                try:
+                    m.setdefault(id(t.__getitem__(seq, i)), i)
+                except IndexError:  # shrank meanwhile: asked again below
+                    break
+        del wanted
 
     def find(self, seq: Any, child: object) -> int | None:
         """Index of ``child`` in ``seq``, an exact list or tuple (its own C methods only)."""
         t: Any = type(seq)
-        n = t.__len__(seq)
-        if n < self.BIG:
-            return _position(t.__iter__(seq), child)
-        m = self.maps.get(id(seq))
-        if m is None and self.asked.get(id(seq)) is seq:
-            ids = list(map(id, t.__iter__(seq)))
-            ids.reverse()
-            m = self.maps[id(seq)] = dict(zip(ids, range(n - 1, -1, -1)))
-        if m is not None:
-            return m.get(id(child))
-        self.asked[id(seq)] = seq
+        i = self.maps.get(id(seq), {}).get(id(child))
+        if i is not None:
+            try:
+                if t.__getitem__(seq, i) is child:
+                    return i
+            except IndexError:
+                pass
         return _position(t.__iter__(seq), child)
 
 
@@ -132,9 +143,13 @@ class positions:
     nothing of the target is kept between scans).  A class, not contextlib: the agent loads
     as few modules as it can."""
 
+    def __init__(self, chains: Iterable[list[object]] = ()) -> None:
+        self.chains = chains
+
     def __enter__(self) -> None:
         global _positions
-        _positions = _Positions()
+        _positions = _Positions(self.chains)
+        self.chains = ()
 
     def __exit__(self, *exc: object) -> None:
         global _positions

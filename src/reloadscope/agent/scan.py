@@ -6,7 +6,7 @@ import gc
 import os
 import sys
 import time
-from itertools import compress
+from itertools import compress, islice
 from types import FrameType, FunctionType, ModuleType
 
 from . import exact, graph, paths, safe
@@ -55,8 +55,11 @@ class Scan:
         collect: bool = True,
         max_depth: int = MAX_DEPTH,
         time_budget: float = TIME_BUDGET_S,
+        full_walk: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.recorder = recorder
+        self.full_walk = full_walk  # always walk everything (the reference the tests compare with)
         self.collect = collect
         self.max_depth = max_depth
         self.deadline = 0.0
@@ -65,9 +68,26 @@ class Scan:
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
+        # Hears the heap's object count once, right after gc.get_objects() (a client's
+        # progress line); see run().
+        self.progress = progress
 
     # -- the steps -----------------------------------------------------------------------------
     def run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+        # The scan's big lists are young: every automatic collection while they live would
+        # traverse them all (tens of milliseconds each, with the GIL held).  So the cyclic
+        # collector waits until the scan ends, then runs as before.  (Another thread that
+        # switched it off meanwhile finds it on again: that window is the scan's length.)
+        automatic = gc.isenabled()
+        if automatic:
+            gc.disable()
+        try:
+            return self._run()
+        finally:
+            if automatic and not gc.isenabled():
+                gc.enable()
+
+    def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
         started = time.time()
         t0 = time.perf_counter()
         self.deadline = time.monotonic() + self.time_budget
@@ -75,8 +95,14 @@ class Scan:
             gc.collect()
         objs = gc.get_objects()
         n_objects = self.n_objects = len(objs)
+        if self.progress is not None:
+            try:
+                self.progress(n_objects)
+            except Exception:
+                pass  # a progress line is never worth a scan
         cls = Classifier(self.recorder)
         self._classify(cls, objs)
+        graph.release([objs])  # emptied in slices: freeing it at once holds the GIL
         del objs
         running = self._running_frames(cls)
         entries = self._entries(cls.found)
@@ -117,12 +143,16 @@ class Scan:
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
         modules = _subclasses(ModuleType)
         metas = _subclasses(type)
-        wanted = modules + metas + [FunctionType, *CODE_TYPES]
+        # Classes recording saw an earlier generation make: their instances are picked in
+        # the same pass, so a second pass is needed only for classes found stale otherwise.
+        early = cls.recorded_old_classes()
+        wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
         picked = _of_types(objs, wanted, metas)
         module_ids = {id(t) for t in modules}
         meta_ids = {id(t) for t in metas}
+        early_ids = {id(t) for t in early}
         fn = FunctionType
-        found_modules, found_classes, functions, codes = [], [], [], []
+        found_modules, found_classes, functions, codes, instances = [], [], [], [], []
         for o in picked:
             t = type(o)
             if t is fn:
@@ -131,9 +161,11 @@ class Scan:
                 found_classes.append(o)
             elif id(t) in module_ids:
                 found_modules.append(o)
+            elif id(t) in early_ids:
+                instances.append(o)
             else:
                 codes.append(o)
-        del picked
+        del picked, early
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
         cls.sources.index(functions)  # type: ignore[arg-type]
@@ -143,9 +175,12 @@ class Scan:
             cls.code_object(o)
         del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
-        stale = [f.obj for f in cls.found.values() if f.kind == "class"]
-        if stale:
-            cls.instances(_of_types(objs, stale, metas))  # type: ignore[arg-type]
+        stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
+        cls.instances([o for o in instances if id(type(o)) in stale])
+        del instances
+        later = [c for i, c in stale.items() if i not in early_ids]
+        if later:
+            cls.instances(_of_types(objs, later, metas))  # type: ignore[arg-type]
 
     def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
@@ -206,8 +241,8 @@ class Scan:
             set(targets),
             max_depth=self.max_depth,
             deadline=self.deadline,
-            defer_fanout=graph.DEFER_FANOUT,
-            give_up_after=self.n_objects * 2 // 5,
+            defer_fanout=None if self.full_walk else graph.DEFER_FANOUT,
+            give_up_after=None if self.full_walk else self.n_objects * 2 // 5,
         )
         self.walks = 1
         samples: dict[int, object] = {}
@@ -218,9 +253,11 @@ class Scan:
             samples = self._samples(entries, w.found)
             # Methods held only through their stale class are settled by the proof below
             # (with one holder search for all), or send the scan to the full walk.
-            found_chains = self._chains(w, entries, targets, samples, around=not w.deferred)
+            found_chains = self._chains(w, cls, entries, targets, samples, around=not w.deferred)
             if w.deferred and w.complete:
-                self.doubt = self._doubt(w, seen, entries, targets, samples, found_chains, roots)
+                self.doubt = self._doubt(
+                    w, seen, cls, entries, targets, samples, found_chains, roots
+                )
                 if self.doubt is None:
                     # What this walk did not reach may sit in a deferred container: it is not
                     # "missing" (held outside the module graph).
@@ -228,17 +265,18 @@ class Scan:
         if self.doubt is not None:
             # Some path may run through a big container: walk everything.
             self.walks = 2
+            graph.release(w.levels)
             seen = set()
             roots, root_key = self._module_roots(seen)
             w = graph.walk(
                 roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
             )
             samples = self._samples(entries, w.found)
-            found_chains = self._chains(w, entries, targets, samples)
+            found_chains = self._chains(w, cls, entries, targets, samples)
         if not w.complete:
             deferred = " (big containers not searched)" if w.deferred else ""
             self.incomplete.append("module graph " + w.reason + deferred)
-        with paths.positions():
+        with paths.positions(c for cs in found_chains.values() for c in cs):
             for i, chains in found_chains.items():
                 for chain in chains:
                     key = root_key.get(id(chain[0]))
@@ -247,6 +285,7 @@ class Scan:
                     out.setdefault(i, []).append(self._module_path(key, chain, cls.found[i]))
                     out[i][-1]["object_id"] = i
         missing = {i: o for i, o in targets.items() if i not in w.found}
+        graph.release(w.levels)
         if missing:
             self._thread_paths(cls, missing, seen, out)
             missing = {i: o for i, o in missing.items() if i not in out}
@@ -260,6 +299,7 @@ class Scan:
     def _chains(
         self,
         w: graph.Walk,
+        cls: Classifier,
         entries: dict[tuple, _Entry],
         targets: dict[int, object],
         samples: dict[int, object],
@@ -278,12 +318,15 @@ class Scan:
             if id(o) in samples
         }
         ours = _own_ids(entries, targets, samples)
-        return graph.chains(w, samples, PATHS_PER_ENTRY, avoid, _drop_own(ours))
+        mine = _own_containers(cls, entries, targets, samples)
+        mine.append(avoid)
+        return graph.chains(w, samples, PATHS_PER_ENTRY, avoid, _drop_own(ours), mine)
 
     def _doubt(
         self,
         w: graph.Walk,
         seen: set[int],
+        cls: Classifier,
         entries: dict[tuple, _Entry],
         targets: dict[int, object],
         samples: dict[int, object],
@@ -297,7 +340,11 @@ class Scan:
         ours.update((id(found_chains), id(roots)))
         ours.update(id(c) for cs in found_chains.values() for c in cs)
         ours.update(map(id, groups))
-        return exact.doubt(w, seen, groups, samples, found_chains, targets, _drop_own(ours))
+        # The scan's containers that hold stale objects, so that their references are not
+        # taken for holders (``graph.outside_counts``).
+        own = _own_containers(cls, entries, targets, samples)
+        own.append(groups)
+        return exact.doubt(w, seen, groups, samples, found_chains, targets, _drop_own(ours), own)
 
     def _samples(
         self, entries: dict[tuple, _Entry], found: dict[int, tuple[int, int]]
@@ -635,12 +682,24 @@ def _hashes_by_identity(metas: list[type]) -> bool:
 
 
 def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[object]:
-    """The objects whose exact type is one of ``types``, in one pass that runs in C."""
+    """The objects whose exact type is one of ``types``, in slices that run in C: between
+    slices the interpreter may switch threads, so the process's other threads never wait for
+    a whole pass (see ``graph.SLICE``)."""
     if _hashes_by_identity(metas):
-        wanted_types = set(types)
-        return list(compress(objs, map(wanted_types.__contains__, map(type, objs))))
-    wanted_ids = {id(t) for t in types}
-    return list(compress(objs, map(wanted_ids.__contains__, map(id, map(type, objs)))))
+        wanted = set(types).__contains__
+        return _select(objs, lambda part: map(wanted, map(type, part)))
+    wanted_ids = {id(t) for t in types}.__contains__
+    return _select(objs, lambda part: map(wanted_ids, map(id, map(type, part))))
+
+
+def _select(
+    objs: list[object], selectors: Callable[[Iterator[object]], Iterator[bool]]
+) -> list[object]:
+    out: list[object] = []
+    items, probe = iter(objs), iter(objs)
+    for _ in range(0, len(objs), graph.SLICE):
+        out.extend(compress(islice(items, graph.SLICE), selectors(islice(probe, graph.SLICE))))
+    return out
 
 
 def _own_ids(
@@ -650,6 +709,20 @@ def _own_ids(
     ours = {id(targets), id(samples), id(entries)}
     ours.update(id(e.objs) for e in entries.values())
     return ours
+
+
+def _own_containers(
+    cls: Classifier,
+    entries: dict[tuple, _Entry],
+    targets: dict[int, object],
+    samples: dict[int, object],
+) -> list[object]:
+    """The scan's containers that hold stale objects, so that their references are not taken
+    for holders (``graph.outside_counts``)."""
+    out: list[object] = [targets, samples]
+    out.extend(e.objs for e in entries.values())
+    out.extend(f for i, f in cls.found.items() if i in targets)
+    return out
 
 
 def _drop_own(ours: set[int]) -> Callable[[object], bool]:
@@ -760,6 +833,14 @@ def scan(
     collect: bool = True,
     max_depth: int = MAX_DEPTH,
     time_budget: float = TIME_BUDGET_S,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
-    """The report document and the recorded source texts of reloaded modules."""
-    return Scan(recorder, collect=collect, max_depth=max_depth, time_budget=time_budget).run()
+    """The report document and the recorded source texts of reloaded modules; ``progress``
+    hears the number of objects scanned, once, as soon as it is known."""
+    return Scan(
+        recorder,
+        collect=collect,
+        max_depth=max_depth,
+        time_budget=time_budget,
+        progress=progress,
+    ).run()

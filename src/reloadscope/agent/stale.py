@@ -112,6 +112,16 @@ class Classifier:
         self.found: dict[int, Found] = {}
 
     # -- helpers -------------------------------------------------------------------------------
+    def recorded_old_classes(self) -> list[type]:
+        """The live classes recording saw a generation other than the current one make."""
+        out: list[type] = []
+        for rec in self.records.values():
+            for gen in rec.generations:
+                if gen is not rec.current:
+                    live = [r() for r in list(gen.classes.values())]
+                    out.extend(c for c in live if c is not None)
+        return out
+
     def namespace(self, name: str) -> dict[str, Any] | None:
         mod = self.current.get(name)
         return safe.module_dict(mod) if mod is not None else None
