@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,68 @@ def test_scan_vs_floor_quick_finds_everything_in_both_placements():
     assert figures["apart"]["walks"] == 1
     assert figures["inside"]["walks"] == 2
     assert figures["inside"]["depths"][0] == figures["apart"]["depths"][0] + 1
+
+
+def test_scan_shapes_quick_reports_every_stale_object_at_the_full_walks_depth():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scan_shapes.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    runs = {r["shape"]: r for r in figures["runs"]}
+    assert set(runs) == {
+        "one-class",
+        "one-class-deep",
+        "many-classes",
+        "many-functions",
+        "inside",
+        "apart",
+    }
+    can_reset_peak = os.access("/proc/self/clear_refs", os.W_OK)
+    for shape, r in runs.items():
+        assert "error" not in r, (shape, r, out.stderr)
+        assert r["reloadscope"] == str(ROOT / "src" / "reloadscope"), r
+        assert sum(r["alive"].values()) > 0, r
+        assert r["reported"] == r["alive"], (shape, r)
+        assert r["entries"] == r["entries_with_module_path"] > 0, (shape, r)
+        assert r["depth_mismatches"] == 0, (shape, r["mismatches"])
+        assert r["problems"] == [] and r["ok"], (shape, r["problems"])
+        for key in ("stall_scan_ms", "stall_get_objects_ms", "stall_ratio"):
+            assert isinstance(r[key], (int, float)) and r[key] > 0, (shape, key, r[key])
+        for key in ("rss_mb", "mem_extra_mb", "mem_extra_pct"):
+            if can_reset_peak:
+                assert isinstance(r[key], (int, float)) and r[key] >= 0, (shape, key, r[key])
+            else:
+                assert r[key] is None, (shape, key, r[key])
+    # The stale objects placed are all alive (the benchmark holds them only weakly).
+    assert runs["many-classes"]["alive"] == {"class": 20}
+    assert runs["many-functions"]["alive"] == {"function": 20}
+    assert runs["one-class"]["alive"] == {"instance": 20, "class": 1}
+    for shape in ("inside", "apart"):
+        assert runs[shape]["alive"] == {"function": 10, "instance": 10, "class": 1}
+
+
+def test_cli_start_quick_measures_every_command():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cli_start.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["repeat"] == 2
+    rows = figures["commands"]
+    assert {
+        "bare",
+        "python -m reloadscope --version",
+        "python -m reloadscope report PID --json",
+    } <= set(rows)
+    if figures["console_script"] is not None:
+        assert {"reloadscope --version", "reloadscope report PID --json"} <= set(rows)
+    assert rows["bare"]["ratio_to_bare"] == 1.0
+    for f in rows.values():
+        assert 0 < f["min_s"] <= f["median_s"] <= f["max_s"]

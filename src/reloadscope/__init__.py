@@ -7,12 +7,14 @@ when the UI does.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import sys
 
-from . import agent as _agent
-from .agent import postmortem as _postmortem
-from .model import Report, ReportError
-from .snapshot import SnapshotError
+TYPE_CHECKING = False  # typing is not imported at run time: importing must stay cheap
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .model import Report, ReportError
+    from .snapshot import SnapshotError
 
 __all__ = [
     "Report",
@@ -29,6 +31,48 @@ __version__ = "0.1.0"
 
 ENV_SNAPSHOT_ON_EXIT = "RELOADSCOPE_SNAPSHOT_ON_EXIT"
 
+# Loaded when first used, not by ``import reloadscope``: the command line starts without the
+# agent, the model or the snapshot code (benchmarks/cli_start.py).
+_LAZY = {
+    "Report": ("model", "Report"),
+    "ReportError": ("model", "ReportError"),
+    "SnapshotError": ("snapshot", "SnapshotError"),
+    "agent": ("agent", None),
+    "model": ("model", None),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    if attribute is None:
+        return module
+    value = getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _Package(type(sys)):  # type: ignore[misc]
+    """This package's module.  Importing the submodule ``reloadscope.snapshot`` binds it as
+    an attribute of its package, which would hide the function ``snapshot()`` below: it was
+    always imported before that function was defined, now it comes when first used."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "snapshot" and isinstance(value, type(sys)):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 def install(*, listen: bool = True, snapshot_on_exit: str | os.PathLike[str] | None = None) -> None:
     """Start recording reload generations in this process; calling it again changes nothing.
@@ -38,6 +82,9 @@ def install(*, listen: bool = True, snapshot_on_exit: str | os.PathLike[str] | N
     With ``snapshot_on_exit`` (or the environment variable ``RELOADSCOPE_SNAPSHOT_ON_EXIT``), a
     snapshot is written there when the process ends, normally or by an unhandled exception.
     """
+    from . import agent as _agent
+    from .agent import postmortem as _postmortem
+
     _agent.install()
     if listen:
         try:
@@ -55,6 +102,9 @@ def install(*, listen: bool = True, snapshot_on_exit: str | os.PathLike[str] | N
 
 def uninstall() -> None:
     """Stop recording; no thread, socket, file or hook of reloadscope stays behind."""
+    from . import agent as _agent
+    from .agent import postmortem as _postmortem
+
     _postmortem.disarm()
     _agent.uninstall()
 
@@ -65,6 +115,9 @@ def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120
     The heap walk stops at ``max_depth`` steps from the roots or after ``time_budget`` seconds;
     the report then says ``scan.complete: false`` and what was not searched.
     """
+    from . import agent as _agent
+    from .model import Report
+
     doc, sources = _agent.scan(collect=collect, max_depth=max_depth, time_budget=time_budget)
     return Report.from_json(doc, sources, own=True)
 
@@ -94,6 +147,9 @@ def breakpoint(*args: object, **kwargs: object) -> None:
     import subprocess
     import sys
     import threading
+    from pathlib import Path
+
+    from . import agent as _agent
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         path = snapshot()

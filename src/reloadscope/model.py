@@ -2,13 +2,18 @@
 
 A ``Report`` keeps the document it was built from, so fields this version does not know survive
 a round trip; the typed attributes are read-only views checked on construction.
+
+The classes are frozen value objects as ``@dataclass(frozen=True)`` would make them (the same
+constructors, ``==``, ``hash`` and ``repr``; assigning raises ``FrozenInstanceError``), written
+out: importing ``dataclasses`` (it imports ``inspect``) and building six classes with it took
+longer than the scan 'reloadscope report PID --json' waits for (benchmarks/cli_start.py).
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = "reloadscope-report"
 VERSION = 1
@@ -18,6 +23,45 @@ ROOTS = ("module", "thread", "other")
 
 class ReportError(ValueError):
     """The document is not a valid report document."""
+
+
+class FrozenInstanceError(AttributeError):
+    """An attribute of a value object was assigned or deleted (as ``dataclasses``')."""
+
+
+class _Value:
+    """What ``@dataclass(frozen=True)`` gives: ``_FIELDS`` are compared, hashed and shown,
+    in order; a subclass's ``__init__`` sets its attributes with ``object.__setattr__``."""
+
+    _FIELDS: tuple[str, ...] = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, _Value)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"{self.__class__.__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _set(obj: _Value, **values: Any) -> None:
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
 
 
 def _get(
@@ -50,13 +94,18 @@ def _list_of_str(d: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(_Value):
+    _FIELDS = __match_args__ = ("root", "text", "hint", "depth", "object_id")
     root: str
     text: str
-    hint: str = ""
-    depth: int = 0
-    object_id: int | None = None  # the object in the scanned process (meaningless elsewhere)
+    hint: str
+    depth: int
+    object_id: int | None  # the object in the scanned process (meaningless elsewhere)
+
+    def __init__(
+        self, root: str, text: str, hint: str = "", depth: int = 0, object_id: int | None = None
+    ) -> None:
+        _set(self, root=root, text=text, hint=hint, depth=depth, object_id=object_id)
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Path:
@@ -74,12 +123,15 @@ class Path:
         )
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(_Value):
     """Why an entry is stale: a short identifier (README lists them) and a sentence."""
 
+    _FIELDS = __match_args__ = ("kind", "text")
     kind: str
     text: str
+
+    def __init__(self, kind: str, text: str) -> None:
+        _set(self, kind=kind, text=text)
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Evidence | None:
@@ -90,8 +142,17 @@ class Evidence:
         return cls(_get(d, "kind", str, where), _get(d, "text", str, where))
 
 
-@dataclass(frozen=True)
-class StaleObject:
+class StaleObject(_Value):
+    _FIELDS = __match_args__ = (
+        "kind",
+        "qualname",
+        "type",
+        "generation",
+        "count",
+        "size",
+        "paths",
+        "evidence",
+    )
     kind: str
     qualname: str
     type: str
@@ -99,7 +160,30 @@ class StaleObject:
     count: int
     size: int
     paths: tuple[Path, ...]
-    evidence: Evidence | None = None  # absent in documents from before evidence was reported
+    evidence: Evidence | None  # absent in documents from before evidence was reported
+
+    def __init__(
+        self,
+        kind: str,
+        qualname: str,
+        type: str,
+        generation: int | None,
+        count: int,
+        size: int,
+        paths: tuple[Path, ...],
+        evidence: Evidence | None = None,
+    ) -> None:
+        _set(
+            self,
+            kind=kind,
+            qualname=qualname,
+            type=type,
+            generation=generation,
+            count=count,
+            size=size,
+            paths=paths,
+            evidence=evidence,
+        )
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> StaleObject:
@@ -121,15 +205,44 @@ class StaleObject:
         )
 
 
-@dataclass(frozen=True)
-class Generation:
+class Generation(_Value):
+    _FIELDS = __match_args__ = (
+        "number",
+        "started_at",
+        "source_sha256",
+        "kind",
+        "status",
+        "trigger",
+        "error",
+    )
     number: int
     started_at: str
     source_sha256: str | None
-    kind: str = "reload"
-    status: str = "unknown"
-    trigger: str | None = None
-    error: str | None = None
+    kind: str
+    status: str
+    trigger: str | None
+    error: str | None
+
+    def __init__(
+        self,
+        number: int,
+        started_at: str,
+        source_sha256: str | None,
+        kind: str = "reload",
+        status: str = "unknown",
+        trigger: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        _set(
+            self,
+            number=number,
+            started_at=started_at,
+            source_sha256=source_sha256,
+            kind=kind,
+            status=status,
+            trigger=trigger,
+            error=error,
+        )
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Generation:
@@ -146,18 +259,50 @@ class Generation:
         )
 
 
-@dataclass(frozen=True)
-class Module:
+class Module(_Value):
+    _FIELDS = __match_args__ = (
+        "name",
+        "file",
+        "current_generation",
+        "generations",
+        "leftover_names",
+        "stale",
+        "warnings",
+        "generations_known",
+    )
     name: str
     file: str | None
     current_generation: int | None
     generations: tuple[Generation, ...]
     leftover_names: tuple[str, ...]
     stale: tuple[StaleObject, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...]
     # False when the module's executions were not recorded (a late agent): the stale objects
     # come from earlier executions found by evidence, their numbers unknown.
-    generations_known: bool = True
+    generations_known: bool
+
+    def __init__(
+        self,
+        name: str,
+        file: str | None,
+        current_generation: int | None,
+        generations: tuple[Generation, ...],
+        leftover_names: tuple[str, ...],
+        stale: tuple[StaleObject, ...],
+        warnings: tuple[str, ...] = (),
+        generations_known: bool = True,
+    ) -> None:
+        _set(
+            self,
+            name=name,
+            file=file,
+            current_generation=current_generation,
+            generations=generations,
+            leftover_names=leftover_names,
+            stale=stale,
+            warnings=warnings,
+            generations_known=generations_known,
+        )
 
     @property
     def stale_count(self) -> int:
@@ -181,10 +326,37 @@ class Module:
         )
 
 
-@dataclass(frozen=True)
-class Report:
-    """A scan's findings.  ``sources`` maps module -> generation -> source text (not in JSON)."""
+class Report(_Value):
+    """A scan's findings.  ``sources`` maps module -> generation -> source text (not in JSON).
 
+    ``sources``, ``document``, ``facts`` and ``exit`` are neither compared nor shown."""
+
+    _FIELDS = (
+        "pid",
+        "python",
+        "argv",
+        "taken_at",
+        "duration_s",
+        "objects",
+        "complete",
+        "modules",
+        "blind_spots",
+    )
+    __match_args__ = (
+        "pid",
+        "python",
+        "argv",
+        "taken_at",
+        "duration_s",
+        "objects",
+        "complete",
+        "modules",
+        "sources",
+        "document",
+        "facts",
+        "exit",
+        "blind_spots",
+    )
     pid: int
     python: str
     argv: tuple[str, ...]
@@ -193,13 +365,46 @@ class Report:
     objects: int
     complete: bool
     modules: tuple[Module, ...]
-    sources: dict[str, dict[int, str]] = field(default_factory=dict, compare=False, repr=False)
-    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    sources: dict[str, dict[int, str]]
+    document: dict[str, Any]
     # From snapshot files: process facts (executable, start time, RSS) and how it ended.
-    facts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    exit: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    facts: dict[str, Any]
+    exit: dict[str, Any] | None
     # What the scan could not judge (SPEC: "scan"."blind_spots").
-    blind_spots: tuple[str, ...] = ()
+    blind_spots: tuple[str, ...]
+
+    def __init__(
+        self,
+        pid: int,
+        python: str,
+        argv: tuple[str, ...],
+        taken_at: str,
+        duration_s: float,
+        objects: int,
+        complete: bool,
+        modules: tuple[Module, ...],
+        sources: dict[str, dict[int, str]] | None = None,
+        document: dict[str, Any] | None = None,
+        facts: dict[str, Any] | None = None,
+        exit: dict[str, Any] | None = None,
+        blind_spots: tuple[str, ...] = (),
+    ) -> None:
+        _set(
+            self,
+            pid=pid,
+            python=python,
+            argv=argv,
+            taken_at=taken_at,
+            duration_s=duration_s,
+            objects=objects,
+            complete=complete,
+            modules=modules,
+            sources={} if sources is None else sources,
+            document={} if document is None else document,
+            facts={} if facts is None else facts,
+            exit=exit,
+            blind_spots=blind_spots,
+        )
 
     @property
     def stale_count(self) -> int:
@@ -210,6 +415,8 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """The report document (SPEC), including any fields this version does not know."""
+        import copy
+
         return copy.deepcopy(self.document)
 
     @classmethod
@@ -245,8 +452,14 @@ class Report:
                 Module.from_json(m, f"report.modules[{i}]") for i, m in enumerate(modules)
             ),
             sources=dict(sources or {}),
-            document=doc if own else copy.deepcopy(doc),
+            document=doc if own else _copy(doc),
             blind_spots=_list_of_str(scan, "blind_spots", "report.scan")
             if "blind_spots" in scan
             else (),
         )
+
+
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(doc)

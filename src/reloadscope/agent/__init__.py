@@ -15,6 +15,7 @@ from . import snapfile
 from .recorder import Recorder
 from .scan import scan as _scan
 from .server import Server
+from .server import progress as _tell_client
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -137,13 +138,24 @@ def serve_injected(idle: float = INJECTED_IDLE_S) -> str:
         raise
 
 
+def _objects_counted(n: int) -> None:
+    """A scan's object count, as a progress line for the client that asked for progress."""
+    _tell_client({"objects": n})
+
+
 def _handlers() -> dict[str, Any]:
+    def scan_for(req: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+        collect = bool(req.get("collect", True))
+        if req.get("progress") is True:
+            return scan(collect=collect, progress=_objects_counted)
+        return scan(collect=collect)
+
     def do_scan(req: dict[str, Any]) -> dict[str, Any]:
-        doc, sources = scan(collect=bool(req.get("collect", True)))
+        doc, sources = scan_for(req)
         return {"report": doc, "sources": _texts(sources), "facts": snapfile.process_facts()}
 
     def do_snapshot(req: dict[str, Any]) -> str:
-        doc, sources = scan(collect=bool(req.get("collect", True)))
+        doc, sources = scan_for(req)
         path = req.get("path") or os.path.join(os.getcwd(), snapfile.default_name())
         return snapfile.write(str(path), snapfile.document(doc, sources))
 
@@ -196,5 +208,6 @@ def recorder() -> Recorder | None:
 def scan(
     *, collect: bool = True, **budget: Any
 ) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
-    """The report document of this process, and the recorded source texts."""
+    """The report document of this process, and the recorded source texts.  ``progress``
+    (among ``budget``), when given, hears the number of objects the scan looks at."""
     return _scan(_recorder, collect=collect, **budget)

@@ -113,6 +113,7 @@ class Scan:
             "objects": n_objects,
             "complete": not self.incomplete,
             "max_depth": self.max_depth,
+            "collected": self.collect,
         }
         if self.incomplete:
             doc["scan"]["incomplete"] = "; ".join(self.incomplete)

@@ -8,6 +8,11 @@ Protocol: newline-delimited JSON.  On connect the agent sends a greeting
 ``{"id": N, "op": "...", ...}`` (at most ``MAX_REQUEST`` bytes) and gets one line
 ``{"id": N, "ok": true, "result": ...}`` or ``{"id": N, "ok": false, "error": "..."}``.  A
 malformed or oversized request gets an error reply and the agent keeps serving.
+
+A request with ``"progress": true`` may get progress lines ``{"id": N, "progress": {...}}``
+before its answer (a scan sends ``{"objects": COUNT}`` once it has the heap's objects); a
+client that does not ask gets none, and an agent that predates them never sends any, so old
+clients and old agents both still work.
 """
 
 from __future__ import annotations
@@ -28,6 +33,22 @@ if TYPE_CHECKING:
 PROTOCOL = 1
 MAX_REQUEST = 1 << 20
 THREAD_NAME = "reloadscope-agent"
+
+
+# Who to tell about progress, while this thread answers a request that asked for it.
+_answering = threading.local()
+
+
+def progress(news: dict[str, Any]) -> None:
+    """Send ``news`` as a progress line of the request this thread is answering, when its
+    client asked for progress; otherwise nothing.  Never raises: a client that went away is
+    noticed when the answer is sent."""
+    send = getattr(_answering, "send", None)
+    if send is not None:
+        try:
+            send(news)
+        except Exception:
+            _answering.send = None
 
 
 def runtime_dir(uid: int | None = None) -> str:
@@ -212,9 +233,9 @@ class Server:
                     {"id": None, "ok": False, "error": f"request larger than {MAX_REQUEST} bytes"},
                 )
                 continue
-            self._send(out, self._answer(line))
+            self._send(out, self._answer(line, out))
 
-    def _answer(self, line: bytes) -> dict[str, Any]:
+    def _answer(self, line: bytes, out: Any = None) -> dict[str, Any]:
         try:
             req = json.loads(line)
         except ValueError:
@@ -230,10 +251,14 @@ class Server:
         handler = self.handlers.get(op)
         if handler is None:
             return {"id": rid, "ok": False, "error": f"unknown op {op!r}"}
+        if out is not None and req.get("progress") is True:
+            _answering.send = lambda news: self._send(out, {"id": rid, "progress": news})
         try:
             return {"id": rid, "ok": True, "result": handler(req)}
         except Exception as e:
             return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}
+        finally:
+            _answering.send = None
 
     @staticmethod
     def _send(out: Any, msg: dict[str, Any]) -> None:

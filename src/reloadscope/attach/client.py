@@ -16,11 +16,34 @@ import socket
 import stat
 import struct
 import time
-from typing import Any
 
-from ..agent.server import PROTOCOL, runtime_dir, socket_name
-from ..model import Report
 from . import procstate
+
+TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..model import Report
+
+# The agent's protocol and where it listens, as ``reloadscope.agent.server`` has them
+# (tests/test_cli_start.py checks that both agree).  Not imported from there: importing
+# the agent package loads its whole engine (recorder, scan), which a client never runs.
+PROTOCOL = 1
+INIT_PID_NS = 0xEFFFFFFC  # the initial PID namespace's inode number (PROC_PID_INIT_INO)
+
+
+def runtime_dir(uid: int | None = None) -> str:
+    """The agents' directory of user ``uid`` (this user's by default)."""
+    return f"/tmp/reloadscope-{os.getuid() if uid is None else uid}"
+
+
+def socket_name(pid: int, pid_ns: int | None) -> str:
+    """The socket's name of the agent of process ``pid`` of PID namespace ``pid_ns``."""
+    if pid_ns is None or pid_ns == INIT_PID_NS:
+        return f"{pid}.sock"
+    return f"{pid}.ns{pid_ns}.sock"
+
 
 MAX_RESPONSE = 1 << 30
 # How often a client waiting for an answer looks whether the target can still give one.
@@ -268,23 +291,59 @@ class Client:
             self._buf += chunk
             quiet_since = time.monotonic()
 
-    def request(self, op: str, **params: Any) -> Any:
+    def request(
+        self, op: str, *, on_progress: Callable[[Any], None] | None = None, **params: Any
+    ) -> Any:
+        """Send one request and wait for its answer.  With ``on_progress``, the agent is asked
+        for progress messages (``"progress": true``), which it sends before the answer and
+        ``on_progress`` hears; an agent that knows none just answers."""
+        self._send(op, on_progress is not None, params)
+        return self._answer(on_progress)
+
+    def _send(self, op: str, progress: bool, params: dict[str, Any]) -> None:
         self._next += 1
         msg = {"id": self._next, "op": op, **params}
+        if progress:
+            msg["progress"] = True
         try:
             self._out.write(json.dumps(msg).encode() + b"\n")
             self._out.flush()
         except (OSError, ValueError) as e:
             raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
-        reply = self._read()
-        if not isinstance(reply, dict):
-            raise AttachError(f"the agent in process {self.pid} sent an answer that is no object")
-        if not reply.get("ok"):
-            raise AttachError(f"the agent in process {self.pid} answered: {reply.get('error')}")
-        return reply.get("result")
 
-    def scan(self, *, collect: bool = True) -> Report:
-        result = self.request("scan", collect=collect)
+    def _answer(self, on_progress: Callable[[Any], None] | None = None) -> Any:
+        while True:
+            reply = self._read()
+            if not isinstance(reply, dict):
+                raise AttachError(
+                    f"the agent in process {self.pid} sent an answer that is no object"
+                )
+            if on_progress is not None and "progress" in reply and "ok" not in reply:
+                on_progress(reply["progress"])
+                continue
+            if not reply.get("ok"):
+                raise AttachError(f"the agent in process {self.pid} answered: {reply.get('error')}")
+            return reply.get("result")
+
+    def scan(
+        self, *, collect: bool = True, progress: Callable[[str], None] | None = None
+    ) -> Report:
+        """The target's report.  ``progress`` hears what is waited for: "scanning PID 123",
+        then, from an agent that tells, "scanning 1,034,567 objects in PID 123"."""
+        pid = self.pid
+
+        def heard(news: Any) -> None:
+            objects = news.get("objects") if isinstance(news, dict) else None
+            if progress is not None and type(objects) is int and objects >= 0:
+                progress(f"scanning {objects:,} objects in PID {pid}")
+
+        if progress is not None:
+            progress(f"scanning PID {pid}")
+        self._send("scan", progress is not None, {"collect": collect})
+        # The model loads while the agent scans.
+        from ..model import Report
+
+        result = self._answer(heard if progress is not None else None)
         sources = {
             m: {int(g): t for g, t in gens.items()} for m, gens in result.get("sources", {}).items()
         }

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import psutil
 
 from .client import agent_listens
-from .elfinfo import interpreter
+from .elfinfo import interpreter, is_python, named_python, python_version
 
-_PYTHON = re.compile(r"(^|/)(python|pypy)[\d.]*$")
+__all__ = ["PythonProcess", "is_python", "python_processes", "python_version"]
 
 
 @dataclass(frozen=True)
@@ -32,29 +31,6 @@ class PythonProcess:
         }
 
 
-def python_version(proc: psutil.Process) -> str | None:
-    """The CPython ``major.minor`` a process runs, read from the ELF files it maps
-    (``elfinfo``), never from a file name; None when unreadable."""
-    found = interpreter(proc.pid)
-    return found.version if found is not None else None
-
-
-def is_python(proc: psutil.Process) -> bool:
-    """Does the process run CPython (under any executable name: uWSGI, an embedding host, a
-    copied binary)?  Decided by CPython's symbols in what it maps.  When its files cannot be
-    read (another user's process, without root), a Python-looking name is taken at its word:
-    attaching then fails with the permission error, which says what to do."""
-    if interpreter(proc.pid) is not None:
-        return True
-    try:
-        readable = os.access(f"/proc/{proc.pid}/exe", os.R_OK)
-        exe = proc.exe()
-        name = proc.name()
-    except (psutil.Error, OSError):
-        return False
-    return not readable and bool(_PYTHON.search(os.path.realpath(exe)) or _PYTHON.search(name))
-
-
 def python_processes() -> list[PythonProcess]:
     me = os.getpid()
     uid = os.getuid()
@@ -63,13 +39,14 @@ def python_processes() -> list[PythonProcess]:
         try:
             if proc.pid == me or (uid != 0 and proc.info["uids"].real != uid):
                 continue
-            if not is_python(proc):
+            found = interpreter(proc.pid)  # read once: it parses the process's ELF files
+            if found is None and not named_python(proc.pid):
                 continue
             rss = proc.info["memory_info"].rss if proc.info["memory_info"] else 0
             out.append(
                 PythonProcess(
                     proc.pid,
-                    python_version(proc),
+                    found.version if found is not None else None,
                     tuple(proc.info["cmdline"] or ()),
                     rss,
                     # Under the target's uid: root lists other users' processes too.

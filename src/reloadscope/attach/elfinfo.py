@@ -13,21 +13,96 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
 
 MAX_BYTES = 64 << 20  # a section table or symbol table larger than this is not believed
 _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
 _MARKERS = (b"Py_Initialize", b"PyRun_SimpleString", b"PyGILState_Ensure")
 # PY_VERSION, which the linker may store as the tail of another string ("Python-3.10.13").
-_VERSION_STRING = re.compile(rb"(?<![\d.])(3\.\d{1,2})\.\d+(?:[abrc+]\w*)?\x00")
+_VERSION_STRING = rb"(?<![\d.])(3\.\d{1,2})\.\d+(?:[abrc+]\w*)?\x00"
+_PYTHON = r"(^|/)(python|pypy)[\d.]*$"  # both compiled only when needed (re caches them)
 
 
-@dataclass(frozen=True)
 class Interpreter:
-    """The CPython found in a process: its ``major.minor`` and the file that carries it."""
+    """The CPython found in a process: its ``major.minor`` and the file that carries it.
+    (Not a dataclass: importing dataclasses would slow the start of every PID command.)"""
 
-    version: str
-    path: str
+    __slots__ = ("path", "version")
+
+    def __init__(self, version: str, path: str) -> None:
+        self.version = version
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Interpreter(version={self.version!r}, path={self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Interpreter):
+            return NotImplemented
+        return (self.version, self.path) == (other.version, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.path))
+
+
+def python_version(pid: int) -> str | None:
+    """The CPython ``major.minor`` a process runs, read from the ELF files it maps, never
+    from a file name; None when unreadable."""
+    found = interpreter(pid)
+    return found.version if found is not None else None
+
+
+def is_python(pid: int) -> bool:
+    """Does the process run CPython (under any executable name: uWSGI, an embedding host, a
+    copied binary)?  Decided by CPython's symbols in what it maps; see ``named_python`` for a
+    process whose files cannot be read."""
+    return interpreter(pid) is not None or named_python(pid)
+
+
+def named_python(pid: int) -> bool:
+    """For a process whose files cannot be read (another user's process, without root): a
+    Python-looking name is taken at its word, so that attaching fails with the permission
+    error, which says what to do.  False for a process whose files can be read."""
+    readable = os.access(f"/proc/{pid}/exe", os.R_OK)
+    exe = _exe(pid)
+    if exe is None:
+        return False
+    return not readable and bool(
+        re.search(_PYTHON, os.path.realpath(exe)) or re.search(_PYTHON, process_name(pid))
+    )
+
+
+def _exe(pid: int) -> str | None:
+    """The executable's path as the kernel names it ("" for a zombie), None when it cannot
+    be read (as psutil's ``Process.exe()``)."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe").split("\x00")[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "" if os.path.lexists(f"/proc/{pid}") else None
+    except OSError:
+        return None
+    if exe.endswith(" (deleted)") and not os.path.exists(exe):
+        exe = exe[: -len(" (deleted)")]
+    return exe
+
+
+def process_name(pid: int) -> str:
+    """The process's name: its ``comm``, or the name it was started as when ``comm`` is that
+    name cut to 15 characters (as psutil's ``Process.name()``); "" when unreadable."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            comm = fh.read().rstrip("\n")
+    except OSError:
+        return ""
+    if len(comm) >= 15:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                first = fh.read().split(b"\x00")[0].decode("utf-8", "replace")
+        except OSError:
+            first = ""
+        longer = os.path.basename(first)
+        if longer.startswith(comm):
+            return longer
+    return comm
 
 
 def interpreter(pid: int) -> Interpreter | None:
@@ -88,6 +163,8 @@ def _version(fh) -> str | None:  # type: ignore[no-untyped-def]
     symbols = [s for s in sections if s[1] in (_SHT_DYNSYM, _SHT_SYMTAB)]
     found: dict[bytes, int] = {}
     for sym in symbols:
+        if len(found) == 1 + len(_MARKERS):
+            break  # all found (in .dynsym): .symtab, ten times larger, need not be read
         strtab = sections[sym[6]] if sym[6] < shnum else None
         if strtab is None or sym[5] > MAX_BYTES or strtab[5] > MAX_BYTES:
             continue
@@ -117,11 +194,18 @@ def _version(fh) -> str | None:  # type: ignore[no-untyped-def]
 
 def _symbol_value(data: bytes, name_offset: int, end: str) -> int | None:
     """st_value of the defined symbol whose name starts at ``name_offset`` of the string
-    table (Elf64_Sym: name, info, other, shndx, value, size)."""
-    for i in range(0, len(data) - 23, 24):
-        st_name, _info, _other, shndx, value, _size = struct.unpack_from(end + "IBBHQQ", data, i)
-        if st_name == name_offset and shndx != 0:
-            return int(value)
+    table (Elf64_Sym: name, info, other, shndx, value, size).  The table is searched for the
+    name's offset in C (``bytes.find``): unpacking each of libpython's ~20,000 symbols cost
+    every PID command 2 ms."""
+    needle = struct.pack(end + "I", name_offset)
+    limit = len(data) - 23  # the last whole entry starts before this
+    i = data.find(needle)
+    while 0 <= i < limit:
+        if i % 24 == 0:
+            _name, _info, _other, shndx, value, _size = struct.unpack_from(end + "IBBHQQ", data, i)
+            if shndx != 0:
+                return int(value)
+        i = data.find(needle, i + 1)
     return None
 
 
@@ -149,7 +233,7 @@ def _version_string(fh, sections: list[tuple], shstrndx: int) -> str | None:  # 
             continue
         fh.seek(s[4])
         counts: dict[bytes, int] = {}
-        for m in _VERSION_STRING.finditer(fh.read(s[5])):
+        for m in re.finditer(_VERSION_STRING, fh.read(s[5])):
             counts[m.group(1)] = counts.get(m.group(1), 0) + 1
         if counts:
             return max(counts, key=counts.__getitem__).decode()

@@ -32,7 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .client import AttachError, agent_place, other_mount_ns
+from .client import AttachError, agent_place, other_mount_ns, runtime_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
@@ -265,8 +269,6 @@ def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
 def _remote_exec(pid: int, uid: int | None) -> bool:
     """Schedule the bootstrap with ``sys.remote_exec`` and wait for the agent.  False when the
     target refused (remote debugging disabled in it): nothing was scheduled, use gdb."""
-    from ..agent.server import runtime_dir
-
     directory = runtime_dir(uid)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     st = os.lstat(directory)
@@ -319,11 +321,23 @@ def page_size(code: str | None = None) -> int:
     return -(-(len(code.encode()) + 1) // PAGE) * PAGE
 
 
-def inject(pid: int, uid: int | None = None, version: str | None = None) -> tuple[int, int] | None:
+def inject(
+    pid: int,
+    uid: int | None = None,
+    version: str | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, int] | None:
     """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
-    and size (the agent unmaps it when asked: ``Session`` does)."""
-    if remote_exec_usable(pid, uid, version) and _remote_exec(pid, uid):
-        return None
+    and size (the agent unmaps it when asked: ``Session`` does).  ``progress`` hears how
+    ("injecting the agent into PID 123 (gdb)")."""
+    if remote_exec_usable(pid, uid, version):
+        if progress is not None:
+            progress(f"injecting the agent into PID {pid} (sys.remote_exec)")
+        if _remote_exec(pid, uid):
+            return None
+    if progress is not None:
+        progress(f"injecting the agent into PID {pid} (gdb)")
     code = bootstrap()
     data = code.encode() + b"\0"
     size = page_size(code)

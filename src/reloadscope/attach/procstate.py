@@ -9,17 +9,40 @@ tracer per thread).  Every thread is looked at: a debugger may hold any one of t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Task:
     """One thread: its ID, its state letter (``R``, ``S``, ``T``, ``t``, ``Z``...) and the PID
-    of the process tracing it (0 when none)."""
+    of the process tracing it (0 when none).  (Not a dataclass: importing dataclasses would
+    slow the start of every PID command.)"""
 
-    tid: int
-    state: str
-    tracer: int
+    __slots__ = ("state", "tid", "tracer")
+
+    def __init__(self, tid: int, state: str, tracer: int) -> None:
+        self.tid = tid
+        self.state = state
+        self.tracer = tracer
+
+    def __repr__(self) -> str:
+        return f"Task(tid={self.tid!r}, state={self.state!r}, tracer={self.tracer!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return (self.tid, self.state, self.tracer) == (other.tid, other.state, other.tracer)
+
+    def __hash__(self) -> int:
+        return hash((self.tid, self.state, self.tracer))
+
+
+def real_uid(pid: int) -> int:
+    """The real uid of process ``pid`` (``Uid:`` in its status); OSError when it cannot be
+    read (FileNotFoundError or ProcessLookupError: no such process)."""
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/{pid}/status has no Uid line")
 
 
 def _state_letter(stat: str) -> str:

@@ -10,46 +10,49 @@ target's own agent before a byte of it is read (``client.AgentDir``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-
-import psutil
 
 from . import lock, procstate
 from .client import AgentDir, AttachError, Client, NoAgent
-from .discovery import is_python
+from .elfinfo import interpreter, named_python, process_name
+
+TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-def check_target(pid: int) -> psutil.Process:
-    """The process, or an AttachError saying why it cannot be a target (whether it is stopped
-    or traced is looked at by ``Session``, under its lock)."""
+def check_target(pid: int) -> str | None:
+    """The CPython ``major.minor`` the process runs (None when its files cannot be read), or
+    an AttachError saying why it cannot be a target (whether it is stopped or traced is
+    looked at by ``Session``, under its lock).  Read from /proc, not with psutil, whose import
+    alone would cost 'reloadscope report PID' a third of a bare interpreter's start."""
     if pid == os.getpid():
         raise AttachError("that is reloadscope's own process")
-    try:
-        proc = psutil.Process(pid)
-        uids = proc.uids()
-    except psutil.NoSuchProcess:
-        raise AttachError(f"no process with PID {pid} (see 'reloadscope ps')") from None
-    except psutil.AccessDenied:
-        raise AttachError(f"permission denied reading process {pid}") from None
-    if os.getuid() != 0 and uids.real != os.getuid():
+    uid = _real_uid(pid)
+    if os.getuid() != 0 and uid != os.getuid():
         raise AttachError(
-            f"process {pid} belongs to another user (uid {uids.real}); run reloadscope as "
+            f"process {pid} belongs to another user (uid {uid}); run reloadscope as "
             "that user, or as root"
         )
-    if not is_python(proc):
-        try:
-            name = proc.name()
-        except psutil.Error:
-            name = "?"
-        raise AttachError(f"process {pid} ({name}) is not a Python process")
-    from .discovery import python_version
-
-    version = python_version(proc)
+    found = interpreter(pid)  # read once: it parses the process's ELF files
+    if found is None and not named_python(pid):
+        raise AttachError(f"process {pid} ({process_name(pid) or '?'}) is not a Python process")
+    version = found.version if found is not None else None
     if version is not None and tuple(map(int, version.split("."))) < (3, 10):
         raise AttachError(
             f"process {pid} runs Python {version}; reloadscope needs CPython 3.10 or newer"
         )
-    return proc
+    return version
+
+
+def _real_uid(pid: int) -> int:
+    try:
+        return procstate.real_uid(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        raise AttachError(f"no process with PID {pid} (see 'reloadscope ps')") from None
+    except PermissionError:
+        raise AttachError(f"permission denied reading process {pid}") from None
+    except (OSError, ValueError) as e:
+        raise AttachError(f"cannot read process {pid}: {e}") from None
 
 
 def _check_runnable(pid: int) -> None:
@@ -62,7 +65,8 @@ class Session:
     """A connection to the agent of ``pid``; ``close()`` detaches an agent we injected.
 
     ``on_wait`` hears, once, that another client of this user is attached to ``pid`` and this
-    one waits for it (at most ``lock_timeout`` seconds)."""
+    one waits for it (at most ``lock_timeout`` seconds).  ``progress`` hears each longer step
+    it waits for ("injecting the agent into PID 123 (gdb)"), for a line on a terminal."""
 
     def __init__(
         self,
@@ -71,10 +75,12 @@ class Session:
         timeout: float = 120.0,
         on_wait: Callable[[str], None] | None = lock.notify_stderr,
         lock_timeout: float = lock.LOCK_TIMEOUT,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
-        proc = check_target(pid)
+        check_target(pid)
         self.pid = pid
         self.injected = False
+        self._progress = progress
         self._lock: lock.AttachLock | None = lock.acquire(
             pid, timeout=lock_timeout, on_wait=on_wait
         )
@@ -82,12 +88,12 @@ class Session:
             # Stopped or traced: only now, under the lock, so that another client of this user
             # injecting at this moment (its gdb tracing the target) is waited for, not named.
             _check_runnable(pid)
-            self.client = self._connect(proc, proc.uids().real, timeout)
+            self.client = self._connect(_real_uid(pid), timeout)
         except BaseException:
             self._release()
             raise
 
-    def _connect(self, proc: psutil.Process, uid: int, timeout: float) -> Client:
+    def _connect(self, uid: int, timeout: float) -> Client:
         pid = self.pid
         try:
             return Client(pid, timeout=timeout, uid=uid)
@@ -98,7 +104,7 @@ class Session:
                     directory.remove_stale()
                 finally:
                     directory.close()
-        page = self._inject(proc, uid)
+        page = self._inject(uid)
         self.injected = True
         client = Client(pid, timeout=timeout, uid=uid)
         try:
@@ -116,13 +122,13 @@ class Session:
             raise
         return client
 
-    def _inject(self, proc: psutil.Process, uid: int) -> tuple[int, int] | None:
-        from .discovery import python_version
+    def _inject(self, uid: int) -> tuple[int, int] | None:
+        from .elfinfo import python_version
         from .inject import inject
 
         pid = self.pid
         try:
-            return inject(pid, uid, python_version(proc))
+            return inject(pid, uid, python_version(pid), progress=self._progress)
         except AttachError:
             # A debugger that came after the check makes ptrace fail with EPERM, which gdb
             # words as a permission problem; name the debugger instead.

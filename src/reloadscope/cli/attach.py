@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .errors import UserError, need_terminal
+from .progress import Progress
 from .target import parse_pid
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "attach",
-        help="terminal UI on a live process (injects an agent when none runs)",
+        help=summary,
         description="Attach to a running Python process and browse what its reloads left behind. "
         "Quitting detaches; the process runs on as before.",
         epilog="Example: reloadscope attach 4242 (find PIDs with 'reloadscope ps')",
@@ -28,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ui.source import LiveSource
 
     try:
-        source = LiveSource(pid)
+        with Progress() as progress:  # erased before the UI takes the terminal
+            source = LiveSource(pid, progress=progress)
     except AttachError as e:
         raise UserError(str(e)) from None
     ReloadScopeApp(source).run()

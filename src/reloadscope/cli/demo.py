@@ -10,9 +10,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from typing import Any
 
 from .output import print_report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GREETER_V1 = '''
     """A plugin the app reloads while it runs."""
@@ -56,10 +59,10 @@ APP = '''
 '''
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "demo",
-        help="reload a small example app and show what the reload left behind",
+        help=summary,
         description=(
             "Writes a tiny app to a temporary directory, imports it with recording on, edits "
             "and reloads its plugin for real, then prints the report: the old greet() that "

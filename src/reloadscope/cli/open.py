@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..snapshot import SnapshotError, load
 from .errors import UserError, need_terminal
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "open",
-        help="terminal UI on a snapshot file",
+        help=summary,
         description="Browse a .rsnap file: modules, stale objects, the paths that hold them, "
         "and the source diff between generations.",
         epilog="Example: reloadscope open crash.rsnap",

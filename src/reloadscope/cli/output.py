@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
-from typing import Any, TextIO
 
-from ..model import Report
-from ..textreport import render
+TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from ..model import Report
 
 
 def tolerant_streams() -> None:
@@ -30,13 +31,17 @@ def use_color(stream: TextIO) -> bool:
 def print_report(report: Report, *, as_json: bool, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     if as_json:
-        json.dump(report.to_json(), out, indent=2)
-        out.write("\n")
+        dump_json(report.document, out)  # what to_json() gives, without copying it first
     else:
+        from ..textreport import render
+
         out.write(render(report, color=use_color(out)))
 
 
 def dump_json(doc: Any, stream: TextIO | None = None) -> None:
+    import json
+
     out = stream or sys.stdout
-    json.dump(doc, out, indent=2)
+    # One write: json.dump would write each of its many small pieces to the stream.
+    out.write(json.dumps(doc, indent=2))
     out.write("\n")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .output import dump_json
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "ps",
-        help="list the Python processes you can attach to",
+        help=summary,
         description="PID, Python version, memory, whether an agent already listens, command line.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list")

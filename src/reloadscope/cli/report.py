@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .output import print_report
+from .progress import Progress
 from .target import report_of
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "report",
-        help="summarise a live process or a snapshot file (stale objects, paths, fixes)",
+        help=summary,
         description=(
             "Print what a process (by PID) or a snapshot file holds: each reloaded module "
             "with its generations, and "
@@ -36,10 +40,18 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="exit with status 1 when stale objects were found",
     )
+    p.add_argument(
+        "--no-collect",
+        dest="collect",
+        action="store_false",
+        help="for a PID: do not run gc.collect() in the process first (a full collection "
+        "pauses it; garbage cycles then show up as held by nothing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    report = report_of(args.target)
+    with Progress() as progress:  # erased before the report is printed
+        report = report_of(args.target, progress, collect=args.collect)
     print_report(report, as_json=args.json)
     if args.fail_on_stale and report.stale_count:
         return 1

@@ -8,15 +8,18 @@ import os
 import runpy
 import sys
 import types
-from typing import Any
 
 from .errors import UserError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "run",
-        help="run a program with reload recording on from its first line",
+        help=summary,
         description=(
             "Runs SCRIPT (or -m MODULE, or -c CODE) like python would, with every generation "
             "recorded and an agent listening, so 'reloadscope attach/report/snapshot PID' work "

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from ..snapshot import write
 from .errors import UserError
+from .progress import Progress
 from .target import parse_pid, scan_pid
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "snapshot",
-        help="write a snapshot file of a live process (no UI)",
+        help=summary,
         description=(
             "Attach to the process, scan it, write a .rsnap file and detach; the process runs "
             "on as before. The last line printed is the path written. Open it later with "
@@ -29,10 +32,21 @@ def add_parser(sub: Any) -> None:
         metavar="FILE",
         help="where to write (default: reloadscope-PID-TIME.rsnap here)",
     )
+    p.add_argument(
+        "--no-collect",
+        dest="collect",
+        action="store_false",
+        help="do not run gc.collect() in the process first (a full collection pauses it; "
+        "garbage cycles then show up as held by nothing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    report = scan_pid(parse_pid(args.pid))
+    pid = parse_pid(args.pid)
+    with Progress() as progress:
+        report = scan_pid(pid, progress, collect=args.collect)
+    from ..snapshot import write
+
     try:
         path = write(report, args.output)
     except OSError as e:

@@ -7,6 +7,7 @@ the same on all three; only ``live`` sources can rescan and collect garbage.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -76,11 +77,12 @@ class LiveSource:
     kind = "live"
     can_rescan = True
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, progress: Callable[[str], None] | None = None) -> None:
+        """``progress`` hears what attaching waits for (an injection), as ``Session``'s."""
         from ..attach.session import Session
 
         self.pid = pid
-        self.session = Session(pid)
+        self.session = Session(pid, progress=progress)
         self.description = f"live process {pid} (Python {self.session.client.python})"
 
     def load(self, *, collect: bool = True) -> Report:
