@@ -110,8 +110,17 @@ class Classifier:
         self._orphans: dict[int, tuple[str, int | None] | None] = {}
         self._bound: dict[str, dict[int, list[str]]] = {}
         self.found: dict[int, Found] = {}
+        self._library: dict[int, bool] = {}  # id(namespace) -> a current library module's
 
     # -- helpers -------------------------------------------------------------------------------
+    def _library_ns(self, ns: object) -> bool:
+        """Whether ``ns`` is the namespace of a current module of a library (or the stdlib)."""
+        known = self._library.get(id(ns))
+        if known is None:
+            m = self.sources.of_globals(ns)
+            known = self._library[id(ns)] = m is not None and m.library
+        return known
+
     def recorded_old_classes(self) -> list[type]:
         """The live classes recording saw a generation other than the current one make."""
         out: list[type] = []
@@ -247,7 +256,13 @@ class Classifier:
         code = fn.__code__
         if code.co_name == "__annotate__":
             return  # PEP 649 (3.14+): part of the function or class it annotates, not an entry
-        hit = self.judge(code, fn.__globals__, fn)
+        ns = fn.__globals__
+        # A current library module's function: no evidence but an older compilation of the
+        # same place can apply (what ``judge`` would find, quicker: a process holds thousands).
+        library = self._library_ns(ns) and id(code) not in self.code_index
+        if library and not self.sources.recompiled(code):
+            return
+        hit = self.judge(code, ns, fn)
         if hit is not None:
             owner, gen, reason, found = hit
             qualname = safe.function_qualname(fn)
@@ -293,9 +308,10 @@ class Classifier:
             mod = safe.class_module(cls)
             if mod is None or (mod not in self.records and mod not in self.current):
                 continue
-            stale_method = next(
-                (m for m in map(self.found.get, map(id, _methods(cls))) if m is not None), None
-            )
+            stale_method = None
+            if self.found:  # no stale function at all: no class has a stale method
+                methods = map(self.found.get, map(id, _methods(cls)))
+                stale_method = next((m for m in methods if m is not None), None)
             if stale_method is not None:
                 rec2 = self.records.get(stale_method.owner)
                 if rec2 is not None and self.kept(rec2, cls):
