@@ -81,8 +81,6 @@ def doubt(
                 others.update((id(o), o) for o in objs if id(o) not in samples)
         if carrier is not None:
             carrier_of.update(dict.fromkeys(ids, carrier))
-    if unshown and _held_by_deferred(w, exact_depth, unshown):
-        return "an object not shown is held by a deferred container"
     if others:
         more = graph.chains(w, others, 1)
         chains = {**more, **chains}
@@ -117,7 +115,7 @@ def doubt(
                     return "a node with several holders beyond the exact depth"
                 doubtful.setdefault(id(chain[j]), (chain, j))
     obj = chain = first = None  # type: ignore[assignment]  # no reference the census misses
-    if not doubtful:
+    if not doubtful and not unshown:
         return None
     # From here on the walk's levels are not needed, and they would count as holders.
     graph.release(w.levels)
@@ -128,9 +126,14 @@ def doubt(
     mine = [*(own or ()), chains, need, others, samples, carrier_of]
     mine.extend(c for cs in chains.values() for c in cs)
     mine.extend(groups)
-    outside = graph.outside_counts([c[j] for c, j in doubtful.values()], mine)
-    near: dict[int, int] = {}  # id(node) -> its depth, for nodes settled by a look one step in
     known = targets if type(targets) is dict else need
+    counted = {id(c[j]): c[j] for c, j in doubtful.values()}
+    counted.update((i, known[i]) for i in unshown if i in known)
+    nodes = list(counted.values())
+    del counted  # the list alone may hold them while they are counted
+    outside = graph.outside_counts(nodes, mine)
+    del nodes
+    near: dict[int, int] = {}  # id(node) -> its depth, for nodes settled by a look one step in
     reached = [o for i, o in known.items() if i in w.found and i not in w.deferred]
     for i in [i for i in doubtful if i not in carried]:
         if _sole_holder(doubtful[i], outside, extra):
@@ -163,8 +166,14 @@ def doubt(
         # no deferred container holds the node.
         near = {i: k for i, k in near.items() if _accounted(i, reached, outside, extra) is None}
     del reached
-    if near and _held_by_deferred(w, exact_depth, near):
-        return "a deferred container holds a sample"
+    # What must not be held by a deferred container directly (id -> the depth it would beat):
+    # not an object whose one holder is the one the walk reached it through.
+    look = dict(unshown)
+    for i, k in near.items():
+        look[i] = max(k, look.get(i, 0))
+    look = {i: k for i, k in look.items() if not _walked_holder_only(i, w, known, outside, extra)}
+    if look and _held_by_deferred(w, exact_depth, look):
+        return "a deferred container holds a stale object directly"
     w.deferred_objs.clear()
     if not doubtful:
         return None
@@ -217,6 +226,22 @@ def _sole_holder(
     inner, inside = graph.refs_from_dominated(chain[j], extra, chain[j])
     parent = graph.refs_to(chain[j], [chain[j - 1]])
     return parent > 0 and id(chain[j - 1]) not in inside and left - inner == parent
+
+
+def _walked_holder_only(
+    i: int,
+    w: graph.Walk,
+    known: dict[int, object],
+    outside: dict[int, int],
+    extra: dict[int, int],
+) -> bool:
+    """Whether the object with id ``i``, which the walk reached, has one holder besides the
+    scan and what only it reaches: the one the walk reached it through, never deferred."""
+    node = known.get(i)
+    left = outside.get(i)
+    if node is None or left is None or i not in w.found:
+        return False
+    return left - graph.refs_from_dominated(node, extra, node)[0] == 1
 
 
 def _accounted(
