@@ -25,7 +25,7 @@ import gc
 import os
 import sys
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_
+from operator import attrgetter, is_, ne
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -379,12 +379,12 @@ class Sources:
             seen.update(map(id, level))
         twice: set[tuple] = set()
         if len(set(places)) != len(places):
-            once: set[tuple] = set()
-            for place in places:
-                if place in once:
-                    twice.add(place)
-                else:
-                    once.add(place)
+            # A place seen more than once has a first index other than its last (in C: a
+            # real process holds tens of thousands, many made by exec under one name).
+            last = dict(zip(places, range(len(places))))
+            places.reverse()
+            first = dict(zip(places, range(len(places) - 1, -1, -1)))
+            twice = set(compress(last, map(ne, last.values(), map(first.__getitem__, last))))
         self._twice = twice
 
     def recompiled(self, code: CodeType) -> bool:
