@@ -223,7 +223,7 @@ def _sole_holder(
     left = outside.get(id(chain[j]))
     if left is None:
         return False
-    inner, inside = graph.refs_from_dominated(chain[j], extra, chain[j])
+    inside, inner = graph.dominated(chain[j], extra, chain[j])
     parent = graph.refs_to(chain[j], [chain[j - 1]])
     return parent > 0 and id(chain[j - 1]) not in inside and left - inner == parent
 
@@ -241,7 +241,7 @@ def _walked_holder_only(
     left = outside.get(i)
     if node is None or left is None or i not in w.found:
         return False
-    return left - graph.refs_from_dominated(node, extra, node)[0] == 1
+    return left - graph.dominated(node, extra, node)[1] == 1
 
 
 def _accounted(
@@ -257,7 +257,7 @@ def _accounted(
     left = outside.get(i)
     if node is None or left is None:
         return None
-    inner, inside = graph.refs_from_dominated(node, extra, node)
+    inside, inner = graph.dominated(node, extra, node)
     holders = [o for o in reached if id(o) not in inside and graph.refs_to(node, [o])]
     if left - inner != graph.refs_to(node, holders):
         return None
@@ -306,7 +306,7 @@ def _inside_carrier(
     left = outside.get(id(chain[j]))
     if left is None:
         return False
-    return left > 0 and left == graph.refs_from_dominated(carrier, extra, chain[j])[0]
+    return left > 0 and left == graph.dominated(carrier, extra, chain[j])[1]
 
 
 def _closer(
@@ -322,12 +322,12 @@ def _closer(
     none does).  A function of its own so that no loop variable outlives it: an object held by
     a leftover local would look held twice to the next ``dominated``."""
     if carrier is not None:
-        inside = graph.dominated(carrier, extra)
+        inside = graph.dominated(carrier, extra)[0]
         if not all(id(h) in inside for h in holders):
             return "a method of a stale class is held outside it"
         return None
     parent, parent_depth = chain[j - 1], j - 1
-    inside = graph.dominated(chain[j], extra)
+    inside = graph.dominated(chain[j], extra)[0]
     for h in holders:
         if h is parent or id(h) in inside:
             continue

@@ -578,23 +578,33 @@ def referrers(objs: list[object], drop: Callable[[object], bool]) -> dict[int, l
     return out
 
 
-def dominated(obj: object, extra: dict[int, int], limit: int = 50_000) -> set[int]:
-    """Ids of objects every path to which passes through ``obj``: those reached from it
-    through single holders only.  ``extra[id]`` counts references the caller holds itself
-    (such an object is single-held when its count exceeds the usual by exactly that)."""
+def dominated(
+    obj: object, extra: dict[int, int], node: object = None, limit: int = 50_000
+) -> tuple[set[int], int]:
+    """Ids of ``obj`` and the objects every path to which passes through it: those reached
+    from it through single holders only; and how many references to ``node`` they hold.
+    ``extra[id]`` counts references the caller holds itself (such an object is single-held
+    when its count exceeds the usual by exactly that)."""
+    target = id(node)
+    n = 0
     out: set[int] = set()
     frontier = [obj]
+    base = _SINGLE_HOLDER
     while frontier and len(out) < limit:
-        refs = list(filter(_is_tracked, _get_referents(*frontier)))
+        raw = _get_referents(*frontier)
+        if node is not None:
+            n += list(map(id, raw)).count(target)
+        refs = list(filter(_is_tracked, raw))
+        del raw
         counts = list(map(_refcount, refs))
-        base = _SINGLE_HOLDER
         frontier = [
             r
             for r, c in zip(refs, counts)
             if base and c == base + extra.get(id(r), 0) and id(r) not in out
         ]
         out.update(map(id, frontier))
-    return out
+    out.add(id(obj))
+    return out, n
 
 
 def referents_of(obj: object) -> list[object]:
@@ -634,30 +644,6 @@ def refs_to(node: object, holders: Iterable[object]) -> int:
     it, as the reference count does)."""
     target = id(node)
     return sum(list(map(id, _get_referents(h))).count(target) for h in holders)
-
-
-def refs_from_dominated(obj: object, extra: dict[int, int], node: object) -> tuple[int, set[int]]:
-    """How many references to ``node`` ``obj`` and the objects it dominates hold, and the ids
-    of those objects (see ``dominated``)."""
-    target = id(node)
-    n = 0
-    out: set[int] = set()
-    frontier = [obj]
-    base = _SINGLE_HOLDER
-    while frontier and len(out) < 50_000:
-        raw = _get_referents(*frontier)
-        n += list(map(id, raw)).count(target)
-        refs = list(filter(_is_tracked, raw))
-        del raw
-        counts = list(map(_refcount, refs))
-        frontier = [
-            r
-            for r, c in zip(refs, counts)
-            if base and c == base + extra.get(id(r), 0) and id(r) not in out
-        ]
-        out.update(map(id, frontier))
-    out.add(id(obj))
-    return n, out
 
 
 class _Sentinel:
