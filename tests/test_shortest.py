@@ -46,7 +46,8 @@ def both():
 """
 
 
-def _run(scenario, body: str):
+def _run(scenario, body: str, last: str = "both()\n"):
+    """Run ``body``, reload plug, then ``last`` (which scans both ways)."""
     scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
     r = scenario.run(
         "import reloadscope, rs\nreloadscope.install()\nimport plug\n"
@@ -55,7 +56,8 @@ def _run(scenario, body: str):
         + repr(PLUG_V.replace("@V@", "2"))
         + ")\n"
         + COMPARE
-        + "\nboth()\n"
+        + "\n"
+        + last
     )
     cmp = r.doc["_extra"]["compare"]
     assert cmp["pruned"] == cmp["full"], json.dumps(cmp, indent=1)
@@ -266,18 +268,11 @@ def test_a_holder_no_count_explains_falls_back_to_the_holder_search(scenario):
     # invisible to gc on 3.11+): the count cannot prove a sole holder, so its holders are
     # searched, and the result still matches the full walk.
     scenario.write("app.py", BIG + "import plug\nkeep = [[[[[plug.handler]]]]]\n")
-    scenario.write("plug.py", PLUG_V.replace("@V@", "1"))
-    r = scenario.run(
-        "import reloadscope, rs\nreloadscope.install()\nimport plug, app\n"
-        + REFERRERS_SPY
-        + "rs.edit(plug, "
-        + repr(PLUG_V.replace("@V@", "2"))
-        + ")\n"
-        + COMPARE
-        + "\ndef hold(h):\n    both()\nhold(app.keep[0][0][0][0][0])\n"
+    r, _ = _run(
+        scenario,
+        "import app\n" + REFERRERS_SPY,
+        last="def hold(h):\n    both()\nhold(app.keep[0][0][0][0][0])\n",
     )
-    cmp = r.doc["_extra"]["compare"]
-    assert cmp["pruned"] == cmp["full"], cmp
     assert r.doc["_extra"]["calls"], "the holder search should have run"
 
 
