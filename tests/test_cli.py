@@ -64,3 +64,20 @@ def test_open_and_attach_without_a_terminal_suggest_report():
         assert p.stderr.startswith("reloadscope: error: ") and "needs a terminal" in p.stderr
         assert suggestion in p.stderr and len(p.stderr.splitlines()) == 1
         assert p.stdout == ""
+
+
+def test_report_text_and_str_are_what_report_prints():
+    fixture = str(Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap")
+    p = rs("report", fixture)
+    assert p.returncode == 0, p.stderr
+    sys.path.insert(0, SRC)
+    try:
+        import reloadscope
+
+        report = reloadscope.load(fixture)
+    finally:
+        sys.path.remove(SRC)
+    assert report.stale_count > 0  # a report with findings, not the empty summary
+    assert report.text() == p.stdout
+    assert str(report) == p.stdout
+    assert isinstance(report.to_json(), dict)

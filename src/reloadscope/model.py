@@ -413,6 +413,15 @@ class Report(_Value):
     def module(self, name: str) -> Module | None:
         return next((m for m in self.modules if m.name == name), None)
 
+    def text(self) -> str:
+        """The readable summary, exactly what ``reloadscope report`` prints (without colour)."""
+        from .textreport import render
+
+        return render(self)
+
+    def __str__(self) -> str:
+        return self.text()
+
     def to_json(self) -> dict[str, Any]:
         """The report document (SPEC), including any fields this version does not know."""
         import copy
