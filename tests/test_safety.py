@@ -382,8 +382,17 @@ def test_the_injected_bootstrap_loads_the_agent_from_memory(tmp_path, python):
     assert "Finder" not in eval(finders)
 
 
-LAYERS = ["agent", "model", "textreport", "snapshot", "attach", "ui", "cli"]
-RANK = {"agent": 0, "model": 1, "textreport": 1, "snapshot": 1, "attach": 2, "ui": 3, "cli": 4}
+LAYERS = ["agent", "model", "textreport", "snapshot", "attach", "ui", "cli", "integrations"]
+RANK = {
+    "agent": 0,
+    "model": 1,
+    "textreport": 1,
+    "snapshot": 1,
+    "attach": 2,
+    "ui": 3,
+    "cli": 4,
+    "integrations": 5,
+}
 
 
 def _layer(path: Path) -> str | None:
