@@ -200,3 +200,58 @@ def test_run_python_refuses_in_one_line(project, args, needle):
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith("reloadscope: error: ") and len(p.stderr.splitlines()) == 1
     assert needle in p.stderr
+
+
+ANNOTATED = "def f(x: int): pass\nprint(f.__annotations__)\n"
+
+
+@pytest.mark.parametrize("how", ["script", "c"])
+def test_the_program_is_compiled_with_its_own_future_flags_only(project, how):
+    # reloadscope's modules use ``from __future__ import annotations``; the program must not.
+    (project / "ann.py").write_text(ANNOTATED)
+    program = ["ann.py"] if how == "script" else ["-c", ANNOTATED]
+    p = _rs(project, *program)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "{'x': <class 'int'>}"
+
+
+WAITING = """
+import json, os, sys
+def handler(event):
+    return event
+print(json.dumps(os.getpid()), flush=True)
+sys.stdin.read()
+"""
+
+
+def _report_of_running(project: Path, argv: list[str]) -> dict:
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=project,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        pid = json.loads(proc.stdout.readline())
+        r = _sh(project, sys.executable, "-m", "reloadscope", "report", str(pid), "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_an_unchanged_program_under_run_has_nothing_stale(project):
+    # The program's __main__ replaces the launcher's: neither may look like an earlier execution.
+    (project / "wait.py").write_text(WAITING)
+    doc = _report_of_running(project, [sys.executable, "-m", "reloadscope", "run", "wait.py"])
+    assert doc["modules"] == [], doc["modules"]
+    _, exe = _other_python()
+    doc = _report_of_running(
+        project, [sys.executable, "-m", "reloadscope", "run", "--python", exe, "wait.py"]
+    )
+    assert doc["modules"] == [], doc["modules"]

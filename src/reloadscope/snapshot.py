@@ -40,6 +40,13 @@ def write(report: Report, path: str | os.PathLike[str] | None = None) -> Path:
     return Path(snapfile.write(target, doc))
 
 
+def dump(report: Report, stream: BinaryIO) -> None:
+    """Write ``report`` as a snapshot file's bytes to a binary stream (``snapshot -o -``)."""
+    doc = snapfile.document(report.to_json(), report.sources, report.exit, report.facts or None)
+    stream.write(snapfile.encode(doc))
+    stream.flush()
+
+
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a named pipe (FIFO)"),

@@ -105,7 +105,7 @@ def _fresh_main(loader: object, file: str | None = None) -> dict[str, object]:
 
 def _run_code(code: str) -> None:
     ns = _fresh_main(importlib.machinery.BuiltinImporter)
-    exec(compile(code, "<string>", "exec"), ns)
+    exec(compile(code, "<string>", "exec", dont_inherit=True), ns)
 
 
 def _run_script(path: str) -> None:
@@ -124,7 +124,7 @@ def _run_script(path: str) -> None:
             runpy.run_path(path, run_name="__main__")
             return
     ns = _fresh_main(importlib.machinery.SourceFileLoader("__main__", full), full)
-    exec(compile(source, full, "exec"), ns)
+    exec(compile(source, full, "exec", dont_inherit=True), ns)
 
 
 def _show(exc: BaseException) -> None:

@@ -72,14 +72,19 @@ def document(
     return doc
 
 
+def encode(doc: dict[str, Any]) -> bytes:
+    """The bytes of a snapshot file holding ``doc``."""
+    import gzip  # here, not at load: an injected agent rarely writes files
+    import json
+
+    return gzip.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6, mtime=0)
+
+
 def write(path: str | os.PathLike[str], doc: dict[str, Any]) -> str:
     """Write ``doc`` to ``path`` atomically; returns the absolute path written."""
     final = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(final) or "."
-    import gzip  # here, not at load: an injected agent rarely writes files
-    import json
-
-    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6, mtime=0)
+    data = encode(doc)
     tmp = os.path.join(directory, f".rsnap-{os.getpid()}-{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -30,7 +30,8 @@ def add_parser(sub: Any, summary: str) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help="where to write (default: reloadscope-PID-TIME.rsnap here)",
+        help="where to write (default: reloadscope-PID-TIME.rsnap here); - writes the "
+        "snapshot to standard output (not a terminal), e.g. to pipe it to 'reloadscope report -'",
     )
     p.add_argument(
         "--no-collect",
@@ -43,8 +44,21 @@ def add_parser(sub: Any, summary: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pid = parse_pid(args.pid)
+    to_stdout = args.output == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise UserError(
+            "-o - writes binary data to standard output, which is a terminal: redirect it "
+            "(> FILE, | reloadscope report -) or give -o FILE"
+        )
     with Progress() as progress:
         report = scan_pid(pid, progress, collect=args.collect)
+    n = report.stale_count
+    if to_stdout:
+        from ..snapshot import dump
+
+        dump(report, sys.stdout.buffer)
+        print(f"{n} stale object{'' if n == 1 else 's'} in process {report.pid}", file=sys.stderr)
+        return 0
     from ..snapshot import write
 
     try:
@@ -53,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot write {args.output or 'the snapshot'}: {e.strerror or e}"
         ) from None
-    n = report.stale_count
     print(f"{n} stale object{'' if n == 1 else 's'} in process {report.pid}", file=sys.stderr)
     print(path)
     return 0
