@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .inert import inert
 from .model import Module, Report, StaleObject
 
@@ -16,11 +18,42 @@ _BOLD, _DIM, _RED, _YELLOW, _CYAN, _RESET = (
 
 
 class _Style:
-    def __init__(self, color: bool) -> None:
+    def __init__(self, color: bool, width: int | None = None) -> None:
         self.color = color
+        self.width = width
 
     def __call__(self, code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if self.color else text
+
+    def wrap(self, prefix: str, text: str, code: str = "", *, path: bool = False) -> list[str]:
+        """``prefix + text`` in lines of at most ``width`` (continuations indented under the
+        text), ``text`` in colour ``code``.  A path breaks before a ``.`` or ``[`` or at a
+        space, prose at spaces; a piece longer than a line is cut."""
+        room = None if self.width is None else max(self.width - len(prefix), 20)
+        if room is None or len(text) <= room:
+            return [prefix + (self(code, text) if code else text)]
+        lines: list[str] = []
+        line = ""
+        for piece in (_PATH_PIECES if path else _WORDS).findall(text):
+            if line and len(line) + len(piece.rstrip()) > room:
+                lines.append(line.rstrip())
+                line = piece.lstrip()
+            else:
+                line += piece
+            while len(line) > room:
+                lines.append(line[:room])
+                line = line[room:]
+        if line.strip():
+            lines.append(line.rstrip())
+        indent = " " * len(prefix)
+        return [
+            (prefix if i == 0 else indent) + (self(code, ln) if code else ln)
+            for i, ln in enumerate(lines)
+        ]
+
+
+_WORDS = re.compile(r"\s*\S+")
+_PATH_PIECES = re.compile(r"\s*[.\[]?[^.\[\s]*")
 
 
 def _gen(n: int | None) -> str:
@@ -33,14 +66,15 @@ def _entry(s: StaleObject, st: _Style) -> list[str]:
     head = f"  {st(_RED, inert(s.kind)):<10} {st(_BOLD, inert(s.qualname))}{count}  {where}"
     lines = [head]
     if s.evidence is not None:
-        lines.append(f"      why: {inert(s.evidence.text)} [{inert(s.evidence.kind)}]")
+        why = f"{inert(s.evidence.text)} [{inert(s.evidence.kind)}]"
+        lines += st.wrap("      why: ", why)
     if s.paths:
         p = s.paths[0]
-        lines.append(f"      held by {st(_CYAN, inert(p.text))}")
+        lines += st.wrap("      held by ", inert(p.text), _CYAN, path=True)
         if p.hint:
-            lines.append(f"      fix: {inert(p.hint)}")
+            lines += st.wrap("      fix: ", inert(p.hint))
         for other in s.paths[1:]:
-            lines.append(f"      also    {st(_CYAN, inert(other.text))}")
+            lines += st.wrap("      also    ", inert(other.text), _CYAN, path=True)
     return lines
 
 
@@ -67,8 +101,9 @@ def _module(m: Module, st: _Style) -> list[str]:
     return lines
 
 
-def render(report: Report, *, color: bool = False) -> str:
-    st = _Style(color)
+def render(report: Report, *, color: bool = False, width: int | None = None) -> str:
+    """The readable report; with ``width``, long findings wrap to that many columns."""
+    st = _Style(color, width)
     argv = inert(" ".join(report.argv)) or "?"
     lines = [
         f"reloadscope report: pid {report.pid}, Python {inert(report.python)}, {argv}",

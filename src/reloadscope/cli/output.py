@@ -22,10 +22,37 @@ def tolerant_streams() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def use_color(stream: TextIO) -> bool:
+    """As CPython's own colour rules: NO_COLOR (any value) turns colour off, else FORCE_COLOR
+    turns it on, else TERM=dumb turns it off; otherwise colour only on a terminal."""
     if os.environ.get("NO_COLOR"):
         return False
-    return hasattr(stream, "isatty") and stream.isatty()
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return _isatty(stream)
+
+
+def text_width(stream: TextIO) -> int | None:
+    """The width to wrap the readable report to: COLUMNS when set, else the terminal's; None
+    (no wrapping: one finding per line, for grep) on a pipe."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if not _isatty(stream):
+        return None
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def print_report(report: Report, *, as_json: bool, stream: TextIO | None = None) -> None:
@@ -35,7 +62,7 @@ def print_report(report: Report, *, as_json: bool, stream: TextIO | None = None)
     else:
         from ..textreport import render
 
-        out.write(render(report, color=use_color(out)))
+        out.write(render(report, color=use_color(out), width=text_width(out)))
 
 
 def dump_json(doc: Any, stream: TextIO | None = None) -> None:

@@ -23,6 +23,13 @@ AFTER_S = 1.0
 _ERASE = "\r\x1b[K"  # back to the line's start, and erase it
 
 
+def _erase(drawn: int) -> str:
+    """What erases a line of ``drawn`` characters: a dumb terminal knows no escape codes."""
+    if os.environ.get("TERM") == "dumb":
+        return "\r" + " " * drawn + "\r"
+    return _ERASE
+
+
 def threshold() -> float:
     """Seconds of waiting before the line appears (``RELOADSCOPE_PROGRESS_AFTER_S``)."""
     try:
@@ -45,6 +52,7 @@ class Progress:
         self.after = threshold() if after is None else after
         self.message: str | None = None
         self.shown = False  # the line is on the terminal now
+        self.drawn = 0  # its length
         self._done = False
         self._lock: threading.Lock | None = None
         self._timer: threading.Timer | None = None
@@ -83,9 +91,10 @@ class Progress:
         if width > 1 and len(text) > width - 1:  # a wrapped line could not be erased
             text = text[: max(width - 4, 0)] + "..."
         try:
-            self.stream.write(_ERASE + text)
+            self.stream.write(_erase(self.drawn) + text)
             self.stream.flush()
             self.shown = True
+            self.drawn = len(text)
         except (OSError, ValueError):
             self._done = True
 
@@ -100,7 +109,7 @@ class Progress:
             if self.shown:
                 self.shown = False
                 try:
-                    self.stream.write(_ERASE)
+                    self.stream.write(_erase(self.drawn))
                     self.stream.flush()
                 except (OSError, ValueError):
                     pass
