@@ -81,3 +81,24 @@ def test_report_text_and_str_are_what_report_prints():
     assert report.text() == p.stdout
     assert str(report) == p.stdout
     assert isinstance(report.to_json(), dict)
+
+
+def test_help_teaches_every_option_of_every_command():
+    sys.path.insert(0, SRC)
+    try:
+        import argparse
+
+        from reloadscope.cli import build_parser
+    finally:
+        sys.path.remove(SRC)
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"attach", "open", "report", "snapshot", "ps", "run", "demo"} <= set(sub.choices)
+    for name, command in sub.choices.items():
+        assert command.description, name
+        shown = rs(name, "--help")
+        assert shown.returncode == 0, shown.stderr
+        for action in command._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+            for option in action.option_strings:
+                assert option in shown.stdout, (name, option)
