@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from reloadscope.agent.server import socket_path
@@ -268,3 +269,59 @@ def test_generations_and_choosing_which_two_to_diff():
             assert "have the same source" in app.screen.text
 
     run(go())
+
+
+@pytest.mark.parametrize("objgraph_installed", [True, False])
+def test_export_in_this_process_uses_objgraph_when_it_is_installed(
+    tmp_path, monkeypatch, objgraph_installed
+):
+    import importlib
+
+    import reloadscope
+    from reloadscope.ui.source import ProcessSource
+
+    if objgraph_installed:
+        pytest.importorskip("objgraph")
+    else:
+        monkeypatch.setitem(sys.modules, "objgraph", None)  # import objgraph raises ImportError
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exportplug.py").write_text("def handler():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    reloadscope.install(listen=False)
+    notes: list[str] = []
+    try:
+        import exportplug
+
+        held = [exportplug.handler]
+        (tmp_path / "exportplug.py").write_text("def handler():\n    return 2\n")
+        t = time.time() + 10
+        os.utime(tmp_path / "exportplug.py", (t, t))
+        importlib.invalidate_caches()
+        importlib.reload(exportplug)
+
+        async def go():
+            app = ReloadScopeApp(ProcessSource())
+            monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(str(message)))
+            async with app.run_test(size=(120, 40)) as pilot:
+                await _loaded(app, pilot)
+                app.query_one("#modules", DataTable).move_cursor(
+                    row=_column(app, "#modules", 0).index("exportplug")
+                )
+                await pilot.pause()
+                await pilot.press("tab", "x")
+                await pilot.pause()
+
+        run(go())
+        assert held
+    finally:
+        reloadscope.uninstall()
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("exportplug", None)
+    (dot,) = tmp_path.glob("*.dot")
+    text = dot.read_text()
+    assert any(n.startswith("wrote ") for n in notes), notes
+    if objgraph_installed:
+        assert text.startswith("digraph ObjectGraph"), text[:200]  # objgraph's back-references
+    else:
+        assert "objgraph is not installed" in " ".join(notes), notes
+        assert text.startswith("digraph") and "held" in text  # the reported paths

@@ -275,26 +275,40 @@ class ReloadScopeApp(App[None]):
         s = self.rows[table.cursor_row]
         name = f"reloadscope-{s.qualname.replace('<', '').replace('>', '')}".replace(".", "-")
         try:
-            written = export_graph(self.source, s, name)
+            written, note = export_graph(self.source, s, name)
         except OSError as e:
             self.notify(inert(f"could not export: {e}"), severity="error", markup=False)
             return
         self.notify(inert("wrote " + ", ".join(written)), markup=False)
+        if note:
+            self.notify(inert(note), severity="warning", markup=False)
 
     def action_help(self) -> None:
         self.push_screen(TextScreen(HELP, "help"))
 
 
-def export_graph(source: Source, s: StaleObject, name: str) -> list[str]:
+NO_OBJGRAPH = (
+    "objgraph is not installed (pip install 'reloadscope[graph]'): the graph shows the "
+    "reported paths instead of the object's back-references"
+)
+
+
+def export_graph(source: Source, s: StaleObject, name: str) -> tuple[list[str], str | None]:
     """Write the object's reference graph: objgraph's back-references when the object lives
-    in this process, else the reported paths; a .png too when graphviz is installed."""
+    in this process (objgraph is the ``graph`` extra), else the reported paths; a .png too
+    when graphviz is installed.  Returns the files written and a note on what was missing."""
     import shutil
     import subprocess
 
     dot = Path(f"{name}.dot")
-    if source.kind == "process" and s.paths and _objgraph_backrefs(s.paths[0].object_id, dot):
-        pass
-    else:
+    note = None
+    drawn = False
+    if source.kind == "process" and s.paths:
+        try:
+            drawn = _objgraph_backrefs(s.paths[0].object_id, dot)
+        except ImportError:
+            note = NO_OBJGRAPH
+    if not drawn:
         dot.write_text(view.paths_dot(s))
     written = [str(dot)]
     if shutil.which("dot"):
@@ -302,7 +316,7 @@ def export_graph(source: Source, s: StaleObject, name: str) -> list[str]:
         subprocess.run(["dot", "-Tpng", str(dot), "-o", str(png)], check=False, timeout=60)
         if png.exists():
             written.append(str(png))
-    return written
+    return written, note
 
 
 def _objgraph_backrefs(object_id: int | None, dot: Path) -> bool:
