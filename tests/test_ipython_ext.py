@@ -1,13 +1,16 @@
 """``%load_ext reloadscope`` for real (SPEC: "IPython and Jupyter").
 
-The extension's after-cell signal: the recorder tells reloads and in-place patches apart from
-nothing, cheaply.
+A Report as a cell's value (text and HTML, escaped). The extension's after-cell signal: the
+recorder tells reloads and in-place patches apart from nothing, cheaply.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import reloadscope
 from scenario import Scenario, pythons, version_id
 from test_safety import HOSTILE
 
@@ -80,3 +83,30 @@ def test_recorder_tells_reloads_and_in_place_patches(tmp_path, python):
         "reimported": [["sig_b"], 1],
         "not a module in sys.modules": [[], 0],
     }, got
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
+
+
+def test_report_renders_as_a_cell_value_escaped():
+    pretty = pytest.importorskip("IPython.lib.pretty")
+    doc = reloadscope.load(FIXTURE).to_json()
+    m = doc["modules"][0]
+    m["name"] = "app<script>\x1b]52;c;eA==\x07"
+    m["stale"][0]["qualname"] = "<b>greet</b>\x9b2J"
+    m["stale"][0]["paths"][0]["text"] = "app.main.REG['<i>&\\'\u202e']"
+    m["stale"][0]["paths"][0]["hint"] = "drop it & <reload>"
+    report = reloadscope.Report.from_json(doc)
+
+    assert pretty.pretty(report) == report.text().rstrip("\n")
+    assert "app<script>\\x1b]52;c;eA==\\x07" in pretty.pretty(report)  # inert, as text() is
+
+    page = report._repr_html_()
+    assert page.startswith('<div class="reloadscope-report">') and "<table>" in page
+    assert "<b>app&lt;script&gt;\\x1b]52;c;eA==\\x07</b>" in page, page
+    assert "<code>&lt;b&gt;greet&lt;/b&gt;\\x9b2J</code>" in page, page
+    assert "<code>app.main.REG[&#x27;&lt;i&gt;&amp;\\&#x27;\\u202e&#x27;]</code>" in page, page
+    assert "drop it &amp; &lt;reload&gt;" in page, page
+    assert not any(c in page for c in "\x1b\x07\x9b\u202e"), page
+    for tag in ("<script", "<i>", "<b>greet", "<reload"):
+        assert tag not in page, tag
