@@ -224,7 +224,8 @@ class Recorder:
         In-place patchers (IPython 9's deduperreload, jurigged) import nothing, so the finder
         never sees them: two calls compared with ``patched_modules`` do.  Only modules whose
         file is the user's (not the standard library's or site-packages'), as the patchers
-        themselves.  Reads ids only, runs no user code, never raises (``{}`` then)."""
+        themselves, and not ``__main__`` (an interactive shell's namespace: defining a function
+        there is no reload).  Reads ids only, runs no user code, never raises (``{}`` then)."""
         try:
             return self._code_state()
         except Exception:
@@ -237,7 +238,7 @@ class Recorder:
         if len(cache) > 2 * len(modules) + 100:
             cache.clear()
         for name, module in modules:
-            if type(name) is str and type(module) is ModuleType:
+            if type(name) is str and name != "__main__" and type(module) is ModuleType:
                 known = cache.get(name)
                 if known is None or known[0] != id(module):
                     known = cache[name] = (id(module), self.is_user_file(safe.module_file(module)))
