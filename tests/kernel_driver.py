@@ -6,8 +6,9 @@ reloadscope's ``src`` and ``root`` on its PYTHONPATH and ``root`` as its working
 the kernel is named by a kernel spec written under ``root``, so no installed kernel spec (nor the
 native one, which always runs this interpreter) is used.  ``run(code)``
 executes one cell, waits until the kernel is idle again, and returns what the cell wrote to
-stdout/stderr plus its ``execute_result`` (text/plain).  A cell that raises fails the test with
-the kernel's traceback.  Always use it as a context manager: the kernel is shut down on exit.
+stdout/stderr plus its ``execute_result`` (``result``: text/plain; ``data``: every mimetype).
+A cell that raises fails the test with the kernel's traceback.  Always use it as a context
+manager: the kernel is shut down on exit.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Cell:
         self.stdout = ""
         self.stderr = ""
         self.result: str | None = None
+        self.data: dict[str, Any] = {}  # the execute_result's every representation
         self.error: dict[str, Any] | None = None
         self.status: str | None = None
 
@@ -125,7 +127,8 @@ class Kernel:
                 else:
                     cell.stderr += content["text"]
             elif kind == "execute_result":
-                cell.result = content["data"].get("text/plain")
+                cell.data = content["data"]
+                cell.result = cell.data.get("text/plain")
             elif kind == "error":
                 cell.error = content
             elif kind == "status" and content["execution_state"] == "idle":

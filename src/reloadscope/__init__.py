@@ -23,9 +23,11 @@ __all__ = [
     "breakpoint",
     "install",
     "load",
+    "load_ipython_extension",
     "scan",
     "snapshot",
     "uninstall",
+    "unload_ipython_extension",
 ]
 __version__ = "0.1.0"
 
@@ -180,3 +182,18 @@ def breakpoint(*args: object, **kwargs: object) -> None:
     finally:
         if not was_listening:
             _agent.stop_listening()
+
+
+def load_ipython_extension(ip: object) -> None:
+    """``%load_ext reloadscope`` in IPython or Jupyter: ``install()``, a warning after each cell
+    whose reload left stale objects, and the ``%reloadscope`` magic."""
+    from .integrations.ipython import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: object) -> None:
+    """``%unload_ext reloadscope``: the magic and the warning go, then ``uninstall()``."""
+    from .integrations.ipython import unload_ipython_extension as unload
+
+    unload(ip)

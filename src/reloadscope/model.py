@@ -422,6 +422,16 @@ class Report(_Value):
     def __str__(self) -> str:
         return self.text()
 
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's text display of a cell's value: the readable summary."""
+        p.text(f"<Report pid {self.pid}>" if cycle else self.text().rstrip("\n"))
+
+    def _repr_html_(self) -> str:
+        """A notebook's display of a cell's value: the summary as an HTML table."""
+        from .textreport import render_html
+
+        return render_html(self)
+
     def to_json(self) -> dict[str, Any]:
         """The report document (SPEC), including any fields this version does not know."""
         import copy

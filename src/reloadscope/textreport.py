@@ -129,3 +129,81 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
         lines.append("")
         lines.extend(_module(m, st))
     return "\n".join(lines) + "\n"
+
+
+def _h(text: object) -> str:
+    """``inert`` text, HTML-escaped (quotes too): safe in an element and in an attribute."""
+    import html
+
+    return html.escape(inert(text), quote=True)
+
+
+def _module_html(m: Module) -> list[str]:
+    if m.generations_known:
+        which = f"generation {m.current_generation} of {len(m.generations)}"
+    else:
+        which = "earlier executions found by evidence, numbers unknown"
+    notes = [f"<b>{_h(m.name)}</b>", _h(which), f"{m.stale_count} stale"]
+    if m.file:
+        notes.append(f"<code>{_h(m.file)}</code>")
+    if m.leftover_names:
+        notes.append(
+            "leftover names: " + ", ".join(f"<code>{_h(n)}</code>" for n in m.leftover_names)
+        )
+    notes.extend(f"warning: {_h(w)}" for w in m.warnings)
+    rows = [f'<tr><th colspan="6" style="text-align:left">{" &middot; ".join(notes)}</th></tr>']
+    for s in m.stale:
+        count = f" &times;{s.count}" if s.count > 1 else ""
+        held = "<br>".join(f"<code>{_h(p.text)}</code>" for p in s.paths) or "nothing found"
+        fixes = "<br>".join(_h(p.hint) for p in s.paths if p.hint)
+        why = _h(s.evidence.text) if s.evidence is not None else ""
+        rows.append(
+            "<tr>"
+            f"<td>{_h(s.kind)}</td>"
+            f"<td><code>{_h(s.qualname)}</code>{count}</td>"
+            f"<td>{_h(_gen(s.generation))}</td>"
+            f"<td>{held}</td>"
+            f"<td>{fixes}</td>"
+            f"<td>{why}</td>"
+            "</tr>"
+        )
+    return rows
+
+
+def render_html(report: Report) -> str:
+    """The summary as an HTML fragment (a notebook's display): a table of the modules, their
+    stale objects, the paths that hold each, the fixes and the evidence.  Everything from the
+    report is escaped, control characters as ``inert`` shows them."""
+    argv = " ".join(report.argv) or "?"
+    head = (
+        f"<p><b>reloadscope report</b>: pid {report.pid}, Python {_h(report.python)}, "
+        f"<code>{_h(argv)}</code>; taken {_h(report.taken_at)}; scanned "
+        f"{report.objects:,} objects in {report.duration_s:.2f} s"
+        + ("" if report.complete else " (incomplete)")
+        + "</p>"
+    )
+    parts = ['<div class="reloadscope-report">', head]
+    parts.extend(f"<p>could not see: {_h(b)}</p>" for b in report.blind_spots)
+    if not report.modules:
+        what = (
+            "No stale objects found where the scan could judge."
+            if report.blind_spots
+            else "No reloads recorded and no stale objects found."
+        )
+        parts += [f"<p>{what}</p>", "</div>"]
+        return "\n".join(parts)
+    total, n = report.stale_count, len(report.modules)
+    parts.append(
+        f"<p>{total} stale object{'s' if total != 1 else ''} in {n} module{'s' if n != 1 else ''}"
+        "</p>"
+    )
+    parts.append("<table>")
+    parts.append(
+        "<thead><tr><th>kind</th><th>object</th><th>made by</th><th>held by</th><th>fix</th>"
+        "<th>why</th></tr></thead>"
+    )
+    parts.append("<tbody>")
+    for m in sorted(report.modules, key=lambda m: (-m.stale_count, m.name)):
+        parts.extend(_module_html(m))
+    parts += ["</tbody>", "</table>", "</div>"]
+    return "\n".join(parts)

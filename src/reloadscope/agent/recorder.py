@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from importlib.machinery import ModuleSpec
-from types import CodeType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 
 from . import safe
 from .evidence import library_prefixes, namespace_functions
@@ -169,7 +169,11 @@ class Recorder:
         self.installed_at = time.time()
         self.lock = threading.RLock()
         self.finder = _ReloadFinder(self)
+        # Reloads and re-imports begun since recording began: whoever wants to know whether
+        # one happened between two moments compares this number (IPython's post_run_cell).
+        self.reloads = 0
         self._user_prefixes = library_prefixes()
+        self._user_modules: dict[str, tuple[int, bool]] = {}  # name -> (id(module), is user's)
         # The program's own modules imported before recording began (their earlier
         # generations, if any, were not seen).
         self.preloaded: list[str] = sorted(
@@ -211,6 +215,37 @@ class Recorder:
                         del gen.classes[k]
         return index
 
+    def code_state(self) -> dict[str, int]:
+        """Which code the user's modules run now: module name -> a number that changes when a
+        function bound in the module (at module level, in its classes, as a static or class
+        method or property) is rebound, removed or given another ``__code__``, or a class
+        there is replaced.
+
+        In-place patchers (IPython 9's deduperreload, jurigged) import nothing, so the finder
+        never sees them: two calls compared with ``patched_modules`` do.  Only modules whose
+        file is the user's (not the standard library's or site-packages'), as the patchers
+        themselves, and not ``__main__`` (an interactive shell's namespace: defining a function
+        there is no reload).  Reads ids only, runs no user code, never raises (``{}`` then)."""
+        try:
+            return self._code_state()
+        except Exception:
+            return {}
+
+    def _code_state(self) -> dict[str, int]:
+        state: dict[str, int] = {}
+        cache = self._user_modules
+        modules = list(dict.items(sys.modules))
+        if len(cache) > 2 * len(modules) + 100:
+            cache.clear()
+        for name, module in modules:
+            if type(name) is str and name != "__main__" and type(module) is ModuleType:
+                known = cache.get(name)
+                if known is None or known[0] != id(module):
+                    known = cache[name] = (id(module), self.is_user_file(safe.module_file(module)))
+                if known[1]:
+                    state[name] = _code_print(module)
+        return state
+
     # -- recording ----------------------------------------------------------------------------
     def is_user_file(self, origin: str | None) -> bool:
         if not origin or not origin.endswith(".py"):
@@ -227,6 +262,8 @@ class Recorder:
                 if module is not None and kind in ("reload", "reimport"):
                     self._record_arrival(rec, module)
             gen = rec.new_generation(kind, trigger)
+            if kind in ("reload", "reimport"):
+                self.reloads += 1
             texts = [g for g in rec.generations[1:-1] if g.text is not None]
             for old in texts[: max(0, len(texts) - MAX_TEXTS_PER_MODULE)]:
                 old.text = None  # keep generation 0 and the newest texts
@@ -269,6 +306,38 @@ class Recorder:
                     if not any(g.owns_code(fn.__code__) for g in older):
                         _walk_code(fn.__code__, gen.codes)
             gen.carried = frozenset(k for k, v in dict.items(ns) if before.get(k) == id(v))
+
+
+def patched_modules(before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """The modules of two ``Recorder.code_state`` results whose code changed in between
+    (modules imported or dropped in between are not among them)."""
+    return sorted(n for n, v in after.items() if n in before and before[n] != v)
+
+
+def _code_print(module: ModuleType) -> int:
+    """``Recorder.code_state``'s number for one module."""
+    ns = safe.module_dict(module)
+    if ns is None:
+        return 0
+    name = dict.get(ns, "__name__")
+    parts: list[object] = [id(module)]
+    seen: set[int] = set()
+    stack = list(dict.values(ns))
+    while stack:
+        obj = stack.pop()
+        t = type(obj)
+        if t is FunctionType:
+            parts.append((id(obj), id(obj.__code__)))
+        elif t is staticmethod or t is classmethod:
+            stack.append(obj.__func__)
+        elif t is property:
+            stack.extend((obj.fget, obj.fset, obj.fdel))
+        elif safe.is_class(obj) and id(obj) not in seen:
+            seen.add(id(obj))
+            if safe.class_module(obj) == name:
+                parts.append(id(obj))
+                stack.extend(dict.values(safe.class_dict(obj)))
+    return hash(frozenset(parts))
 
 
 def _str_or_none(value: object) -> str | None:
