@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,3 +104,24 @@ def test_cli_start_quick_measures_every_command():
     assert rows["bare"]["ratio_to_bare"] == 1.0
     for f in rows.values():
         assert 0 < f["min_s"] <= f["median_s"] <= f["max_s"]
+
+
+def test_cell_check_runs_and_sees_no_reload_where_there_is_none():
+    pytest.importorskip("ipykernel")
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cell_check.py"),
+            "--user-modules",
+            "5",
+            "--repeat",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]  # it raises when a check sees a reload
+    figures = json.loads(p.stdout)
+    assert figures["user_modules"] == 5 and figures["check_ms"]["median"] > 0
