@@ -177,6 +177,11 @@ class Recorder:
             for k, m in list(dict.items(sys.modules))
             if type(k) is str and k != "__main__" and self.is_user_file(safe.module_file(m))
         )
+        self._preloaded = frozenset(self.preloaded)
+        # How many times a module's code ran again since recording began (a reload, a
+        # re-import after ``del sys.modules[name]``): reading it tells a caller, without a
+        # scan, whether anything can have become stale since it last looked.
+        self.reruns = 0
 
     # -- installation -------------------------------------------------------------------------
     def install(self) -> None:
@@ -227,6 +232,10 @@ class Recorder:
                 if module is not None and kind in ("reload", "reimport"):
                     self._record_arrival(rec, module)
             gen = rec.new_generation(kind, trigger)
+            if kind != "import" or name in self._preloaded:
+                # (An "import" of a module that was already there when recording began is
+                # its re-import: it left sys.modules first.)
+                self.reruns += 1
             texts = [g for g in rec.generations[1:-1] if g.text is not None]
             for old in texts[: max(0, len(texts) - MAX_TEXTS_PER_MODULE)]:
                 old.text = None  # keep generation 0 and the newest texts
