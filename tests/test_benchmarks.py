@@ -102,3 +102,23 @@ def test_cli_start_quick_measures_every_command():
     assert rows["bare"]["ratio_to_bare"] == 1.0
     for f in rows.values():
         assert 0 < f["min_s"] <= f["median_s"] <= f["max_s"]
+
+
+def test_pytest_plugin_cost_quick_finds_the_leaking_tests_and_scans_only_after_reloads():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pytest_plugin_cost.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["tests"] == 100 and figures["repeat"] == 1
+    reloading, calm = figures["reloading"], figures["calm"]
+    assert reloading["listed"] == ["test_part0.py::test_0050"]  # the one that leaks
+    assert reloading["scans"] == reloading["reloading_tests"] == 2
+    assert calm["listed"] == [] and calm["scans"] == 0
+    for suite in (reloading, calm):
+        for what in ("session_s", "wall_s"):
+            r = suite[what]["ratio"]
+            assert 0 < r["min"] <= r["median"] <= r["max"], (what, r)
