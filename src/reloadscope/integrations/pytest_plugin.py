@@ -251,9 +251,11 @@ class _Session:
                 verdict += "; the session fails (--reloadscope-fail-on-stale)"
         else:
             verdict = "no test left stale objects"
+        after = max(0, self.scans - 1)  # the first was the baseline
         tr.write_line(
-            f"{verdict} ({self.scans - 1} scan{'s' if self.scans != 2 else ''} after tests "
-            f"during which a module ran again; {self.scan_s:.2f} s scanning in all)"
+            f"{verdict} ({after} scan{'s' if after != 1 else ''} after tests during which a "
+            f"module ran again, and one before the first test; {self.scan_s:.2f} s scanning "
+            "in all)"
         )
 
 
