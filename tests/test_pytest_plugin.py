@@ -118,8 +118,23 @@ def listed(lines: list[str]) -> list[str]:
     return [line.split(": ")[0] for line in lines if "::" in line and not line.startswith(" ")]
 
 
+LEFT_BEHIND = """
+import sys, threading
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):  # after the plugin's own: what of reloadscope is left
+    with open("left-behind.txt", "w") as fh:
+        fh.write(repr(sorted(
+            [type(f).__module__ for f in sys.meta_path if "reloadscope" in type(f).__module__]
+            + [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        )))
+"""
+
+
 def test_lists_what_each_test_left_stale_under_its_node_id_with_paths(suite):
     suite.makepyfile(test_suite=SUITE)
+    suite.makeconftest(LEFT_BEHIND)
     result = run(suite, "--reloadscope")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=6)
@@ -147,6 +162,7 @@ def test_lists_what_each_test_left_stale_under_its_node_id_with_paths(suite):
     more = lines[lines.index("test_suite.py::test_one_more_old_instance: 1 stale object") + 1]
     assert more.split()[:2] == ["instance", "plug.K"] and "(of 2 now stale)" in more, more
     assert lines[-1].startswith("3 tests left stale objects (4 scans after tests"), lines[-1]
+    assert (suite.path / "left-behind.txt").read_text() == "[]"  # uninstall() ran
 
 
 def test_no_scan_and_nothing_listed_when_no_module_ran_again(suite):

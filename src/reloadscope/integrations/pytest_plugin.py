@@ -118,6 +118,7 @@ class _Session:
         self.found: dict[str, _Found] = {}  # node id -> what that test left, in run order
         self.scans = 0
         self.scan_s = 0.0
+        self.errors: list[str] = []
 
     # -- recording -----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -137,7 +138,9 @@ class _Session:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, None, None]:
         if self.started and not (session.config.option.collectonly or session.testsfailed):
-            self._diff(self._scan())  # the baseline: what was stale before any test ran
+            baseline = self._scan()  # what was stale before any test ran
+            if baseline is not None:
+                self._diff(baseline)
         yield
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -157,13 +160,19 @@ class _Session:
         self.recorder, self.reruns = rec, n
         return changed
 
-    def _scan(self) -> Report:
+    def _scan(self) -> Report | None:
+        """A scan after ``gc.collect()``; None (and a note for the summary) if it failed."""
         import reloadscope
 
         t = time.perf_counter()
-        report = reloadscope.scan(collect=True)
-        self.scans += 1
-        self.scan_s += time.perf_counter() - t
+        try:
+            report = reloadscope.scan(collect=True)
+        except Exception as e:  # a bug of ours must not end the user's session
+            self.errors.append(f"a scan failed: {type(e).__name__}: {e}")
+            return None
+        finally:
+            self.scans += 1
+            self.scan_s += time.perf_counter() - t
         return report
 
     # -- after each test -----------------------------------------------------------------------
@@ -177,8 +186,11 @@ class _Session:
     def _after(self, item: pytest.Item, started: float) -> _Found | None:
         if not self._read_counter():
             return None
-        found = self._diff(self._scan(), self._rerun_since(started))
-        if found is not None and found.entries:
+        report = self._scan()
+        if report is None:
+            return None
+        found = self._diff(report, self._rerun_since(started))
+        if found.entries:
             self.found[item.nodeid] = found
             return found
         return None
@@ -188,13 +200,14 @@ class _Session:
         rec = self.recorder
         if rec is None:
             return frozenset()
+        preloaded = set(rec.preloaded)  # their first recorded "import" was a re-import
         with rec.lock:
             return frozenset(
                 name
                 for name, r in list(rec.records.items())
-                if len(r.generations) > 1
-                and r.generations[-1].kind != "import"
+                if r.generations
                 and r.generations[-1].started_at >= started
+                and (len(r.generations) > 1 or name in preloaded)
             )
 
     def _diff(self, report: Report, rerun: frozenset[str] = frozenset()) -> _Found:
@@ -251,6 +264,8 @@ class _Session:
                 verdict += "; the session fails (--reloadscope-fail-on-stale)"
         else:
             verdict = "no test left stale objects"
+        for error in self.errors:
+            tr.write_line(f"reloadscope: {_inert(error)}")
         after = max(0, self.scans - 1)  # the first was the baseline
         tr.write_line(
             f"{verdict} ({after} scan{'s' if after != 1 else ''} after tests during which a "
