@@ -148,7 +148,7 @@ def test_lists_what_each_test_left_stale_under_its_node_id_with_paths(suite):
         "test_suite.py::test_one_more_old_instance",
     ], text
     leaks = lines.index("test_suite.py::test_leaks: 1 stale object")
-    assert lines[leaks + 1].split() == ["function", "plug.greet", "(gen", "0,", "136", "B)"]
+    assert lines[leaks + 1].split()[:4] == ["function", "plug.greet", "(gen", "0,"]
     assert lines[leaks + 2].strip() == "held by holder.KEEP[0]"
     assert lines[leaks + 3].strip().startswith("fix: ")
     instance = lines.index("test_suite.py::test_leaks_an_instance: 2 stale objects")
@@ -160,7 +160,12 @@ def test_lists_what_each_test_left_stale_under_its_node_id_with_paths(suite):
     assert "held by holder.KEEP[1]" in "\n".join(block)
     # The second old instance, made by old code in a later test: only it is that test's.
     more = lines[lines.index("test_suite.py::test_one_more_old_instance: 1 stale object") + 1]
-    assert more.split()[:2] == ["instance", "plug.K"] and "(of 2 now stale)" in more, more
+    assert more.split()[:2] == ["instance", "plug.K"] and "1 more, 2 now stale" in more, more
+    # Its sample path may reach the instance that was stale before: it says so.
+    held = lines[lines.index(more) + 1].strip()
+    assert held == "held by holder.KEEP[2]" or held == (
+        "held by holder.KEEP[1]  (one stale before this test)"
+    ), held
     assert lines[-1].startswith("3 tests left stale objects (4 scans after tests"), lines[-1]
     assert (suite.path / "left-behind.txt").read_text() == "[]"  # uninstall() ran
 

@@ -92,13 +92,14 @@ class _Found:
     __slots__ = ("entries", "rerun")
 
     def __init__(self, rerun: frozenset[str]) -> None:
-        # (module, entry, how many of its objects are new, whether its module ran again)
-        self.entries: list[tuple[Module, StaleObject, int, bool]] = []
+        # (module, entry, how many of its objects are new, whether its module ran again, ids
+        # of its objects that were stale before)
+        self.entries: list[tuple[Module, StaleObject, int, bool, frozenset[int]]] = []
         self.rerun = rerun
 
     @property
     def count(self) -> int:
-        return sum(new for _, _, new, _ in self.entries)
+        return sum(e[2] for e in self.entries)
 
 
 class _Session:
@@ -238,7 +239,8 @@ class _Session:
                 new = min(s.count, growth.get(key, 0))
                 if new > 0:
                     growth[key] -= new
-                    found.entries.append((m, s, new, m.name in rerun))
+                    stale_before = self.known.get(key, (0, frozenset()))[1]
+                    found.entries.append((m, s, new, m.name in rerun, stale_before))
         self.known = known
         return found
 
@@ -322,10 +324,10 @@ def _inert(text: str) -> str:
 def _lines(found: _Found) -> list[str]:
     """Each entry a test left: kind, module.qualname, how many, and every path with the fix."""
     lines = []
-    for m, s, new, rerun in found.entries:
+    for m, s, new, rerun, before in found.entries:
         count = f" x{new}" if new > 1 else ""
         if new != s.count:
-            count += f" (of {s.count} now stale)"
+            count = f" {new} more, {s.count} now stale"
         gen = "an earlier execution" if s.generation is None else f"gen {s.generation}"
         lines.append(
             f"  {_inert(s.kind):<10} {_inert(m.name)}.{_inert(s.qualname)}{count}  "
@@ -337,7 +339,8 @@ def _lines(found: _Found) -> list[str]:
                 "already stale)"
             )
         for i, p in enumerate(s.paths):
-            lines.append(f"      {'held by' if i == 0 else 'also   '} {_inert(p.text)}")
+            older = "  (one stale before this test)" if p.object_id in before else ""
+            lines.append(f"      {'held by' if i == 0 else 'also   '} {_inert(p.text)}{older}")
             if i == 0 and p.hint:
                 lines.append(f"      fix: {_inert(p.hint)}")
     return lines
