@@ -125,3 +125,23 @@ def test_cell_check_runs_and_sees_no_reload_where_there_is_none():
     assert p.returncode == 0, p.stderr[-3000:]  # it raises when a check sees a reload
     figures = json.loads(p.stdout)
     assert figures["user_modules"] == 5 and figures["check_ms"]["median"] > 0
+
+
+def test_pytest_plugin_cost_quick_finds_the_leaking_tests_and_scans_only_after_reloads():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pytest_plugin_cost.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["tests"] == 100 and figures["repeat"] == 1
+    reloading, calm = figures["reloading"], figures["calm"]
+    assert reloading["listed"] == ["test_part0.py::test_0050"]  # the one that leaks
+    assert reloading["scans"] == reloading["reloading_tests"] == 2
+    assert calm["listed"] == [] and calm["scans"] == 0
+    for suite in (reloading, calm):
+        for what in ("session_s", "wall_s"):
+            r = suite[what]["ratio"]
+            assert 0 < r["min"] <= r["median"] <= r["max"], (what, r)

@@ -169,9 +169,6 @@ class Recorder:
         self.installed_at = time.time()
         self.lock = threading.RLock()
         self.finder = _ReloadFinder(self)
-        # Reloads and re-imports begun since recording began: whoever wants to know whether
-        # one happened between two moments compares this number (IPython's post_run_cell).
-        self.reloads = 0
         self._user_prefixes = library_prefixes()
         self._user_modules: dict[str, tuple[int, bool]] = {}  # name -> (id(module), is user's)
         # The program's own modules imported before recording began (their earlier
@@ -181,6 +178,12 @@ class Recorder:
             for k, m in list(dict.items(sys.modules))
             if type(k) is str and k != "__main__" and self.is_user_file(safe.module_file(m))
         )
+        self._preloaded = frozenset(self.preloaded)
+        # How many times a module's code ran again since recording began (a reload, a
+        # re-import after ``del sys.modules[name]``): reading it tells a caller, without a
+        # scan, whether anything can have become stale since it last looked (IPython's
+        # post_run_cell, the pytest plugin after each test).
+        self.reloads = 0
 
     # -- installation -------------------------------------------------------------------------
     def install(self) -> None:
@@ -262,7 +265,9 @@ class Recorder:
                 if module is not None and kind in ("reload", "reimport"):
                     self._record_arrival(rec, module)
             gen = rec.new_generation(kind, trigger)
-            if kind in ("reload", "reimport"):
+            if kind != "import" or name in self._preloaded:
+                # (An "import" of a module that was already there when recording began is
+                # its re-import: it left sys.modules first.)
                 self.reloads += 1
             texts = [g for g in rec.generations[1:-1] if g.text is not None]
             for old in texts[: max(0, len(texts) - MAX_TEXTS_PER_MODULE)]:
