@@ -71,6 +71,17 @@ def test_the_wheel_declares_its_license_and_classifiers(dist):
     assert not [c for c in classifiers if c.startswith("License ::")]  # the expression says it
 
 
+def test_the_wheel_registers_the_command_and_the_pytest_plugin(dist):
+    import configparser
+
+    with zipfile.ZipFile(_wheel(dist)) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        points = configparser.ConfigParser()
+        points.read_string(z.read(name).decode())
+    assert points["console_scripts"]["reloadscope"] == "reloadscope.cli:main"
+    assert points["pytest11"]["reloadscope"] == "reloadscope.integrations.pytest_plugin"
+
+
 def test_the_wheel_needs_only_what_it_uses(dist):
     requires = _metadata(dist).get_all("Requires-Dist")
     plain = {r.split(">")[0].split(";")[0].strip() for r in requires if "extra ==" not in r}
