@@ -102,3 +102,9 @@ def test_help_teaches_every_option_of_every_command():
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
             for option in action.option_strings:
                 assert option in shown.stdout, (name, option)
+
+
+def test_help_says_the_default_collects_garbage_in_the_target():
+    for command in ("report", "snapshot"):
+        shown = " ".join(rs(command, "--help").stdout.split())
+        assert "by default the process runs gc.collect() before the scan" in shown, command

@@ -37,8 +37,9 @@ def add_parser(sub: Any, summary: str) -> None:
         "--no-collect",
         dest="collect",
         action="store_false",
-        help="do not run gc.collect() in the process first (a full collection pauses it; "
-        "garbage cycles then show up as held by nothing)",
+        help="by default the process runs gc.collect() before the scan, so garbage "
+        "cycles are not reported; this skips it (a full collection pauses the process; "
+        "cycles then show up as held by nothing)",
     )
 
 
