@@ -255,3 +255,13 @@ def test_an_unchanged_program_under_run_has_nothing_stale(project):
         project, [sys.executable, "-m", "reloadscope", "run", "--python", exe, "wait.py"]
     )
     assert doc["modules"] == [], doc["modules"]
+
+
+@pytest.mark.parametrize("version", list(python_versions()))
+def test_the_traceback_is_what_each_cpython_prints(project, version):
+    # Each CPython prints its own way (3.13+ shows the lines of a -c string, 3.11+ carets).
+    exe = python_versions()[version]
+    for program in (["fail.py"], ["-c", FAIL]):
+        mine = _sh(project, exe, "-m", "reloadscope", "run", *program)
+        theirs = _sh(project, exe, *program)
+        assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr), program

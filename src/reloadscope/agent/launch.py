@@ -105,7 +105,20 @@ def _fresh_main(loader: object, file: str | None = None) -> dict[str, object]:
 
 def _run_code(code: str) -> None:
     ns = _fresh_main(importlib.machinery.BuiltinImporter)
-    exec(compile(code, "<string>", "exec", dont_inherit=True), ns)
+    compiled = compile(code, "<string>", "exec", dont_inherit=True)
+    if sys.version_info >= (3, 13):
+        # As python -c does from 3.13 on: its tracebacks show the lines of the string (3.13
+        # keeps them under the file name, 3.14+ under each code object's key).
+        import linecache
+
+        if sys.version_info < (3, 14):
+            lines = [line + "\n" for line in code.splitlines()]
+            linecache.cache["<string>"] = (len(code), None, lines, "<string>")
+        else:
+            register = getattr(linecache, "_register_code", None)
+            if register is not None:
+                register(compiled, code, "<string>")
+    exec(compiled, ns)
 
 
 def _run_script(path: str) -> None:
