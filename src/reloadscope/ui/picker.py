@@ -269,8 +269,6 @@ def announce(app: Any) -> None:
             return
         if n > 0:
             what = f"{n} Python process{'es' if n > 1 else ''}"
-            app.call_from_thread(
-                app.notify, f"{what} below PID {tree.root}: p to pick one", markup=False
-            )
+            app.call_from_thread(app.notify, f"{what} below: press p", markup=False)
 
     app.run_worker(look, thread=True, group="announce")
