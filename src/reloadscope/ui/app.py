@@ -287,6 +287,11 @@ class ReloadScopeApp(App[None]):
         if note:
             self.notify(inert(note), severity="warning", markup=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick":  # only a live process has a tree to pick from
+            return picker.can_pick(self.source)
+        return True
+
     def action_pick(self) -> None:
         picker.pick(self)
 

@@ -199,6 +199,11 @@ def _members_or_say(app: App[Any], tree: LiveTree) -> list[Member] | None:
         return None
 
 
+def can_pick(source: object) -> bool:
+    """Whether ``source`` spans a process tree (``p`` is shown and works)."""
+    return isinstance(source, LiveTree)
+
+
 def pick(app: Any) -> None:
     """``p``: list the tree's processes (in a thread: it reads /proc) and open the picker."""
     tree = app.source
