@@ -312,3 +312,9 @@ def test_a_killed_ui_leaves_no_agent_in_any_process(tree, tmux):  # noqa: F811
     for pid in ui:
         os.kill(int(pid), signal.SIGKILL)
     tree.wait_clean()
+
+
+def test_children_needs_a_pid(tmp_path):
+    out = cli("report", str(tmp_path / "x.rsnap"), "--children")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "reloadscope: error: --children needs a process ID, not a snapshot file\n"
