@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import DataTable
 
+from ..attach.client import AttachError
 from ..inert import inert
 from .source import LiveSource
 
@@ -57,6 +58,7 @@ class LiveTree:
         self.parents: dict[int, int | None] = {root.pid: None}
         self._locks: dict[int, threading.Lock] = {}  # one request at a time per connection
         self._guard = threading.Lock()
+        self._closed = False
         self.description = root.description
 
     def __getattr__(self, name: str) -> Any:
@@ -105,7 +107,12 @@ class LiveTree:
         if source is None:
             source = LiveSource(pid, progress=progress)
             with self._guard:
-                self.sources[pid] = source
+                closed = self._closed
+                if not closed:
+                    self.sources[pid] = source
+            if closed:  # the UI ended while this one was being attached
+                source.close()
+                raise AttachError(f"the UI has ended; detached from process {pid}")
         self.current = source
         self._describe()
         return fresh
@@ -131,6 +138,7 @@ class LiveTree:
     def close(self) -> None:
         """Detach from every process attached to, the current one last."""
         with self._guard:
+            self._closed = True
             sources = [s for s in self.sources.values() if s is not self.current]
             sources.append(self.current)
         for s in sources:
@@ -233,7 +241,6 @@ def _open(app: Any, tree: LiveTree, members: list[Member]) -> None:
 
 def switch(app: Any, tree: LiveTree, pid: int) -> None:
     """Attach to ``pid`` (once; in a thread: an injection takes a while), then show it."""
-    from ..attach.client import AttachError
 
     def attach() -> None:
         first = not tree.attached(pid)
