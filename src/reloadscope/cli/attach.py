@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     need_terminal("attach", f"reloadscope report {pid}")
     from ..attach.client import AttachError
     from ..ui.app import ReloadScopeApp
+    from ..ui.picker import LiveTree
     from ..ui.source import LiveSource
 
     try:
@@ -36,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
             source = LiveSource(pid, progress=progress)
     except AttachError as e:
         raise UserError(str(e)) from None
-    ReloadScopeApp(source).run()
+    ReloadScopeApp(LiveTree(source)).run()  # p moves to the processes below it
     return 0

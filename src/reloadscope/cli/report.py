@@ -48,9 +48,20 @@ def add_parser(sub: Any, summary: str) -> None:
         "cycles are not reported; this skips it (a full collection pauses the process; "
         "cycles then show up as held by nothing)",
     )
+    p.add_argument(
+        "--children",
+        action="store_true",
+        help="for a PID: also every Python process below it (a pre-fork server's workers), "
+        "one after the other, the parent first; with --json one document per line (JSON "
+        "Lines), and an error record for one that cannot be reached",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.children:
+        from .children import run as run_children
+
+        return run_children(args)
     with Progress() as progress:  # erased before the report is printed
         report = report_of(args.target, progress, collect=args.collect)
     print_report(report, as_json=args.json)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ..inert import inert
 from ..model import Module, Report, StaleObject
-from . import view
+from . import picker, view
 from .source import Source
 
 HELP = """reloadscope
@@ -32,6 +32,8 @@ paths that hold the selected one, each with the fix.
   r              rescan (live sources)
   g              collect garbage, then rescan (live sources)
   s              save a snapshot file
+  p              processes: the attached one and the Python processes below it (a pre-fork
+                 server's workers); enter switches (each is attached once, all detach on quit)
   ?              this help
   q              quit (a live process is detached and runs on)
 """
@@ -103,6 +105,7 @@ class ReloadScopeApp(App[None]):
         Binding("s", "save", "save snapshot"),
         Binding("d", "diff", "diff"),
         Binding("x", "export", "export graph"),
+        Binding("p", "pick", "processes"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("question_mark", "help", "help"),
@@ -137,6 +140,7 @@ class ReloadScopeApp(App[None]):
         self.query_one("#paths").border_title = "held by"
         self.sub_title = inert(self.source.description)
         self.load()
+        picker.announce(self)
 
     def on_unmount(self) -> None:
         self.source.close()
@@ -282,6 +286,14 @@ class ReloadScopeApp(App[None]):
         self.notify(inert("wrote " + ", ".join(written)), markup=False)
         if note:
             self.notify(inert(note), severity="warning", markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick":  # only a live process has a tree to pick from
+            return picker.can_pick(self.source)
+        return True
+
+    def action_pick(self) -> None:
+        picker.pick(self)
 
     def action_help(self) -> None:
         self.push_screen(TextScreen(HELP, "help"))
