@@ -438,6 +438,25 @@ def test_a_debugger_that_attaches_first_is_named_not_a_missing_capability(target
     assert progresses(tmp_path) and target.poll() is None
 
 
+@pytest.mark.parametrize("target", ["plain", "install"], indirect=True)
+def test_ps_believes_an_agent_only_when_the_process_listens(target):
+    # A socket file outlives an agent killed with SIGKILL, and a new process may get that PID.
+    pid, path = target.pid, sock_path(target.pid)
+    listed = lambda: {r["pid"]: r["agent"] for r in json.loads(cli("ps", "--json").stdout)}  # noqa: E731
+    made = not os.path.exists(path)
+    if made:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        dead = socket.socket(socket.AF_UNIX)
+        dead.bind(path)  # bound and left, never listened on by the target
+        dead.close()
+        os.chmod(path, 0o600)
+    try:
+        assert listed()[pid] is (not made)  # the target's own agent is believed, a file is not
+    finally:
+        if made:
+            os.unlink(path)
+
+
 def test_the_lock_is_in_a_private_directory_of_the_caller(target):
     from reloadscope.attach import lock
     from reloadscope.attach.client import AttachError

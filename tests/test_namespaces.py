@@ -5,9 +5,11 @@ namespace PID ever appears in the host's directory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,4 +161,6 @@ def test_a_pid_namespace_names_its_socket_apart(package):
     finally:
         p.kill()
         p.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # the target itself: killing unshare leaves it running
         expected.unlink(missing_ok=True)  # a killed agent cannot remove its own

@@ -418,8 +418,41 @@ def agent_listens(pid: int, uid: int | None = None) -> bool:
         return False
     try:
         directory.check_socket()
-        return True
     except AttachError:
         return False
     finally:
         directory.close()
+    # A socket file outlives a process killed with SIGKILL, and a new process may get its PID:
+    # the file alone says nothing.  Believe it only when the process itself listens on it.
+    listening = _listens_on(pid, os.path.join(runtime_dir(uid), directory.name))
+    return listening is not False
+
+
+_ACCEPTING = 0x10000  # __SO_ACCEPTCON in /proc/net/unix's Flags: a listening socket
+
+
+def _listens_on(pid: int, path: str) -> bool | None:
+    """Does ``pid`` hold a listening Unix socket bound at ``path`` (as the agent binds it: at
+    ``path`` or at a temporary ``path.*`` name it then renames)?  None when /proc cannot tell
+    (another user's process, without root)."""
+    try:
+        with open(f"/proc/{pid}/net/unix", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()[1:]
+        held = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                held.add(link[8:-1])
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        bound, listening = fields[7], int(fields[3], 16) & _ACCEPTING
+        if listening and (bound == path or bound.startswith(path + ".")) and fields[6] in held:
+            return True
+    return False
