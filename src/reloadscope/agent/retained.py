@@ -35,7 +35,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: loading must stay c
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-LIMIT = 50_000  # objects collected for all sets of one scan together (about 0.2 s at most)
+LIMIT = 20_000  # objects collected for all sets of one scan together (see the README: cost)
 _get_referents = gc.get_referents
 _refcount = sys.getrefcount
 # Exact built-in types whose own __sizeof__ counts their items' storage (never user code).
@@ -80,7 +80,10 @@ def _sizes(objs: list[object]) -> int:
     exact built-in containers their own ``__sizeof__``, which counts their item storage."""
     total = sum(map(_object_sizeof, objs))
     types = list(map(type, objs))
+    present = set(map(id, types))  # by id: hashing a class may run its metaclass's __hash__
     for t in _CONTAINERS:
+        if id(t) not in present:
+            continue
         mine = list(compress(objs, map(is_, types, repeat(t))))
         if mine:
             total += sum(map(t.__sizeof__, mine)) - sum(map(_object_sizeof, mine))
@@ -132,6 +135,7 @@ def _one(objs: list[object], skip: set[int], limit: int, deadline: float | None)
     seen.update(map(id, objs))
     nodes: list[object] = []  # the only references this function keeps to the candidates
     capped = False
+    expanded = 0  # nodes[:expanded] had their referents listed (all, unless capped)
     frontier: list[object] = objs
     while frontier:
         raw = _referents(frontier)
@@ -149,13 +153,17 @@ def _one(objs: list[object], skip: set[int], limit: int, deadline: float | None)
         if len(nodes) + len(nxt) > limit or (deadline is not None and time.monotonic() > deadline):
             capped = True
             del nxt[max(limit - len(nodes), 0) :]
+            expanded = len(nodes)
             nodes.extend(nxt)
             break
+        expanded = len(nodes)
         nodes.extend(nxt)
         frontier = nxt
     del frontier, nxt
     if not nodes:
         return Retained(0, 0, capped)
+    if not capped:
+        expanded = len(nodes)  # the last level was expanded too: it found nothing new
     ids = list(map(id, nodes))
     # References besides ``nodes`` (and the reading), per candidate.
     counts = graph.holder_counts(nodes)
@@ -164,7 +172,8 @@ def _one(objs: list[object], skip: set[int], limit: int, deadline: float | None)
     # reached from.  The others' references from inside are counted.
     multi = {i for i, c in counts.items() if c != 1}
     inside: Counter[int] = Counter(filter(multi.__contains__, map(id, _referents(objs))))
-    inside.update(filter(multi.__contains__, map(id, _referents(nodes))))
+    # (Not those of candidates the bound left unexpanded: fewer counted, never too many.)
+    inside.update(filter(multi.__contains__, map(id, _referents(nodes[:expanded]))))
     alive = dict.fromkeys(ids, True)
     wave = [i for i in multi if counts[i] > inside[i]]
     for i in wave:
