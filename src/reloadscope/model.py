@@ -95,17 +95,25 @@ def _list_of_str(d: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 class Path(_Value):
-    _FIELDS = __match_args__ = ("root", "text", "hint", "depth", "object_id")
+    _FIELDS = __match_args__ = ("root", "text", "hint", "depth", "object_id", "steps")
     root: str
     text: str
     hint: str
-    depth: int
+    depth: int  # objects between the root and the object (differs between CPythons)
     object_id: int | None  # the object in the scanned process (meaningless elsewhere)
+    # Labelled steps of ``text`` (the same on every CPython); None in older documents.
+    steps: int | None
 
     def __init__(
-        self, root: str, text: str, hint: str = "", depth: int = 0, object_id: int | None = None
+        self,
+        root: str,
+        text: str,
+        hint: str = "",
+        depth: int = 0,
+        object_id: int | None = None,
+        steps: int | None = None,
     ) -> None:
-        _set(self, root=root, text=text, hint=hint, depth=depth, object_id=object_id)
+        _set(self, root=root, text=text, hint=hint, depth=depth, object_id=object_id, steps=steps)
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Path:
@@ -120,6 +128,7 @@ class Path(_Value):
             _get(d, "hint", str, where, optional=True) or "",
             _get(d, "depth", int, where, optional=True) or 0,
             _get(d, "object_id", int, where, optional=True),
+            _get(d, "steps", int, where, optional=True),
         )
 
 

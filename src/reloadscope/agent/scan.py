@@ -412,6 +412,7 @@ class Scan:
             "text": rest,
             "hint": said,
             "depth": len(chain) - 1,
+            "steps": len(kinds),
             "_ids": frozenset(map(id, chain)),
         }
 
@@ -487,6 +488,8 @@ class Scan:
                         "text": text,
                         "hint": hint(found, hint_root, kinds, None, None),
                         "depth": len(chain),
+                        # A thread's frame and local, or the probed holder, then the steps.
+                        "steps": len(kinds) + (2 if root == "thread" else 1),
                         "object_id": i,
                         "_ids": frozenset(map(id, chain)),
                     }
@@ -511,6 +514,7 @@ class Scan:
             "text": text,
             "hint": hint(found, "unsearched" if cut_short else "other", [], None, None),
             "depth": 0,
+            "steps": 0,
             "object_id": id(found.obj),
         }
 
@@ -579,6 +583,7 @@ class Scan:
                             f"{frame.f_lineno}",
                             "hint": hint(found, "thread", [], None, None),
                             "depth": 0,
+                            "steps": 1,  # the thread runs it
                         }
                     ],
                 }
