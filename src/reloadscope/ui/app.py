@@ -221,7 +221,8 @@ class ReloadScopeApp(App[None]):
         blind = self.report.blind_spots if self.report is not None else ()
         text = view.paths_text(s, blind)
         if module is not None and s is None:
-            text = view.generations_text(module) + "".join(f"\ncould not see: {b}" for b in blind)
+            seen = "".join(f"\ncould not see: {inert(b)}" for b in blind)
+            text = view.generations_text(module) + seen
         # Names from the target are text, never markup (a key like '/a[/]b' would break it).
         self.query_one("#paths", Static).update(Text(text))
         n = len(blind)
