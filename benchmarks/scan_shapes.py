@@ -293,6 +293,10 @@ def _scan_doc() -> dict:
 Depths = dict[tuple[str, str], "int | None"]
 
 
+def _plug_generations(doc: dict) -> list[dict]:
+    return [g for m in doc["modules"] if m["name"] == "bench_plug" for g in m["generations"]]
+
+
 def plug_entries(doc: dict) -> list[dict]:
     return [s for m in doc["modules"] if m["name"] == "bench_plug" for s in m["stale"]]
 
@@ -451,6 +455,9 @@ def run_one(shape: str, objects: int, stale: int, repeat: int) -> dict[str, Any]
         "ratio": spread(ratios, 2),
         "walks": walks,
         "doubt": doubt,
+        # The timeline's retained figures, part of each scan's time (agent/retained.py).
+        "retained_s": [d["scan"].get("retained_s") for d in (first, *docs)],
+        "retained_bytes": [g.get("retained_bytes") for g in _plug_generations(first)],
         "stall_scan_ms": round(max(stalls) * 1000, 1),
         "stall_scan_ms_all": [round(x * 1000, 1) for x in stalls],
         "stall_get_objects_ms": round(max(stalls_get) * 1000, 1),

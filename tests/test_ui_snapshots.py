@@ -16,7 +16,8 @@ from reloadscope.ui.source import FileSource
 FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
 SCREENS = {
     "overview": [],
-    "paths": ["tab", "down", "down"],
+    "paths": ["down", "down"],
+    "timeline": ["t"],
     "diff": ["d"],
     "help": ["question_mark"],
 }

@@ -95,17 +95,25 @@ def _list_of_str(d: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 class Path(_Value):
-    _FIELDS = __match_args__ = ("root", "text", "hint", "depth", "object_id")
+    _FIELDS = __match_args__ = ("root", "text", "hint", "depth", "object_id", "steps")
     root: str
     text: str
     hint: str
-    depth: int
+    depth: int  # objects between the root and the object (differs between CPythons)
     object_id: int | None  # the object in the scanned process (meaningless elsewhere)
+    # Labelled steps of ``text`` (the same on every CPython); None in older documents.
+    steps: int | None
 
     def __init__(
-        self, root: str, text: str, hint: str = "", depth: int = 0, object_id: int | None = None
+        self,
+        root: str,
+        text: str,
+        hint: str = "",
+        depth: int = 0,
+        object_id: int | None = None,
+        steps: int | None = None,
     ) -> None:
-        _set(self, root=root, text=text, hint=hint, depth=depth, object_id=object_id)
+        _set(self, root=root, text=text, hint=hint, depth=depth, object_id=object_id, steps=steps)
 
     @classmethod
     def from_json(cls, d: Any, where: str) -> Path:
@@ -120,6 +128,7 @@ class Path(_Value):
             _get(d, "hint", str, where, optional=True) or "",
             _get(d, "depth", int, where, optional=True) or 0,
             _get(d, "object_id", int, where, optional=True),
+            _get(d, "steps", int, where, optional=True),
         )
 
 
@@ -205,6 +214,46 @@ class StaleObject(_Value):
         )
 
 
+class Figures(_Value):
+    """What one generation still has alive (the timeline): ``stale`` objects (entries'
+    ``count`` summed), their ``stale_bytes`` (entries' ``size`` summed), and ``retained_bytes``,
+    a lower bound of the bytes only they keep alive, theirs included (None: not measured, as in
+    files from before the timeline); ``retained_capped`` when the scan's bound stopped it."""
+
+    _FIELDS = __match_args__ = ("stale", "stale_bytes", "retained_bytes", "retained_capped")
+    stale: int
+    stale_bytes: int
+    retained_bytes: int | None
+    retained_capped: bool
+
+    def __init__(
+        self,
+        stale: int = 0,
+        stale_bytes: int = 0,
+        retained_bytes: int | None = None,
+        retained_capped: bool = False,
+    ) -> None:
+        _set(
+            self,
+            stale=stale,
+            stale_bytes=stale_bytes,
+            retained_bytes=retained_bytes,
+            retained_capped=retained_capped,
+        )
+
+    @classmethod
+    def from_json(cls, d: dict, where: str) -> Figures | None:
+        """None when ``d`` has no ``stale`` count (a document from before the timeline)."""
+        if _get(d, "stale", int, where, optional=True) is None:
+            return None
+        return cls(
+            d["stale"],
+            _get(d, "stale_bytes", int, where, optional=True) or 0,
+            _get(d, "retained_bytes", int, where, optional=True),
+            _get(d, "retained_capped", bool, where, optional=True) is True,
+        )
+
+
 class Generation(_Value):
     _FIELDS = __match_args__ = (
         "number",
@@ -214,6 +263,7 @@ class Generation(_Value):
         "status",
         "trigger",
         "error",
+        "figures",
     )
     number: int
     started_at: str
@@ -222,6 +272,8 @@ class Generation(_Value):
     status: str
     trigger: str | None
     error: str | None
+    # The timeline; a document from before it gets them from its entries (Module.from_json).
+    figures: Figures
 
     def __init__(
         self,
@@ -232,6 +284,7 @@ class Generation(_Value):
         status: str = "unknown",
         trigger: str | None = None,
         error: str | None = None,
+        figures: Figures | None = None,
     ) -> None:
         _set(
             self,
@@ -242,20 +295,39 @@ class Generation(_Value):
             status=status,
             trigger=trigger,
             error=error,
+            figures=Figures() if figures is None else figures,
         )
 
+    @property
+    def stale(self) -> int:
+        return self.figures.stale
+
+    @property
+    def stale_bytes(self) -> int:
+        return self.figures.stale_bytes
+
+    @property
+    def retained_bytes(self) -> int | None:
+        return self.figures.retained_bytes
+
     @classmethod
-    def from_json(cls, d: Any, where: str) -> Generation:
+    def from_json(cls, d: Any, where: str, stale: tuple[StaleObject, ...] = ()) -> Generation:
         if not isinstance(d, dict):
             raise ReportError(f"{where}: expected an object")
+        number = _get(d, "number", int, where)
+        figures = Figures.from_json(d, where)
+        if figures is None:  # from before the timeline: its entries tell the first two
+            mine = [s for s in stale if s.generation == number]
+            figures = Figures(sum(s.count for s in mine), sum(s.size for s in mine))
         return cls(
-            _get(d, "number", int, where),
+            number,
             _get(d, "started_at", str, where),
             _get(d, "source_sha256", str, where, optional=True),
             _get(d, "kind", str, where, optional=True) or "reload",
             _get(d, "status", str, where, optional=True) or "unknown",
             _get(d, "trigger", str, where, optional=True),
             _get(d, "error", str, where, optional=True),
+            figures,
         )
 
 
@@ -269,6 +341,7 @@ class Module(_Value):
         "stale",
         "warnings",
         "generations_known",
+        "unknown_generation",
     )
     name: str
     file: str | None
@@ -280,6 +353,9 @@ class Module(_Value):
     # False when the module's executions were not recorded (a late agent): the stale objects
     # come from earlier executions found by evidence, their numbers unknown.
     generations_known: bool
+    # The timeline's figures for stale objects whose generation is unknown (made before
+    # recording): None when there are none.
+    unknown_generation: Figures | None
 
     def __init__(
         self,
@@ -291,6 +367,7 @@ class Module(_Value):
         stale: tuple[StaleObject, ...],
         warnings: tuple[str, ...] = (),
         generations_known: bool = True,
+        unknown_generation: Figures | None = None,
     ) -> None:
         _set(
             self,
@@ -302,6 +379,7 @@ class Module(_Value):
             stale=stale,
             warnings=warnings,
             generations_known=generations_known,
+            unknown_generation=unknown_generation,
         )
 
     @property
@@ -313,16 +391,34 @@ class Module(_Value):
         if not isinstance(d, dict):
             raise ReportError(f"{where}: expected an object")
         gens = _get(d, "generations", list, where)
-        stale = _get(d, "stale", list, where)
+        stale = tuple(
+            StaleObject.from_json(s, f"{where}.stale[{i}]")
+            for i, s in enumerate(_get(d, "stale", list, where))
+        )
+        unknown = _get(d, "unknown_generation", dict, where, optional=True)
+        unknown_figures = (
+            Figures.from_json(unknown, f"{where}.unknown_generation")
+            if unknown is not None
+            else None
+        )
+        if unknown is None and not any(isinstance(g, dict) and "stale" in g for g in gens):
+            # From before the timeline: the entries of unknown generation tell their count.
+            mine = [s for s in stale if s.generation is None]
+            if mine:
+                unknown_figures = Figures(sum(s.count for s in mine), sum(s.size for s in mine))
         return cls(
             _get(d, "name", str, where),
             _get(d, "file", str, where, optional=True),
             _get(d, "current_generation", int, where, optional=True),
-            tuple(Generation.from_json(g, f"{where}.generations[{i}]") for i, g in enumerate(gens)),
+            tuple(
+                Generation.from_json(g, f"{where}.generations[{i}]", stale)
+                for i, g in enumerate(gens)
+            ),
             _list_of_str(d, "leftover_names", where),
-            tuple(StaleObject.from_json(s, f"{where}.stale[{i}]") for i, s in enumerate(stale)),
+            stale,
             _list_of_str(d, "warnings", where) if "warnings" in d else (),
             _get(d, "generations_known", bool, where, optional=True) is not False,
+            unknown_figures,
         )
 
 

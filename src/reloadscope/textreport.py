@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .inert import inert
-from .model import Module, Report, StaleObject
+from .model import Figures, Module, Report, StaleObject
 
 _BOLD, _DIM, _RED, _YELLOW, _CYAN, _RESET = (
     "\x1b[1m",
@@ -78,6 +78,40 @@ def _entry(s: StaleObject, st: _Style) -> list[str]:
     return lines
 
 
+def plural(n: int, word: str) -> str:
+    """``1 module``, ``2 modules`` (``word`` ends in ``y``: ``1 entry``, ``2 entries``)."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+def retained_text(f: Figures) -> str:
+    """``retained 2998 B`` (``>=`` when the scan's bound stopped it; ``?`` when not measured)."""
+    if f.retained_bytes is None:
+        return "retained not measured"
+    return f"retained {'>=' if f.retained_capped else ''}{f.retained_bytes} B"
+
+
+def timeline_lines(m: Module) -> list[str]:
+    """One line per generation that still has stale objects alive (the timeline)."""
+    out = []
+    for g in m.generations:
+        f = g.figures
+        if f.stale:
+            when = inert(g.started_at.replace("+00:00", ""))
+            out.append(
+                f"  gen {g.number} ({inert(g.kind)} {when}): {plural(f.stale, 'stale object')}, "
+                f"{f.stale_bytes} B, {retained_text(f)}"
+            )
+    u = m.unknown_generation
+    if u is not None and u.stale:
+        out.append(
+            f"  gen ? (before recording): {plural(u.stale, 'stale object')}, "
+            f"{u.stale_bytes} B, {retained_text(u)}"
+        )
+    return out
+
+
 def _module(m: Module, st: _Style) -> list[str]:
     gens = len(m.generations)
     failed = [g.number for g in m.generations if g.status == "failed"]
@@ -96,6 +130,7 @@ def _module(m: Module, st: _Style) -> list[str]:
         lines.append(f"  {st(_YELLOW, 'leftover names:')} {names}")
     for w in m.warnings:
         lines.append(f"  {st(_YELLOW, 'warning:')} {inert(w)}")
+    lines.extend(timeline_lines(m))
     for s in m.stale:
         lines.extend(_entry(s, st))
     return lines
@@ -121,10 +156,7 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
         lines.append("No reloads recorded and no stale objects found.")
         return "\n".join(lines) + "\n"
     lines.extend(blind)
-    lines.append(
-        f"{total} stale object{'s' if total != 1 else ''} in {len(report.modules)} "
-        f"module{'s' if len(report.modules) != 1 else ''}"
-    )
+    lines.append(f"{plural(total, 'stale object')} in {plural(len(report.modules), 'module')}")
     for m in sorted(report.modules, key=lambda m: (-m.stale_count, m.name)):
         lines.append("")
         lines.extend(_module(m, st))

@@ -9,7 +9,7 @@ import time
 from itertools import compress, islice
 from types import FrameType, FunctionType, ModuleType
 
-from . import exact, graph, paths, safe
+from . import exact, graph, paths, retained, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
@@ -68,6 +68,7 @@ class Scan:
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
+        self.retained_s = 0.0  # how long the timeline's retained figures took
         # Hears the heap's object count once, right after gc.get_objects() (a client's
         # progress line); see run().
         self.progress = progress
@@ -114,6 +115,7 @@ class Scan:
             "complete": not self.incomplete,
             "max_depth": self.max_depth,
             "collected": self.collect,
+            "retained_s": round(self.retained_s, 4),
         }
         if self.incomplete:
             doc["scan"]["incomplete"] = "; ".join(self.incomplete)
@@ -410,6 +412,7 @@ class Scan:
             "text": rest,
             "hint": said,
             "depth": len(chain) - 1,
+            "steps": len(kinds),
             "_ids": frozenset(map(id, chain)),
         }
 
@@ -485,6 +488,8 @@ class Scan:
                         "text": text,
                         "hint": hint(found, hint_root, kinds, None, None),
                         "depth": len(chain),
+                        # A thread's frame and local, or the probed holder, then the steps.
+                        "steps": len(kinds) + (2 if root == "thread" else 1),
                         "object_id": i,
                         "_ids": frozenset(map(id, chain)),
                     }
@@ -509,6 +514,7 @@ class Scan:
             "text": text,
             "hint": hint(found, "unsearched" if cut_short else "other", [], None, None),
             "depth": 0,
+            "steps": 0,
             "object_id": id(found.obj),
         }
 
@@ -522,6 +528,9 @@ class Scan:
         started: float,
     ) -> dict:
         by_module: dict[str, list[dict]] = {}
+        # (module, generation) -> the reported stale objects and their summed sizes (the
+        # timeline: what each generation still has alive).
+        groups: dict[tuple[str, int | None], tuple[list[object], list[int]]] = {}
         for e in entries.values():
             f = e.found
             ps = [p for o in e.objs for p in paths.get(id(o), [])]
@@ -532,6 +541,10 @@ class Scan:
                 if not ps:
                     continue
             ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
+            objs, size = groups.setdefault((f.owner, f.generation), ([], [0, 0]))
+            objs.extend(e.objs)
+            size[0] += e.count
+            size[1] += e.size
             # Module paths first, shortest first; a step only gc can name goes last.
             ps.sort(key=lambda p: (p["root"] != "module", "__import__" in p["text"], p["depth"]))
             by_module.setdefault(f.owner, []).append(
@@ -550,6 +563,10 @@ class Scan:
             if found is None:
                 continue
             code = frame.f_code
+            objs, size = groups.setdefault((found.owner, found.generation), ([], [0, 0]))
+            objs.append(frame)
+            size[0] += 1
+            size[1] += safe.sizeof(frame)
             by_module.setdefault(found.owner, []).append(
                 {
                     "kind": "code",
@@ -566,10 +583,13 @@ class Scan:
                             f"{frame.f_lineno}",
                             "hint": hint(found, "thread", [], None, None),
                             "depth": 0,
+                            "steps": 1,  # the thread runs it
                         }
                     ],
                 }
             )
+        timeline = self._timeline(groups)
+        del groups
         records = cls.records
         names = set(by_module) | {n for n, r in records.items() if _reloaded(r)}
         modules = []
@@ -583,6 +603,7 @@ class Scan:
                 )
             )
             modules.append(self._module(cls, name, records.get(name), stale))
+            _add_timeline(modules[-1], timeline)
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -595,6 +616,29 @@ class Scan:
             "taken_at": iso(started),
             "modules": modules,
         }
+
+    def _timeline(
+        self, groups: dict[tuple[str, int | None], tuple[list[object], list[int]]]
+    ) -> dict[tuple[str, int | None], dict[str, Any]]:
+        """(module, generation) -> its stale count, their bytes and what they retain."""
+        keys = list(groups)
+        stale_ids = {id(o) for objs, _ in groups.values() for o in objs}
+        t0 = time.perf_counter()
+        kept = retained.retained(
+            ((groups[k][0], groups[k][1][1]) for k in keys), stale_ids, deadline=self.deadline
+        )
+        self.retained_s = time.perf_counter() - t0
+        out: dict[tuple[str, int | None], dict[str, Any]] = {}
+        for k, r in zip(keys, kept):
+            n, nbytes = groups[k][1]
+            fig: dict[str, Any] = {"stale": n, "stale_bytes": nbytes, "retained_bytes": None}
+            if r is not None:
+                fig["retained_bytes"] = r.bytes
+                fig["retained_objects"] = r.objects
+                if r.capped:
+                    fig["retained_capped"] = True
+            out[k] = fig
+        return out
 
     def _module(
         self, cls: Classifier, name: str, rec: ModuleRecord | None, stale: list[dict]
@@ -654,6 +698,20 @@ class Scan:
             if texts and _reloaded(rec):
                 out[name] = texts
         return out
+
+
+def _add_timeline(module: dict, timeline: dict[tuple[str, int | None], dict[str, Any]]) -> None:
+    """Each generation's figures on its entry (zero when it has nothing alive); those of
+    objects whose generation is unknown (made before recording) on the module."""
+    name = module["name"]
+    for g in module["generations"]:
+        fig = timeline.get((name, g["number"]))
+        if fig is None:
+            fig = {"stale": 0, "stale_bytes": 0, "retained_bytes": 0, "retained_objects": 0}
+        g.update(fig)
+    unknown = timeline.get((name, None))
+    if unknown is not None:
+        module["unknown_generation"] = unknown
 
 
 def _subclasses(root: type) -> list[type]:

@@ -17,6 +17,7 @@ from ..inert import inert
 from ..model import Module, Report, StaleObject
 from . import picker, view
 from .source import Source
+from .timeline import TimelineScreen
 
 HELP = """reloadscope
 
@@ -27,6 +28,8 @@ paths that hold the selected one, each with the fix.
   arrows / tab   move; enter selects
   /              filter the stale objects (escape clears)
   enter          on a module: its generations (time, trigger, status, source hash)
+  t              timeline: each module's generations over time, with the stale objects,
+                 bytes and retained bytes each still has alive, and a bar
   d              source diff between generations ([ ] and { } pick which two)
   x              export the selected object's reference graph (.dot; .png with graphviz)
   r              rescan (live sources)
@@ -104,6 +107,7 @@ class ReloadScopeApp(App[None]):
         Binding("g", "collect", "gc + rescan"),
         Binding("s", "save", "save snapshot"),
         Binding("d", "diff", "diff"),
+        Binding("t", "timeline", "timeline"),
         Binding("x", "export", "export graph"),
         Binding("p", "pick", "processes"),
         Binding("slash", "filter", "filter"),
@@ -127,7 +131,8 @@ class ReloadScopeApp(App[None]):
             with Vertical(id="right"):
                 yield Input(placeholder="filter stale objects", id="filter")
                 yield DataTable(id="stale", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="paths", markup=False)
+                with VerticalScroll(id="held"):
+                    yield Static("", id="paths", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -137,7 +142,7 @@ class ReloadScopeApp(App[None]):
         stale = self.query_one("#stale", DataTable)
         stale.add_columns(*view.SORT_KEYS)
         stale.border_title = "stale objects"
-        self.query_one("#paths").border_title = "held by"
+        self.query_one("#held").border_title = "held by"
         self.sub_title = inert(self.source.description)
         self.load()
         picker.announce(self)
@@ -163,8 +168,10 @@ class ReloadScopeApp(App[None]):
             table.loading = busy  # a spinner over the tables while a scan runs
 
     def show(self, report: Report) -> None:
+        first = self.report is None
         self.report = report
-        text = view.summary(report, self.source.description)
+        self.sub_title = view.title(report, self.source.kind, self.source.description)
+        text = view.summary(report)
         vitals = getattr(self.source, "vitals", None)
         if vitals is not None:
             text += f" | {vitals()}"
@@ -177,7 +184,9 @@ class ReloadScopeApp(App[None]):
         if self.modules:
             table.move_cursor(row=0)
         self._fill_stale()
-        table.focus()
+        if first:  # on the findings: arrows move through the stale objects at once
+            stale = self.query_one("#stale", DataTable)
+            (stale if stale.row_count else table).focus()
 
     def current_module(self) -> Module | None:
         table = self.query_one("#modules", DataTable)
@@ -191,11 +200,23 @@ class ReloadScopeApp(App[None]):
         self.rows = view.visible_stale(module.stale if module else [], text, self.sort)
         table = self.query_one("#stale", DataTable)
         table.clear()
+        width = self._held_by_width()
         for i, s in enumerate(self.rows):
-            table.add_row(*map(Text, view.stale_row(s)), key=str(i))
+            table.add_row(*map(Text, view.stale_row(s, width)), key=str(i))
         if self.rows:
             table.move_cursor(row=0)
         self._fill_paths()
+
+    def _held_by_width(self) -> int:
+        """Room for the held-by column: the table's width less the other columns' (their
+        longest cell, and two columns of padding each)."""
+        table = self.query_one("#stale", DataTable)
+        total = table.size.width or (self.size.width * 2 // 3)
+        others = [
+            max([len(k), *(len(view.stale_row(s)[i]) for s in self.rows)])
+            for i, k in enumerate(list(view.SORT_KEYS)[:-1])
+        ]
+        return max(total - sum(others) - 2 * len(view.SORT_KEYS) - 4, 16)  # 4: scrollbar
 
     def _fill_paths(self) -> None:
         table = self.query_one("#stale", DataTable)
@@ -204,9 +225,16 @@ class ReloadScopeApp(App[None]):
         blind = self.report.blind_spots if self.report is not None else ()
         text = view.paths_text(s, blind)
         if module is not None and s is None:
-            text = view.generations_text(module)
+            seen = "".join(f"\ncould not see: {inert(b)}" for b in blind)
+            text = view.generations_text(module) + seen
         # Names from the target are text, never markup (a key like '/a[/]b' would break it).
         self.query_one("#paths", Static).update(Text(text))
+        n = len(blind)
+        self.query_one("#held").border_subtitle = (
+            f"{'a blind spot' if n == 1 else f'{n} blind spots'} below (tab here to scroll)"
+            if n
+            else ""
+        )
 
     # -- events --------------------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#modules")
@@ -271,6 +299,12 @@ class ReloadScopeApp(App[None]):
         if self.report is None or module is None:
             return
         self.push_screen(DiffScreen(self.report, module))
+
+    def action_timeline(self) -> None:
+        if self.report is None:
+            return
+        module = self.current_module()
+        self.push_screen(TimelineScreen(self.report, module.name if module else None))
 
     def action_export(self) -> None:
         table = self.query_one("#stale", DataTable)

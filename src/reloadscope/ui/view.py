@@ -6,7 +6,8 @@ import difflib
 from collections.abc import Iterable
 
 from ..inert import inert, inert_lines
-from ..model import Module, Report, StaleObject
+from ..model import Module, Path, Report, StaleObject
+from ..textreport import plural
 
 
 def modules_in_order(report: Report) -> list[Module]:
@@ -22,9 +23,38 @@ def held_by(s: StaleObject) -> str:
     return inert(s.paths[0].text) if s.paths else "?"
 
 
-def stale_row(s: StaleObject) -> tuple[str, str, str, str, str, str]:
+def stale_row(s: StaleObject, width: int | None = None) -> tuple[str, str, str, str, str, str]:
+    """A row of the stale table; ``width`` shortens the path in the middle to fit."""
     gen = "?" if s.generation is None else str(s.generation)
-    return (inert(s.kind), inert(s.qualname), gen, str(s.count), str(s.size), held_by(s))
+    held = held_by(s) if width is None else shorten(held_by(s), width)
+    return (inert(s.kind), inert(s.qualname), gen, str(s.count), str(s.size), held)
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut in the middle, never at its end: a thread
+    path keeps its thread and its local variable with what follows (``thread 'MainThread' > …
+    > local 'handler'.__func__``), a module path its head and its last steps."""
+    if len(text) <= width:
+        return text
+    parts = text.split(" > ")
+    if len(parts) > 2:
+        last = parts[-1]
+        whole = f"{parts[0]} > … > {last}"
+        room = width - len(last) - 4  # what "… > " leaves of the thread's name
+        if len(whole) <= width:
+            return whole
+        if room >= 1:
+            return f"{parts[0][:room]}… > {last}"
+        return "…" + last[max(len(last) - width + 1, 0) :]
+    keep = max(width - 1, 2)
+    head = keep // 3
+    return text[:head] + "…" + text[len(text) - (keep - head) :]
+
+
+def steps(p: Path) -> int:
+    """The labelled steps of a path (``.attr``, ``[key]``, a thread's frame and local), the
+    same on every CPython; documents from before the count give the object depth."""
+    return p.steps if p.steps is not None else p.depth
 
 
 SORT_KEYS = {
@@ -59,33 +89,46 @@ def paths_text(s: StaleObject | None, blind_spots: Iterable[str] = ()) -> str:
         if s.generation is None
         else f"generation {s.generation}"
     )
-    lines = [f"{s.kind} {s.qualname} ({s.type}), made by {gen}; {s.count} alive, {s.size} bytes"]
+    lines = [
+        f"{s.kind} {s.qualname} ({s.type}), made by {gen}; {s.count} alive, "
+        f"{plural(s.size, 'byte')}"
+    ]
+    if s.evidence is not None:  # one line first: the panel may be too small for all
+        lines.append(f"why stale [{s.evidence.kind}]: {s.evidence.text}")
     for i, p in enumerate(s.paths, 1):
-        lines += ["", f"path {i} (root: {p.root}, {p.depth} steps)", f"  {p.text}"]
+        lines += ["", f"path {i} (root: {p.root}, {plural(steps(p), 'step')})", f"  {p.text}"]
         if p.hint:
             lines.append(f"  fix: {p.hint}")
     if not s.paths:
         lines.append("no path was found")
-    if s.evidence is not None:  # after the paths, which matter most in a small panel
-        lines += ["", f"why stale: {s.evidence.text} [{s.evidence.kind}]"]
     if blind:
         lines += ["", *blind]
     return "\n".join(map(inert, lines))
 
 
-def summary(report: Report, description: str) -> str:
+def title(report: Report, kind: str, description: str) -> str:
+    """The header's subtitle, the one place that names the process: the source, pid, Python
+    and command line."""
     argv = " ".join(report.argv) or "?"
+    where = {"live": "live process", "process": "this process"}.get(kind, description)
+    return inert(f"{where} | pid {report.pid} | Python {report.python} | {argv}")
+
+
+def summary(report: Report, description: str = "") -> str:
+    """The scan: when, how long, how much, what it found (the header names the process)."""
     state = "" if report.complete else " (incomplete)"
-    first = f"{description} | pid {report.pid} | Python {report.python} | {argv}"
-    second = (
+    text = (
         f"scan {report.taken_at}, {report.duration_s:.2f} s, {report.objects:,} objects"
-        f"{state} | {report.stale_count} stale in {len(report.modules)} modules"
+        f"{state} | {plural(report.stale_count, 'stale object')} in "
+        f"{plural(len(report.modules), 'module')}"
     )
-    return inert(first) + "\n" + inert(second)
+    return inert(text)
 
 
 def generations_text(m: Module) -> str:
-    lines = [f"{m.name}: {len(m.generations)} generations, current {m.current_generation}"]
+    lines = [
+        f"{m.name}: {plural(len(m.generations), 'generation')}, current {m.current_generation}"
+    ]
     for g in m.generations:
         sha = (g.source_sha256 or "?")[:12]
         where = f" from {g.trigger}" if g.trigger else ""
