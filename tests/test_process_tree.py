@@ -278,7 +278,7 @@ def test_ui_picker_switches_to_a_worker_and_back_then_detaches_from_all(tree, tm
     screen = t.wait_for(f"child of {tree.pid}")
     t.wait_for("work0")
     first = screen.splitlines()[0]
-    assert f"live process {tree.workers[0]}" in first  # the header names it
+    assert f"live process | pid {tree.workers[0]} | child of {tree.pid}" in first  # the header
     assert _agents(tree) == {p: p in (tree.pid, tree.workers[0]) for p in tree.all}
     t.keys("p")
     screen = t.wait_for(f"processes under PID {tree.pid}")
@@ -288,7 +288,7 @@ def test_ui_picker_switches_to_a_worker_and_back_then_detaches_from_all(tree, tm
     while f"child of {tree.pid}" in t.screen() or "main_f" not in t.screen():
         assert time.time() < deadline, t.screen()
         time.sleep(0.2)
-    assert f"live process {tree.pid}" in t.screen().splitlines()[0]
+    assert f"live process | pid {tree.pid} |" in t.screen().splitlines()[0]
     assert _agents(tree) == {p: p in (tree.pid, tree.workers[0]) for p in tree.all}
     t.keys("q")
     t.wait_for("EXITED 0")

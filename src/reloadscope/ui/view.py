@@ -111,7 +111,10 @@ def title(report: Report, kind: str, description: str) -> str:
     and command line."""
     argv = " ".join(report.argv) or "?"
     where = {"live": "live process", "process": "this process"}.get(kind, description)
-    return inert(f"{where} | pid {report.pid} | Python {report.python} | {argv}")
+    # A process of a tree (ui/picker.py) says whose child it is.
+    parent = description.partition(", child of ")[2]
+    whose = f" | child of {parent}" if parent else ""
+    return inert(f"{where} | pid {report.pid}{whose} | Python {report.python} | {argv}")
 
 
 def summary(report: Report, description: str = "") -> str:
