@@ -298,6 +298,8 @@ libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_i
 sock = f"/tmp/reloadscope-{os.getuid()}/{os.getpid()}.sock"
 code, size = bootstrap(), page_size()
 answers, addresses = [], []
+if os.path.exists(sock):
+    os.unlink(sock)  # a killed process's, whose PID this one got: not our agent
 for _ in range(3):
     page = libc.mmap(None, size, 3, 34, -1, 0)  # what gdb does, and where it writes the code
     addresses.append(page)
