@@ -22,10 +22,14 @@ def add_parser(sub: Any, summary: str) -> None:
             "with its generations, and "
             "its stale objects with the shortest path that holds each and how to fix it. "
             "Exit status 0; with --fail-on-stale, 1 when anything is stale (for CI jobs and "
-            "test suites); 2 for errors."
+            "test suites); 2 for errors. With --watch (a PID only), it stays attached and "
+            "prints one line per reload (module, generation, stale objects and the change), "
+            "or with --json one report document per line, until Ctrl-C (exit 0) or until "
+            "the process ends (one line on stderr, exit 0)."
         ),
         epilog="Examples: reloadscope report 4242 --json; reloadscope report crash.rsnap "
-        "--fail-on-stale",
+        "--fail-on-stale; reloadscope report 4242 --watch (prints e.g. "
+        "'12:00:03 gen 3 of plugins.greeter: +2 stale, -1 gone (4 now)' after each reload)",
     )
     p.add_argument(
         "target",
@@ -41,6 +45,12 @@ def add_parser(sub: Any, summary: str) -> None:
         help="exit with status 1 when stale objects were found",
     )
     p.add_argument(
+        "--watch",
+        action="store_true",
+        help="for a PID: stay attached and report after each reload, until Ctrl-C or the "
+        "process ends",
+    )
+    p.add_argument(
         "--no-collect",
         dest="collect",
         action="store_false",
@@ -50,6 +60,10 @@ def add_parser(sub: Any, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.watch:
+        from .watch import watch
+
+        return watch(args)
     with Progress() as progress:  # erased before the report is printed
         report = report_of(args.target, progress, collect=args.collect)
     print_report(report, as_json=args.json)
