@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ..inert import inert
 from ..model import Module, Report, StaleObject
-from . import view
+from . import live, view
 from .source import Source
 
 HELP = """reloadscope
@@ -31,6 +31,8 @@ paths that hold the selected one, each with the fix.
   x              export the selected object's reference graph (.dot; .png with graphviz)
   r              rescan (live sources)
   g              collect garbage, then rescan (live sources)
+  f              pause / resume following: after the process reloads, the UI rescans by
+                 itself and marks what changed (new stale objects +, changed modules)
   s              save a snapshot file
   ?              this help
   q              quit (a live process is detached and runs on)
@@ -103,6 +105,8 @@ class ReloadScopeApp(App[None]):
         Binding("s", "save", "save snapshot"),
         Binding("d", "diff", "diff"),
         Binding("x", "export", "export graph"),
+        Binding("f", "pause_follow", "pause follow"),
+        Binding("f", "resume_follow", "resume follow"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("question_mark", "help", "help"),
@@ -119,6 +123,7 @@ class ReloadScopeApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("loading...", id="summary", markup=False)
+        yield Static("", id="follow", markup=False)
         with Horizontal(id="body"):
             yield DataTable(id="modules", cursor_type="row", zebra_stripes=True)
             with Vertical(id="right"):
@@ -137,8 +142,10 @@ class ReloadScopeApp(App[None]):
         self.query_one("#paths").border_title = "held by"
         self.sub_title = inert(self.source.description)
         self.load()
+        live.start(self)
 
     def on_unmount(self) -> None:
+        live.stop(self)
         self.source.close()
 
     # -- data ----------------------------------------------------------------------------------
@@ -159,7 +166,9 @@ class ReloadScopeApp(App[None]):
             table.loading = busy  # a spinner over the tables while a scan runs
 
     def show(self, report: Report) -> None:
-        self.report = report
+        previous, self.report = self.report, report
+        chosen = self.current_module()
+        live.noted(self, previous, report)
         text = view.summary(report, self.source.description)
         vitals = getattr(self.source, "vitals", None)
         if vitals is not None:
@@ -169,9 +178,9 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#modules", DataTable)
         table.clear()
         for m in self.modules:
-            table.add_row(*map(Text, view.module_row(m)), key=m.name)  # text, never markup
+            table.add_row(*live.module_cells(self, m), key=m.name)  # text, never markup
         if self.modules:
-            table.move_cursor(row=0)
+            table.move_cursor(row=live.keep_module(self.modules, chosen.name if chosen else None))
         self._fill_stale()
         table.focus()
 
@@ -188,7 +197,7 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#stale", DataTable)
         table.clear()
         for i, s in enumerate(self.rows):
-            table.add_row(*map(Text, view.stale_row(s)), key=str(i))
+            table.add_row(*live.stale_cells(self, module, s), key=str(i))
         if self.rows:
             table.move_cursor(row=0)
         self._fill_paths()
@@ -282,6 +291,17 @@ class ReloadScopeApp(App[None]):
         self.notify(inert("wrote " + ", ".join(written)), markup=False)
         if note:
             self.notify(inert(note), severity="warning", markup=False)
+
+    def action_pause_follow(self) -> None:
+        live.toggle(self)
+
+    def action_resume_follow(self) -> None:
+        live.toggle(self)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause_follow", "resume_follow"):
+            return live.check(self, action)
+        return True
 
     def action_help(self) -> None:
         self.push_screen(TextScreen(HELP, "help"))
