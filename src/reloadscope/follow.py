@@ -5,14 +5,15 @@ The agent tells generations as they begin and end (its ``wait`` request); ``foll
 when they have settled: no generation still running, ``DEBOUNCE_S`` after the last one ended,
 and never sooner than ``MIN_INTERVAL_S`` or ``SCAN_SCALE`` times the last scan's duration
 after the last scan ended, so a busy process is never rescanned in a loop.  An agent that
-cannot tell (an older reloadscope's) is polled instead: a rescan every ``POLL_S`` seconds, or
-``POLL_SCALE`` times the last scan's duration if longer.
+cannot tell (an older reloadscope's) is polled instead: a rescan every ``POLL_S`` seconds
+(``RELOADSCOPE_POLL_S`` changes it), or ``POLL_SCALE`` times the last scan's duration if longer.
 
 No Textual here, and nothing of the agent: this runs in the client.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
@@ -26,7 +27,17 @@ if TYPE_CHECKING:
 DEBOUNCE_S = 0.75
 MIN_INTERVAL_S = 1.0
 SCAN_SCALE = 4.0
-POLL_S = 10.0
+
+
+def _poll_s(default: float = 10.0) -> float:
+    try:
+        value = float(os.environ.get("RELOADSCOPE_POLL_S", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+POLL_S = _poll_s()
 POLL_SCALE = 20.0
 WAIT_S = 2.0  # the longest single wait; the loop looks at ``stop`` and ``paused`` in between
 STUCK_S = 30.0  # a generation heard begun but never ended is taken as ended after this
