@@ -308,7 +308,7 @@ def test_wait_answers_when_a_generation_ends_and_times_out_otherwise(tmp_path, p
         assert [e["status"] for e in events] == ["running", "finished"]
 
         # A blank line ends a pending wait early (a client hurrying it to ask for a scan).
-        after = reply["result"]["sequence"] if len(events) == 2 else events[-1]["sequence"]
+        after = events[-1]["sequence"]
         s.sendall(json.dumps({"id": 5, "op": "wait", "after": after, "timeout": 20}).encode())
         s.sendall(b"\n")
         time.sleep(0.3)
@@ -316,6 +316,7 @@ def test_wait_answers_when_a_generation_ends_and_times_out_otherwise(tmp_path, p
         s.sendall(b"\n")
         hurried = json.loads(reader.readline())
         assert hurried["id"] == 5 and time.monotonic() - began < 1.5
+        assert hurried["result"]["events"] == []  # hurried, not woken by an event
         # The blank line got no answer of its own: the next answer is the next request's.
         pong, _ = _ask(s, reader, {"id": 6, "op": "ping"})
         assert pong == {"id": 6, "ok": True, "result": "pong"}
@@ -336,8 +337,11 @@ def test_a_client_killed_while_waiting_frees_the_agent_for_the_next(tmp_path):
         _connect(t.pid)[0].close()  # listening
         code = (
             "import sys, json, socket, time\n"
-            "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(4096)\n"
-            "s.sendall(json.dumps({'id': 1, 'op': 'wait', 'after': 0, 'timeout': 30})"
+            "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile('rb')\n"
+            "f.readline()\n"
+            's.sendall(b\'{"id": 1, "op": "wait", "after": null}\\n\')\n'
+            "seq = json.loads(f.readline())['result']['sequence']\n"
+            "s.sendall(json.dumps({'id': 2, 'op': 'wait', 'after': seq, 'timeout': 30})"
             ".encode() + b'\\n')\n"
             "print('waiting', flush=True); time.sleep(600)\n"
         )
