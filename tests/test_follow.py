@@ -444,3 +444,73 @@ def test_settle_waits_for_quiet_and_spaces_scans_by_their_cost():
     s.hear([{"module": "m", "generation": 2, "status": "finished", "reload": True}], 23.0)
     assert not s.due(30.0) and s.due(30.5)
     assert s.until_due(23.0, 2.0) == 2.0 and s.until_due(30.0, 2.0) == 0.5
+
+
+# -- the UI in a real terminal -----------------------------------------------------------------
+
+
+def _rows(screen: str) -> dict[str, set[str]]:
+    """The generations of the stale rows on screen that a reload left: the classes
+    ``HandlerN`` (leftover names) and the kept ``handler()`` functions, a new one marked ``+``.
+    (Classes sort first: in a small terminal the last function rows may be scrolled off.)"""
+    import re
+
+    return {
+        "class": set(re.findall(r"class\s+(?:\+ )?Handler\d+\s+(\d+)\s", screen)),
+        "function": set(re.findall(r"function\s+(?:\+ )?handler\s+(\d+)\s", screen)),
+    }
+
+
+def _gens(screen: str) -> str | None:
+    """The modules table's generation count for plug."""
+    import re
+
+    found = re.search(r"│ plug\s+(\d+)\s", screen)
+    return found.group(1) if found else None
+
+
+@needs_gdb
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_ui_follows_reloads_without_a_key_press_and_f_pauses(target, tmp_path):
+    from test_terminal import Tmux
+
+    # The pane's own size, not COLUMNS/LINES that a shared tmux server may have in its global
+    # environment from whoever started it (Textual would believe them).  One shell, so that
+    # the environment Tmux sets reaches the UI.
+    command = (
+        f"sh -c 'unset COLUMNS LINES; exec {sys.executable} -m reloadscope attach {target.pid}'"
+    )
+    t = Tmux(f"rs-follow-{os.getpid()}", command, tmp_path)
+    try:
+        t.wait_for("following: rescans after each reload")
+        for _ in (1, 2, 3):
+            target.reload()
+            time.sleep(0.3)
+        deadline = time.monotonic() + 8  # no key pressed from here
+        while True:
+            screen = t.screen()
+            rows = _rows(screen)
+            if rows["class"] == {"0", "1", "2"} and _gens(screen) == "4" and "of plug:" in screen:
+                break
+            assert time.monotonic() < deadline, f"the reloads never showed:\n{screen}"
+            time.sleep(0.2)
+        assert "0" in rows["function"]  # the kept handler of generation 0
+        assert "(+" in screen  # the changed module stands out with its change
+        assert "f pause follow" in screen
+
+        t.keys("f")
+        t.wait_for("follow paused (f resumes)")
+        assert "f resume follow" in t.screen()
+        target.reload()  # a fourth: heard, but not shown while paused
+        t.wait_for("not shown yet: gen 4 of plug")
+        time.sleep(2.5)
+        screen = t.screen()
+        assert "3" not in _rows(screen)["class"] and _gens(screen) == "4", screen
+        t.keys("f")
+        screen = t.wait_for("gen 4 of plug: +2 stale", timeout=8)
+        assert _rows(screen)["class"] == {"0", "1", "2", "3"} and _gens(screen) == "5", screen
+        t.keys("q")
+    finally:
+        t.close()
+    _agent_gone(target.pid)
+    assert target.p.poll() is None
