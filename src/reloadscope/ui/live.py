@@ -149,6 +149,7 @@ def noted(app: ReloadScopeApp, old: Report | None, new: Report) -> None:
     if old is None or not st.followable:
         return
     st.changes = changes(old, new)
+    st.unseen.clear()  # what was heard while paused is in this report
     st.new = {stale_key(c.module, s) for c in st.changes for s in c.new}
     before = {m.name: m for m in old.modules}
     now = {stale_key(m.name, s) for m in new.modules for s in m.stale}
