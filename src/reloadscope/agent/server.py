@@ -239,8 +239,13 @@ class Server:
             pass  # the client went away mid-answer: it is gone all the same
         finally:
             _answering.interrupted = None
-            inp.close()  # the socket's descriptor closes only when its files are closed too
-            out.close()
+            # The socket's descriptor closes only when its files are closed too; closing
+            # ``out`` flushes what a gone client could not take, which fails again.
+            for f in (inp, out):
+                try:
+                    f.close()
+                except OSError:
+                    pass
         return True
 
     def _converse(self, inp: Any, out: Any) -> None:
