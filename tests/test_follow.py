@@ -500,7 +500,7 @@ def test_the_ui_follows_reloads_without_a_key_press_and_f_pauses(target, tmp_pat
 
         t.keys("f")
         t.wait_for("follow paused (f resumes)")
-        assert "f resume follow" in t.screen()
+        t.wait_for("f resume follow")  # the footer follows a moment later
         target.reload()  # a fourth: heard, but not shown while paused
         t.wait_for("not shown yet: gen 4 of plug")
         time.sleep(2.5)
@@ -514,3 +514,54 @@ def test_the_ui_follows_reloads_without_a_key_press_and_f_pauses(target, tmp_pat
         t.close()
     _agent_gone(target.pid)
     assert target.p.poll() is None
+
+
+def test_a_reload_between_the_first_scan_and_following_is_not_missed(tmp_path):
+    """The agent's event number is taken when a scan begins: a follower that starts late
+    (after the UI showed its first report, or ``--watch`` printed its first line) still hears
+    the reload that came in between."""
+    import importlib
+    import threading
+
+    import reloadscope
+    from reloadscope.follow import follow
+    from reloadscope.ui.source import ProcessSource
+
+    (tmp_path / "lateplug.py").write_text("def handler():\n    return 0\n")
+    sys.path.insert(0, str(tmp_path))
+    reloadscope.install(listen=False)
+    try:
+        import lateplug
+
+        held = [lateplug.handler]
+        source = ProcessSource()
+        source.load(collect=False)  # the first report
+        (tmp_path / "lateplug.py").write_text("def handler():\n    return 1\n")
+        t = time.time() + 10
+        os.utime(tmp_path / "lateplug.py", (t, t))
+        importlib.invalidate_caches()
+        importlib.reload(lateplug)  # before anyone follows
+        stop = threading.Event()
+        shown = []
+
+        def on_report(report):
+            shown.append(report)
+            stop.set()
+
+        runner = threading.Thread(
+            target=follow,
+            args=(lambda: source.load(collect=False), on_report),
+            kwargs={"wait": source.wait, "stop": stop, "after": source.last_sequence},
+        )
+        runner.start()
+        runner.join(10)
+        stop.set()
+        source.hurry()
+        runner.join(5)
+        assert shown, "the reload before following began was never rescanned"
+        assert shown[0].module("lateplug").current_generation == 1
+        assert held
+    finally:
+        reloadscope.uninstall()
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lateplug", None)

@@ -109,20 +109,24 @@ def follow(
     stop: threading.Event,
     paused: Callable[[], bool] = lambda: False,
     on_heard: Callable[[list[dict[str, Any]]], None] | None = None,
+    after: int | None = None,
     settle: Settle | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Until ``stop`` is set: wait for reloads (``wait(after, timeout)``, the agent's
     ``wait`` request; None for an agent that cannot tell, which is polled), and once they have
     settled, and ``paused()`` is false, ``scan()`` and hand the report to ``on_report``.
-    ``on_heard`` hears the reload events as they come.  Whatever ``scan`` or ``wait`` raises
-    ends it (the process went away)."""
+    ``on_heard`` hears the reload events as they come.  ``after``: the agent's event number
+    when the report shown last began (``Client.last_sequence``), so that no reload between
+    that scan and this call is missed; None asks the agent for its number now.  Whatever
+    ``scan`` or ``wait`` raises ends it (the process went away)."""
     settle = settle or Settle()
     if wait is not None:
         first = wait(None, 0)
         if first.get("recording") is False:
             wait = None  # nothing records there, so nothing would be told: poll
-        after = int(first.get("sequence", 0))
+        if after is None:
+            after = int(first.get("sequence", 0))
     last_duration = 0.0
     polled = clock()
     while not stop.is_set():
@@ -137,7 +141,8 @@ def follow(
             # Paused, events are still heard (they are cheap) but nothing is scanned.
             timeout = WAIT_S if paused() else settle.until_due(now, WAIT_S)
             heard = wait(after, timeout)
-            after = int(heard.get("sequence", after))
+            sequence = heard.get("sequence")
+            after = sequence if type(sequence) is int else after
             now = clock()
             events = heard.get("events", [])
             settle.hear(events, now, missed=heard.get("missed") is True)

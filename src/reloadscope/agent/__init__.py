@@ -152,8 +152,17 @@ def _handlers() -> dict[str, Any]:
         return scan(collect=collect)
 
     def do_scan(req: dict[str, Any]) -> dict[str, Any]:
+        # Generation events up to this number are in the report: a follower waits for the
+        # ones after it (taken before the scan, so that none falls between the two).
+        rec = _recorder
+        sequence = rec.sequence if rec is not None else 0
         doc, sources = scan_for(req)
-        return {"report": doc, "sources": _texts(sources), "facts": snapfile.process_facts()}
+        return {
+            "report": doc,
+            "sources": _texts(sources),
+            "facts": snapfile.process_facts(),
+            "sequence": sequence,
+        }
 
     def do_snapshot(req: dict[str, Any]) -> str:
         doc, sources = scan_for(req)

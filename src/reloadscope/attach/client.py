@@ -254,6 +254,8 @@ class Client:
         # Whether the agent answers ``wait`` (it tells generations as they begin and end);
         # agents before it do not say, and answer "unknown op".
         self.follows: bool = hello.get("follow") == FOLLOW
+        # The agent's generation event number when the last scan began (None: not told).
+        self.last_sequence: int | None = None
 
     def _read(self) -> Any:
         """The next line, waiting while the agent works (``timeout`` without a byte at most),
@@ -386,6 +388,8 @@ class Client:
         }
         report = Report.from_json(result["report"], sources, own=True)
         object.__setattr__(report, "facts", dict(result.get("facts") or {}))
+        sequence = result.get("sequence")
+        self.last_sequence = sequence if type(sequence) is int else None
         return report
 
     def snapshot(self, path: str | None = None, *, collect: bool = True) -> str:

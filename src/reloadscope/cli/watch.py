@@ -115,6 +115,7 @@ def _watch(pid: int, args: argparse.Namespace, opened: list[Session]) -> int:
             on_report,
             wait=wait,
             stop=threading.Event(),
+            after=client.last_sequence,
         )
     except AttachError as e:
         if _ended(pid):

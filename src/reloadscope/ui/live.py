@@ -114,6 +114,11 @@ def _run(app: ReloadScopeApp, st: FollowState) -> None:
         if st.paused:
             app.call_from_thread(_heard_while_paused, app, events)
 
+    # From the first report shown on: what it shows is known, reloads after its scan began
+    # are not.
+    while app.report is None and not st.stop.wait(0.05):
+        pass
+    after = getattr(source, "last_sequence", None)
     wait = None if st.polling else (lambda after, timeout: app.source.wait(after, timeout))  # type: ignore[attr-defined]
     try:
         follow(
@@ -123,6 +128,7 @@ def _run(app: ReloadScopeApp, st: FollowState) -> None:
             stop=st.stop,
             paused=lambda: st.paused,
             on_heard=heard,
+            after=after,
         )
     except Exception as e:
         if st.stop.is_set():

@@ -64,11 +64,14 @@ class ProcessSource:
         self.description = f"this process (pid {os.getpid()})"
         self._scanning = threading.Lock()  # one scan at a time, asked for or followed
         self._hurry = threading.Event()
+        self.last_sequence: int | None = None  # the recorder's, when the last scan began
 
     def load(self, *, collect: bool = True) -> Report:
-        from .. import scan
+        from .. import agent, scan
 
         with self._scanning:
+            rec = agent.recorder()
+            self.last_sequence = rec.sequence if rec is not None else None
             return scan(collect=collect)
 
     @property
@@ -136,6 +139,11 @@ class LiveSource:
                 return self.session.client.scan(collect=collect)
         finally:
             self._free.set()
+
+    @property
+    def last_sequence(self) -> int | None:
+        """The agent's generation event number when the last scan began."""
+        return self.session.client.last_sequence
 
     @property
     def follows(self) -> bool:
