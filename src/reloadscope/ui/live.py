@@ -190,10 +190,12 @@ def _line(app: ReloadScopeApp, doing: str | None = None) -> None:
     elif doing is not None:
         mode = doing
     elif st.polling:
-        mode = (
-            "the agent there cannot tell when it reloads (an older reloadscope's): "
-            f"rescanning every {POLL_S:.0f} s (f pauses)"
+        why = (
+            "recording is off in this process (reloadscope.install() turns it on)"
+            if app.source.kind == "process"
+            else "the agent there cannot tell when it reloads (an older reloadscope's)"
         )
+        mode = f"{why}: rescanning every {POLL_S:.0f} s (f pauses)"
     else:
         mode = "following: rescans after each reload (f pauses)"
     text = "; ".join(parts)
