@@ -179,6 +179,7 @@ def test_report_pid_json_loads_neither_the_agent_nor_psutil_nor_dataclasses(list
 def test_the_client_names_sockets_and_speaks_the_protocol_as_the_agent_does():
     # attach/client.py has its own copy, so that a client never imports the agent package.
     assert client.PROTOCOL == server.PROTOCOL
+    assert client.FOLLOW == server.FOLLOW
     assert client.INIT_PID_NS == server.INIT_PID_NS
     for uid in (None, 0, 1000):
         assert client.runtime_dir(uid) == server.runtime_dir(uid)

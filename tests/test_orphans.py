@@ -50,6 +50,9 @@ s = Session(pid)
 if phase == "scanning":
     s.client._out.write(b'{"id": 1, "op": "scan"}\n')
     s.client._out.flush()
+if phase == "waiting":  # following: a long wait for the next generation
+    s.client._out.write(b'{"id": 1, "op": "wait", "after": 0, "timeout": 30}\n')
+    s.client._out.flush()
 print("phase reached", flush=True)
 time.sleep(600)
 """
@@ -91,11 +94,14 @@ def _wait_clean(p: subprocess.Popen, d: Path, before: str, before_tasks, timeout
     )
 
 
-@pytest.mark.parametrize("phase", ["injected", "connected", "scanning"])
+@pytest.mark.parametrize("phase", ["injected", "connected", "scanning", "waiting"])
 def test_a_killed_client_leaves_no_agent(target, phase):
     p, d = target
     before, before_tasks = _state(d), tasks(p.pid)
-    env = dict(os.environ, PYTHONPATH=SRC, RELOADSCOPE_AGENT_IDLE_S="2")
+    # Killed while it waits, the agent must notice at once, not after the wait's 30 s (nor
+    # leave only by its idle time, which is long here).
+    idle = "60" if phase == "waiting" else "2"
+    env = dict(os.environ, PYTHONPATH=SRC, RELOADSCOPE_AGENT_IDLE_S=idle)
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, str(p.pid), phase], stdout=subprocess.PIPE, env=env
     )
@@ -108,7 +114,7 @@ def test_a_killed_client_leaves_no_agent(target, phase):
         client.send_signal(signal.SIGKILL)
         client.wait()
         # Killed while connected: it leaves at once; never connected: after its idle time.
-        _wait_clean(p, d, before, before_tasks, timeout=15)
+        _wait_clean(p, d, before, before_tasks, timeout=5 if phase == "waiting" else 15)
     finally:
         client.kill()
         client.wait()

@@ -14,7 +14,8 @@ import threading
 from . import snapfile
 from .recorder import Recorder
 from .scan import scan as _scan
-from .server import Server
+from .server import MAX_WAIT_S, WAIT_SLICE_S, Server
+from .server import interrupted as _interrupted
 from .server import progress as _tell_client
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -151,8 +152,17 @@ def _handlers() -> dict[str, Any]:
         return scan(collect=collect)
 
     def do_scan(req: dict[str, Any]) -> dict[str, Any]:
+        # Generation events up to this number are in the report: a follower waits for the
+        # ones after it (taken before the scan, so that none falls between the two).
+        rec = _recorder
+        sequence = rec.sequence if rec is not None else 0
         doc, sources = scan_for(req)
-        return {"report": doc, "sources": _texts(sources), "facts": snapfile.process_facts()}
+        return {
+            "report": doc,
+            "sources": _texts(sources),
+            "facts": snapfile.process_facts(),
+            "sequence": sequence,
+        }
 
     def do_snapshot(req: dict[str, Any]) -> str:
         doc, sources = scan_for(req)
@@ -190,11 +200,52 @@ def _handlers() -> dict[str, Any]:
 
     return {
         "ping": lambda req: "pong",
+        "wait": wait_events,
         "scan": do_scan,
         "snapshot": do_snapshot,
         "source": do_source,
         "release": do_release,
     }
+
+
+def wait_events(req: dict[str, Any]) -> dict[str, Any]:
+    """The ``wait`` request: the generation events after ``req["after"]``, once there are
+    some, the ``timeout`` passed, or the client has more to say (see server.py).  Blocks on
+    the recorder's condition in slices of ``WAIT_SLICE_S``: no busy loop."""
+    import time
+
+    after = req.get("after")
+    asked: Any = req.get("timeout")
+    timeout = float(asked) if type(asked) in (int, float) and asked >= 0 else 0.0
+    deadline = time.monotonic() + min(timeout, MAX_WAIT_S)
+    while True:
+        rec = _recorder
+        if rec is None or not rec.finder.active:
+            return {"sequence": 0, "events": [], "missed": False, "recording": False}
+        events: list[tuple[int, str, int, str, str, bool]] = []
+        if type(after) is not int:
+            seq, missed = rec.sequence, False
+        else:
+            seq, events, missed = rec.events_after(after)
+        left = deadline - time.monotonic()
+        if events or missed or type(after) is not int or left <= 0 or _interrupted():
+            return {
+                "sequence": seq,
+                "events": [
+                    {
+                        "sequence": n,
+                        "module": module,
+                        "generation": number,
+                        "status": status,
+                        "kind": kind,
+                        "reload": reload,
+                    }
+                    for n, module, number, status, kind, reload in events
+                ],
+                "missed": missed,
+                "recording": True,
+            }
+        rec.wait_change(seq, min(left, WAIT_SLICE_S))
 
 
 def _texts(sources: dict[str, dict[int, str]]) -> dict[str, dict[str, str]]:

@@ -35,6 +35,8 @@ _bootstrap_external: Any = importlib._bootstrap_external
 
 MAX_SOURCE_BYTES = 1 << 20
 MAX_TEXTS_PER_MODULE = 50
+# How many generation events (begun, finished) a waiting client can still be told about.
+MAX_EVENTS = 256
 
 _AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
 _IMPORTLIB_DIR = os.path.dirname(os.path.abspath(_bootstrap_external.__file__ or ""))
@@ -184,6 +186,13 @@ class Recorder:
         # scan, whether anything can have become stale since it last looked (IPython's
         # post_run_cell, the pytest plugin after each test).
         self.reloads = 0
+        # Generation events for clients that follow the process (``wait_events``): each
+        # generation that begins or ends adds (sequence, module, number, status, kind, reload),
+        # strings and numbers only, and wakes the waiters.  Its own plain lock, never held
+        # while user code runs, and taken with a time limit (a fork may copy it held).
+        self.sequence = 0
+        self.events: list[tuple[int, str, int, str, str, bool]] = []
+        self.changed = threading.Condition(threading.Lock())
 
     # -- installation -------------------------------------------------------------------------
     def install(self) -> None:
@@ -193,6 +202,8 @@ class Recorder:
     def uninstall(self) -> None:
         self.finder.active = False
         sys.meta_path[:] = [f for f in sys.meta_path if f is not self.finder]
+        with self.changed:
+            self.changed.notify_all()  # a waiter looks again, and sees recording has stopped
 
     # -- queries used by the scanner ----------------------------------------------------------
     def generation_of_code(self, code: object) -> tuple[ModuleRecord, Generation] | None:
@@ -272,7 +283,48 @@ class Recorder:
             texts = [g for g in rec.generations[1:-1] if g.text is not None]
             for old in texts[: max(0, len(texts) - MAX_TEXTS_PER_MODULE)]:
                 old.text = None  # keep generation 0 and the newest texts
-            return rec, gen
+        self.tell(rec, gen)
+        return rec, gen
+
+    # -- following: who waits for generations ------------------------------------------------
+    def tell(self, rec: ModuleRecord, gen: Generation) -> None:
+        """Note that ``gen`` began or ended (its status says which) and wake the waiters.
+        Cheap (the finder runs under the import lock) and never raises."""
+        try:
+            name = rec.name
+            reload = gen.kind != "import" or name in self._preloaded
+            if not self.changed.acquire(True, 0.5):
+                return
+            try:
+                self.sequence += 1
+                self.events.append((self.sequence, name, gen.number, gen.status, gen.kind, reload))
+                if len(self.events) > MAX_EVENTS:
+                    del self.events[: len(self.events) - MAX_EVENTS]
+                self.changed.notify_all()
+            finally:
+                self.changed.release()
+        except Exception:
+            pass
+
+    def events_after(
+        self, after: int
+    ) -> tuple[int, list[tuple[int, str, int, str, str, bool]], bool]:
+        """(sequence now, the events after ``after``, whether some of them were dropped)."""
+        with self.changed:
+            seq = self.sequence
+            if after > seq:  # from another recorder (uninstalled, installed again)
+                after = 0
+            events = [e for e in self.events if e[0] > after]
+            missed = seq > after and (not events or events[0][0] != after + 1)
+            return seq, events, missed
+
+    def wait_change(self, after: int, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the sequence to pass ``after``: a blocking
+        wait on a condition the finder notifies, so waiting costs the process nothing."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: self.sequence != after or not self.finder.active, timeout
+            )
 
     def _record_arrival(self, rec: ModuleRecord, module: ModuleType) -> None:
         """Generation 0 of a module imported before recording began: what its namespace holds."""
@@ -453,6 +505,7 @@ class _ReloadFinder:
             record.warnings.append(f"reloading {name} is not supported by Python; expect surprises")
         if loader is None or not _is_standard(loader):
             gen.status = "unknown"
+            rec.tell(record, gen)  # nothing will say when it finished
             if spec.origin and not spec.origin.endswith((".py", ".pyc")) and target is not None:
                 record.warnings.append(
                     "extension modules are not re-initialised by reload: the old code stays"
@@ -602,6 +655,7 @@ def _finish_quietly(
         recorder.finish(record, gen, module, before)
     except Exception:
         pass
+    recorder.tell(record, gen)
 
 
 def _one_line(exc: BaseException) -> str:

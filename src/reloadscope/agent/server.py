@@ -13,12 +13,22 @@ A request with ``"progress": true`` may get progress lines ``{"id": N, "progress
 before its answer (a scan sends ``{"objects": COUNT}`` once it has the heap's objects); a
 client that does not ask gets none, and an agent that predates them never sends any, so old
 clients and old agents both still work.
+
+Following (``"follow": 1`` in the greeting; older agents lack it, and answer ``wait`` with
+"unknown op"): ``{"op": "wait", "after": SEQ, "timeout": S}`` answers once the recorder's
+generation events have passed SEQ, or after S seconds (at most ``MAX_WAIT_S``), or as soon as
+the client sends anything more, with ``{"sequence": N, "events": [...], "missed": bool,
+"recording": bool}``; ``"after": null`` answers at once with the sequence now.  A blank line
+is no request (it gets no answer): a client sends one to end its pending wait early.  A
+client that goes away while it waits gets no answer, and the wait ends within
+``WAIT_SLICE_S``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -31,12 +41,29 @@ if TYPE_CHECKING:
     from typing import Any
 
 PROTOCOL = 1
+FOLLOW = 1  # the version of the ``wait`` request this agent answers (see above)
 MAX_REQUEST = 1 << 20
 THREAD_NAME = "reloadscope-agent"
+MAX_WAIT_S = 30.0
+# How often a waiting request looks whether its client sent more or went away.
+WAIT_SLICE_S = 0.25
 
 
-# Who to tell about progress, while this thread answers a request that asked for it.
+# Who to tell about progress, while this thread answers a request that asked for it; and how
+# to know the client has more to say (or has gone).
 _answering = threading.local()
+
+
+class ClientGone(Exception):
+    """Raised by a handler whose client went away while it waited: no answer is sent."""
+
+
+def interrupted() -> bool:
+    """Should the request this thread answers end early?  True when its client sent more
+    (another request, or a blank line to hurry it) or went away, or the server stops; raises
+    ``ClientGone`` when the client went away."""
+    check = getattr(_answering, "interrupted", None)
+    return check is not None and check()
 
 
 def progress(news: dict[str, Any]) -> None:
@@ -204,10 +231,21 @@ class Server:
         out = conn.makefile("wb")
         inp = conn.makefile("rb")
         try:
+            _answering.interrupted = lambda: self._interrupted(conn)
             self._converse(inp, out)
+        except ClientGone:
+            pass
+        except OSError:
+            pass  # the client went away mid-answer: it is gone all the same
         finally:
-            inp.close()  # the socket's descriptor closes only when its files are closed too
-            out.close()
+            _answering.interrupted = None
+            # The socket's descriptor closes only when its files are closed too; closing
+            # ``out`` flushes what a gone client could not take, which fails again.
+            for f in (inp, out):
+                try:
+                    f.close()
+                except OSError:
+                    pass
         return True
 
     def _converse(self, inp: Any, out: Any) -> None:
@@ -219,6 +257,7 @@ class Server:
                 "python": "{}.{}.{}".format(*sys.version_info[:3]),
                 # An injected agent leaves when this connection ends; install()'s stays.
                 "injected": self.on_detach is not None,
+                "follow": FOLLOW,
             },
         )
         while not self._stop.is_set():
@@ -233,7 +272,22 @@ class Server:
                     {"id": None, "ok": False, "error": f"request larger than {MAX_REQUEST} bytes"},
                 )
                 continue
+            if not line.strip():
+                continue  # a blank line: only there to end a wait early
             self._send(out, self._answer(line, out))
+
+    def _interrupted(self, conn: socket.socket) -> bool:
+        if self._stop.is_set():
+            return True
+        try:
+            readable = select.select([conn], [], [], 0)[0]
+            if not readable:
+                return False
+            if not conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                raise ClientGone
+        except (OSError, ValueError):
+            raise ClientGone from None
+        return True
 
     def _answer(self, line: bytes, out: Any = None) -> dict[str, Any]:
         try:
@@ -255,6 +309,8 @@ class Server:
             _answering.send = lambda news: self._send(out, {"id": rid, "progress": news})
         try:
             return {"id": rid, "ok": True, "result": handler(req)}
+        except ClientGone:
+            raise
         except Exception as e:
             return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}
         finally:

@@ -15,6 +15,7 @@ import os
 import socket
 import stat
 import struct
+import threading
 import time
 
 from . import procstate
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 # (tests/test_cli_start.py checks that both agree).  Not imported from there: importing
 # the agent package loads its whole engine (recorder, scan), which a client never runs.
 PROTOCOL = 1
+FOLLOW = 1  # the agent's ``wait`` request, as server.FOLLOW
 INIT_PID_NS = 0xEFFFFFFC  # the initial PID namespace's inode number (PROC_PID_INIT_INO)
 
 
@@ -226,6 +228,8 @@ class Client:
         self.timeout = timeout
         self._next = 0
         self._buf = bytearray()
+        # Writes come from one thread at a time, and a blank line (``hurry``) from any.
+        self._writing = threading.Lock()
         directory = AgentDir(pid, self.uid)
         try:
             sock = directory.connect(timeout)
@@ -247,6 +251,11 @@ class Client:
                 f"this reloadscope speaks {PROTOCOL}; use the same reloadscope version"
             )
         self.python: str = str(hello.get("python", "?"))
+        # Whether the agent answers ``wait`` (it tells generations as they begin and end);
+        # agents before it do not say, and answer "unknown op".
+        self.follows: bool = hello.get("follow") == FOLLOW
+        # The agent's generation event number when the last scan began (None: not told).
+        self.last_sequence: int | None = None
 
     def _read(self) -> Any:
         """The next line, waiting while the agent works (``timeout`` without a byte at most),
@@ -306,10 +315,37 @@ class Client:
         if progress:
             msg["progress"] = True
         try:
-            self._out.write(json.dumps(msg).encode() + b"\n")
-            self._out.flush()
+            with self._writing:
+                self._out.write(json.dumps(msg).encode() + b"\n")
+                self._out.flush()
         except (OSError, ValueError) as e:
             raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
+
+    def hurry(self) -> None:
+        """End a ``wait`` this connection has pending (from another thread): the agent answers
+        it at once.  Only for an agent that ``follows`` (older ones would answer the blank line
+        with an error).  Never raises."""
+        if not self.follows:
+            return
+        try:
+            with self._writing:
+                self._sock.sendall(b"\n")
+        except (OSError, ValueError):
+            pass
+
+    def wait(self, after: int | None, timeout: float) -> dict[str, Any]:
+        """The agent's generation events after sequence number ``after`` (None: none, just
+        the sequence now), waiting up to ``timeout`` seconds for some: ``{"sequence": N,
+        "events": [{"module", "generation", "status", "kind", "reload", "sequence"}, ...],
+        "missed": bool, "recording": bool}``.  Only for an agent that ``follows``."""
+        result = self.request("wait", after=after, timeout=timeout)
+        if not isinstance(result, dict) or type(result.get("sequence")) is not int:
+            raise AttachError(f"the agent in process {self.pid} answered 'wait' with no sequence")
+        events = result.get("events")
+        result["events"] = (
+            [e for e in events if isinstance(e, dict)] if type(events) is list else []
+        )
+        return result
 
     def _answer(self, on_progress: Callable[[Any], None] | None = None) -> Any:
         while True:
@@ -318,6 +354,9 @@ class Client:
                 raise AttachError(
                     f"the agent in process {self.pid} sent an answer that is no object"
                 )
+            rid = reply.get("id")
+            if type(rid) is int and rid != self._next:
+                continue  # the answer to an earlier request this client gave up on
             if on_progress is not None and "progress" in reply and "ok" not in reply:
                 on_progress(reply["progress"])
                 continue
@@ -349,6 +388,8 @@ class Client:
         }
         report = Report.from_json(result["report"], sources, own=True)
         object.__setattr__(report, "facts", dict(result.get("facts") or {}))
+        sequence = result.get("sequence")
+        self.last_sequence = sequence if type(sequence) is int else None
         return report
 
     def snapshot(self, path: str | None = None, *, collect: bool = True) -> str:

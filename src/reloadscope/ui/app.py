@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ..inert import inert
 from ..model import Module, Report, StaleObject
-from . import picker, view
+from . import live, picker, view
 from .source import Source
 from .timeline import TimelineScreen
 
@@ -34,6 +34,8 @@ paths that hold the selected one, each with the fix.
   x              export the selected object's reference graph (.dot; .png with graphviz)
   r              rescan (live sources)
   g              collect garbage, then rescan (live sources)
+  f              pause / resume following: after the process reloads, the UI rescans by
+                 itself and marks what changed (new stale objects +, changed modules)
   s              save a snapshot file
   p              processes: the attached one and the Python processes below it (a pre-fork
                  server's workers); enter switches (each is attached once, all detach on quit)
@@ -110,6 +112,8 @@ class ReloadScopeApp(App[None]):
         Binding("t", "timeline", "timeline"),
         Binding("x", "export", "export graph"),
         Binding("p", "pick", "processes"),
+        Binding("f", "pause_follow", "pause follow"),
+        Binding("f", "resume_follow", "resume follow"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("question_mark", "help", "help"),
@@ -126,6 +130,7 @@ class ReloadScopeApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("loading...", id="summary", markup=False)
+        yield Static("", id="follow", markup=False)
         with Horizontal(id="body"):
             yield DataTable(id="modules", cursor_type="row", zebra_stripes=True)
             with Vertical(id="right"):
@@ -146,8 +151,10 @@ class ReloadScopeApp(App[None]):
         self.sub_title = inert(self.source.description)
         self.load()
         picker.announce(self)
+        live.start(self)
 
     def on_unmount(self) -> None:
+        live.stop(self)
         self.source.close()
 
     # -- data ----------------------------------------------------------------------------------
@@ -169,7 +176,9 @@ class ReloadScopeApp(App[None]):
 
     def show(self, report: Report) -> None:
         first = self.report is None
-        self.report = report
+        previous, self.report = self.report, report
+        chosen = self.current_module()
+        live.noted(self, previous, report)
         self.sub_title = view.title(report, self.source.kind, self.source.description)
         text = view.summary(report)
         vitals = getattr(self.source, "vitals", None)
@@ -180,9 +189,9 @@ class ReloadScopeApp(App[None]):
         table = self.query_one("#modules", DataTable)
         table.clear()
         for m in self.modules:
-            table.add_row(*map(Text, view.module_row(m)), key=m.name)  # text, never markup
+            table.add_row(*live.module_cells(self, m), key=m.name)  # text, never markup
         if self.modules:
-            table.move_cursor(row=0)
+            table.move_cursor(row=live.keep_module(self.modules, chosen.name if chosen else None))
         self._fill_stale()
         if first:  # on the findings: arrows move through the stale objects at once
             stale = self.query_one("#stale", DataTable)
@@ -202,7 +211,7 @@ class ReloadScopeApp(App[None]):
         table.clear()
         width = self._held_by_width()
         for i, s in enumerate(self.rows):
-            table.add_row(*map(Text, view.stale_row(s, width)), key=str(i))
+            table.add_row(*live.stale_cells(self, module, s, width), key=str(i))
         if self.rows:
             table.move_cursor(row=0)
         self._fill_paths()
@@ -321,7 +330,15 @@ class ReloadScopeApp(App[None]):
         if note:
             self.notify(inert(note), severity="warning", markup=False)
 
+    def action_pause_follow(self) -> None:
+        live.toggle(self)
+
+    def action_resume_follow(self) -> None:
+        live.toggle(self)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause_follow", "resume_follow"):
+            return live.check(self, action)
         if action == "pick":  # only a live process has a tree to pick from
             return picker.can_pick(self.source)
         return True

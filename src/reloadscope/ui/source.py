@@ -2,14 +2,20 @@
 
 The app calls these from a worker thread and never reads anything else, so every screen works
 the same on all three; only ``live`` sources can rescan and collect garbage.
+
+The two that can rescan can also be followed (``reloadscope.follow``): ``follows`` says
+whether the process can tell when it reloads, ``wait(after, timeout)`` waits for that (the
+agent's ``wait`` request), and ``hurry()`` ends a pending wait from another thread.  A file
+does not change, so ``FileSource`` has none of them.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..model import Report
 
@@ -56,11 +62,46 @@ class ProcessSource:
 
     def __init__(self) -> None:
         self.description = f"this process (pid {os.getpid()})"
+        self._scanning = threading.Lock()  # one scan at a time, asked for or followed
+        self._hurry = threading.Event()
+        self.last_sequence: int | None = None  # the recorder's, when the last scan began
 
     def load(self, *, collect: bool = True) -> Report:
-        from .. import scan
+        from .. import agent, scan
 
-        return scan(collect=collect)
+        with self._scanning:
+            rec = agent.recorder()
+            self.last_sequence = rec.sequence if rec is not None else None
+            return scan(collect=collect)
+
+    @property
+    def follows(self) -> bool:
+        """Recording is on here (``install()``), so reloads are told as they happen."""
+        from .. import agent
+
+        return agent.recorder() is not None
+
+    def wait(self, after: int | None, timeout: float) -> dict[str, Any]:
+        """This process's recorder's generation events after ``after`` (the agent's ``wait``,
+        called directly), until ``timeout`` or ``hurry()``."""
+        import time
+
+        from ..agent import wait_events
+
+        self._hurry.clear()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            heard: dict[str, Any] = wait_events(
+                {"after": after, "timeout": max(0.0, min(left, 0.25))}
+            )
+            if heard["events"] or heard["missed"] or after is None or not heard["recording"]:
+                return heard
+            if left <= 0 or self._hurry.is_set():
+                return heard
+
+    def hurry(self) -> None:
+        self._hurry.set()
 
     def save(self, report: Report, path: str | None = None) -> Path:
         from ..snapshot import write
@@ -84,9 +125,41 @@ class LiveSource:
         self.pid = pid
         self.session = Session(pid, progress=progress)
         self.description = f"live process {pid} (Python {self.session.client.python})"
+        # One request at a time on the connection; a scan asked for ends a pending wait
+        # (``hurry``) and goes first (``_free``).
+        self._lock = threading.Lock()
+        self._free = threading.Event()
+        self._free.set()
 
     def load(self, *, collect: bool = True) -> Report:
-        return self.session.client.scan(collect=collect)
+        self._free.clear()
+        try:
+            self.session.client.hurry()
+            with self._lock:
+                return self.session.client.scan(collect=collect)
+        finally:
+            self._free.set()
+
+    @property
+    def last_sequence(self) -> int | None:
+        """The agent's generation event number when the last scan began."""
+        return self.session.client.last_sequence
+
+    @property
+    def follows(self) -> bool:
+        """The agent tells when the process reloads (agents before reloadscope's follow do
+        not: they are polled)."""
+        return self.session.client.follows
+
+    def wait(self, after: int | None, timeout: float) -> dict[str, Any]:
+        """The agent's generation events after ``after`` (``Client.wait``); a scan asked
+        for meanwhile goes first."""
+        self._free.wait()
+        with self._lock:
+            return self.session.client.wait(after, timeout)
+
+    def hurry(self) -> None:
+        self.session.client.hurry()
 
     def vitals(self) -> str:
         """RSS and CPU of the live process (psutil), for the header."""
@@ -106,4 +179,12 @@ class LiveSource:
         return write(report, path)
 
     def close(self) -> None:
-        self.session.close()
+        self._free.clear()  # a follower waits no more
+        self.session.client.hurry()
+        got = self._lock.acquire(timeout=5)
+        try:
+            self.session.close()
+        finally:
+            if got:
+                self._lock.release()
+            self._free.set()  # a follower still waiting finds the connection closed
