@@ -185,3 +185,65 @@ def test_an_agent_that_cannot_listen_leaves_nothing(scenario):
     assert "_ReloadFinder" not in r.extra["finders"]
     assert r.extra["recorder"] is None
     assert r.extra["threads"] == ["MainThread"]
+
+
+SIGPIPE_DEFAULT = """
+import os, signal, sys, time
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as many command-line tools do
+sys.path.insert(0, sys.argv[1])
+import reloadscope
+reloadscope.install()
+keep = [list(range(100)) for _ in range(20000)]  # a scan answer of some size, a heap to walk
+print("ready", os.getpid(), flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_client_gone_before_its_answer_never_kills_a_target_with_default_sigpipe(tmp_path):
+    import json
+    import socket as socketlib
+
+    p = subprocess.Popen(
+        [sys.executable, "-c", SIGPIPE_DEFAULT, SRC],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().startswith("ready")
+        path = _socket(p.pid)
+
+        def connect() -> socketlib.socket:
+            # (A socket file a killed process of this PID left may be there before ours.)
+            deadline = time.time() + 20
+            while True:
+                c = socketlib.socket(socketlib.AF_UNIX)
+                try:
+                    c.connect(str(path))
+                    return c
+                except OSError:
+                    c.close()
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+        for _ in range(3):
+            c = connect()
+            assert json.loads(c.makefile("rb").readline())["reloadscope"] == 1
+            c.sendall(b'{"op": "scan", "id": 1}\n')
+            c.close()  # gone before the answer: the agent's write fails
+            time.sleep(1.0)
+            assert p.poll() is None, f"the target died: {p.returncode}"
+        out = subprocess.run(
+            [sys.executable, "-m", "reloadscope", "report", str(p.pid), "--json"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=SRC),
+            timeout=90,
+        )
+        assert out.returncode == 0, out.stderr  # and its agent still answers
+    finally:
+        p.kill()
+        p.wait()

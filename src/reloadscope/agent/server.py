@@ -120,6 +120,27 @@ def _private_dir(path: str) -> None:
         raise PermissionError(f"{path} is not a private directory of this user")
 
 
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+class _Writer:
+    """What the agent writes a client with: ``sendall`` with MSG_NOSIGNAL.  A client gone
+    mid-answer then raises EPIPE here; a plain write would send SIGPIPE, which kills a target
+    that restored its default action (``signal(SIGPIPE, SIG_DFL)``, as many CLI tools do)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+
+    def write(self, data: bytes) -> None:
+        self.conn.sendall(data, _NO_SIGPIPE)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # the connection is closed by its owner
+
+
 class Server:
     """Serves requests on the agent's own thread until ``stop()`` or a ``detach`` request."""
 
@@ -228,7 +249,7 @@ class Server:
         if uid not in (os.getuid(), 0):
             return False
         conn.settimeout(None)
-        out = conn.makefile("wb")
+        out = _Writer(conn)
         inp = conn.makefile("rb")
         try:
             _answering.interrupted = lambda: self._interrupted(conn)
