@@ -4,9 +4,11 @@ and loads nothing but the standard library."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -439,3 +441,61 @@ def test_calling_the_finder_directly_never_raises(scenario):
         rs.report(results=[r is None for r in results])
     """)
     assert r.extra["results"] == [True, True]
+
+
+ASYNCIO_FREELIST = """
+import asyncio, atexit, gc, importlib, os, sys, time
+sys.path.insert(0, sys.argv[1])
+import reloadscope
+reloadscope.install()
+sys.path.insert(0, os.getcwd())
+with open("plug.py", "w") as fh:
+    fh.write("def f():\\n    return 1\\n")
+import plug
+atexit.register(plug.f)  # held where gc cannot see: the scan walks everything looking for it
+t = time.time() + 10
+os.utime("plug.py", (t, t))
+importlib.reload(plug)
+loop = asyncio.new_event_loop()
+for _ in range(3):  # iterating a future (as every await does) fills _asyncio's free list
+    it = iter(loop.create_future())
+    del it
+gc.collect()
+print("ready", os.getpid(), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
+def test_a_scan_of_an_asyncio_process_ends_and_leaves_it_running(tmp_path, python):
+    # CPython 3.12's _asyncio hands out its free list of dead FutureIters when traversed
+    # (gh-122695): a scan that gave gc.get_referents that module never ended there.
+    p = subprocess.Popen(
+        [python, "-c", ASYNCIO_FREELIST, SRC],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert p.stdout is not None and p.stdout.readline().startswith("ready")
+        deadline = time.time() + 60
+        while True:
+            out = subprocess.run(
+                [sys.executable, "-m", "reloadscope", "report", str(p.pid), "--json"],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=SRC),
+                timeout=60,
+            )
+            if out.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["scan"]["complete"] is True
+        assert [m["name"] for m in doc["modules"]] == ["plug"]  # the walk looked everywhere
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()

@@ -21,7 +21,6 @@ have something to judge.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from itertools import chain, compress, repeat
@@ -635,14 +634,14 @@ def _reaches(d: dict[str, Any], target: object, depth: int = 6, limit: int = 500
             nxt.append(o)
         if not nxt or len(seen) > limit:
             return False
-        frontier = gc.get_referents(*nxt)
+        frontier = safe.referents(*nxt)
     return False
 
 
 def _refers(d: dict[str, Any], target: object) -> bool:
     if any(v is target for v in dict.values(d)):
         return True
-    return any(r is target for r in gc.get_referents(*dict.values(d)))
+    return any(r is target for r in safe.referents(*dict.values(d)))
 
 
 def namespace_functions(namespace: dict[str, Any]) -> list[FunctionType]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _is_tracked = gc.is_tracked
-_get_referents = gc.get_referents
+_get_referents = safe.referents  # gc.get_referents, never on 3.12's _asyncio
 _refcount = sys.getrefcount
 CHUNK = 1024
 # Small levels (module namespaces and what they hold directly) are expanded in small chunks, so

@@ -8,7 +8,6 @@ reported path are named, and only through C-level descriptors of built-in types.
 from __future__ import annotations
 
 import functools
-import gc
 from collections import deque
 from itertools import compress, count, islice, pairwise, repeat
 from operator import is_
@@ -166,7 +165,7 @@ def _position(items: Iterable[object], child: object) -> int | None:
 
 
 def _gc_step(parent: object, child: object) -> Step:
-    for i, r in enumerate(gc.get_referents(parent)):
+    for i, r in enumerate(safe.referents(parent)):
         if r is child:
             return GC, f"__import__('gc').get_referents({HOLE})[{i}]"
     return GC, f"<unnamed reference of {HOLE}>"

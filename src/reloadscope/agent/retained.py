@@ -21,7 +21,6 @@ the built-in types' own ``__sizeof__`` for exact built-in containers.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 LIMIT = 20_000  # objects collected for all sets of one scan together (see the README: cost)
-_get_referents = gc.get_referents
+_get_referents = safe.referents  # gc.get_referents, never on 3.12's _asyncio
 _refcount = sys.getrefcount
 # Exact built-in types whose own __sizeof__ counts their items' storage (never user code).
 _CODE = CodeType

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import sys
+from itertools import compress, repeat
+from operator import is_, is_not
 from types import FunctionType, GetSetDescriptorType, MemberDescriptorType, ModuleType
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -26,6 +28,26 @@ _type_flags = type.__dict__["__flags__"]
 _module_dict: Any = vars(ModuleType)["__dict__"]
 
 
+# CPython 3.12's _asyncio module visits its free list of dead FutureIter objects when it is
+# traversed, and gc.get_referents hands them out as live ones: the process then loops forever
+# or frees them twice (gh-122695; seen here on 3.12.1 with two lines of asyncio).  So on 3.12
+# gc.get_referents is never given that module (what it holds is C state, no path's step).
+_TRAVERSE_GUARD = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 12)
+_modules = sys.modules
+_get_referents = gc.get_referents
+
+
+def _guarded_referents(*objs: object) -> list[object]:
+    bad = dict.get(_modules, "_asyncio")
+    if bad is not None and any(map(is_, objs, repeat(bad))):
+        objs = tuple(compress(objs, map(is_not, objs, repeat(bad))))
+    return _get_referents(*objs)
+
+
+# ``gc.get_referents`` itself where it is safe (every module of the agent uses this name).
+referents = _guarded_referents if _TRAVERSE_GUARD else gc.get_referents
+
+
 def is_class(obj: object) -> bool:
     """True for classes, whatever their metaclass (no ``isinstance``, no ``__class__``)."""
     return bool(_type_flags.__get__(type(obj)) & _TYPE_FLAGS_TYPE_SUBCLASS)
@@ -39,7 +61,7 @@ def class_dict(cls: type) -> dict[str, Any]:
     """The class's own namespace as the real dict behind its mappingproxy."""
     proxy = _type_dict.__get__(cls)
     # A mappingproxy over a class dict refers to exactly one object: that dict.
-    for ref in gc.get_referents(proxy):
+    for ref in referents(proxy):
         if type(ref) is dict:
             return ref
     return {}
