@@ -22,10 +22,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
 # Scanning this process while Textual's asyncio loop runs in it breaks CPython 3.12.1's GC
 # ("PyObject_GC_Track: object already tracked" on an _asyncio.FutureIter, then memory grows
 # by gigabytes until the OOM killer comes); seen before follow too (commit 0381145).
-in_process_ui = pytest.mark.skipif(
-    sys.version_info[:3] == (3, 12, 1),
-    reason="CPython 3.12.1: an in-process scan under asyncio corrupts the GC's lists",
-)
 
 
 async def _loaded(app: ReloadScopeApp, pilot) -> None:
@@ -217,7 +213,6 @@ def test_thousands_of_rows_load_and_filter(tmp_path):
     run(go())
 
 
-@in_process_ui
 def test_this_process_as_the_source(tmp_path):
     import importlib
 
@@ -280,7 +275,6 @@ def test_generations_and_choosing_which_two_to_diff():
     run(go())
 
 
-@in_process_ui
 @pytest.mark.parametrize("objgraph_installed", [True, False])
 def test_export_in_this_process_uses_objgraph_when_it_is_installed(
     tmp_path, monkeypatch, objgraph_installed
@@ -337,7 +331,6 @@ def test_export_in_this_process_uses_objgraph_when_it_is_installed(
         assert text.startswith("digraph") and "held" in text  # the reported paths
 
 
-@in_process_ui
 def test_follow_in_this_process_marks_new_rows_and_names_the_gone(tmp_path):
     """No key press: a reload in this process (recording on) is rescanned by itself; the new
     stale rows are marked, the changed module shows its change, and what went away is named."""
