@@ -21,6 +21,22 @@ from typing import Any
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 MARK = "@@RS-JSON@@"
 
+# A target's first lines: it writes plug.py in its working directory, imports it, keeps its f
+# in __main__.keep, changes the file and reloads it, so that process has one stale function.
+RELOADED_PLUG = """
+import importlib, os, sys, time
+sys.path.insert(0, os.getcwd())
+with open("plug.py", "w") as fh:
+    fh.write("def f():\\n    return 1\\n")
+import plug
+keep = plug.f
+with open("plug.py", "w") as fh:
+    fh.write("def f():\\n    return 2\\n")
+t = time.time() + 10
+os.utime("plug.py", (t, t))
+importlib.reload(plug)
+"""
+
 CHILD_HELPERS = r'''
 """Helpers importable as ``rs`` inside a scenario's child interpreter."""
 import importlib, json, os, sys, time

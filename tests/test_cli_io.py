@@ -9,23 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scenario import SRC
+from scenario import RELOADED_PLUG, SRC
 
-TARGET = """
-import importlib, json, os, sys, time
-sys.path.insert(0, os.getcwd())
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 1\\n")
-import plug
-keep = plug.f
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 2\\n")
-t = time.time() + 10
-os.utime("plug.py", (t, t))
-importlib.reload(plug)
+TARGET = (
+    RELOADED_PLUG
+    + """
 print(os.getpid(), flush=True)
 sys.stdin.read()
 """
+)
 
 
 def _env() -> dict[str, str]:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from scenario import RELOADED_PLUG
+
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("build")
 
@@ -125,21 +127,13 @@ def test_the_sdist_carries_its_tests_and_they_run(dist, tmp_path):
     assert " passed" in p.stdout
 
 
-PLAIN_TARGET = """
-import importlib, os, sys, time
-sys.path.insert(0, os.getcwd())
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 1\\n")
-import plug
-keep = plug.f
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 2\\n")
-t = time.time() + 10
-os.utime("plug.py", (t, t))
-importlib.reload(plug)
+PLAIN_TARGET = (
+    RELOADED_PLUG
+    + """
 print("ready", flush=True)
 sys.stdin.read()
 """
+)
 
 HEADLESS_UI = """
 import asyncio, sys

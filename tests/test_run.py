@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scenario import SRC, python_versions
+from scenario import RELOADED_PLUG, SRC, python_versions
 
 SHOW = "import sys, json; print(json.dumps([sys.argv, sys.path[0], __name__]))\n"
 FAIL = "def inner():\n    return 1 / 0\n\ninner()\n"
@@ -107,18 +107,9 @@ def _other_python() -> tuple[str, str]:
     return version, python_versions()[version]
 
 
-RELOADING = """
-import importlib, os, sys, time
-sys.path.insert(0, os.getcwd())
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 1\\n")
-import plug
-keep = plug.f
-with open("plug.py", "w") as fh:
-    fh.write("def f():\\n    return 2\\n")
-t = time.time() + 10
-os.utime("plug.py", (t, t))
-importlib.reload(plug)
+RELOADING = (
+    RELOADED_PLUG
+    + """
 fds = []
 for n in os.listdir("/proc/self/fd"):
     try:
@@ -130,6 +121,7 @@ print(json.dumps({"pid": os.getpid(), "version": list(sys.version_info[:2]),
                   "argv": sys.argv}), flush=True)
 sys.stdin.read()
 """
+)
 
 
 def test_run_python_records_in_another_interpreter_with_the_same_pid(project):
