@@ -149,6 +149,17 @@ def test_a_pipe_gets_one_line_per_finding_unless_columns_is_set(tmp_path):
     assert len(_held_by(piped(COLUMNS="50"))) > 1
 
 
+def _drain(fd: int) -> str:
+    """Everything written to the terminal so far (a pty may hand it over in pieces)."""
+    out = b""
+    while select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        out += chunk
+    return out.decode()
+
+
 def test_the_progress_line_uses_no_escape_codes_on_a_dumb_terminal(monkeypatch):
     sys.path.insert(0, SRC)
     from reloadscope.cli.progress import Progress
@@ -161,7 +172,7 @@ def test_the_progress_line_uses_no_escape_codes_on_a_dumb_terminal(monkeypatch):
                 with Progress(stream, after=0) as progress:
                     progress("scanning 12 objects")
                 stream.flush()
-            out = os.read(leader, 4096).decode()
+            out = _drain(leader)
         finally:
             os.close(follower)
             os.close(leader)
