@@ -109,7 +109,26 @@ def target(tmp_path: Path):
 
 
 def _cli_env(**more: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1", **more)
+    # PYTHONFAULTHANDLER: a watch that does not end on Ctrl-C shows its threads (_exits).
+    return dict(
+        os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1", **more
+    )
+
+
+def _exits(p: subprocess.Popen, lines: Lines, timeout: float = 60) -> int:
+    """The exit status of a watch after Ctrl-C; one that does not end within ``timeout`` is
+    made to dump every thread's stack (SIGABRT, with faulthandler on) into the failure."""
+    try:
+        return p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGABRT)
+        time.sleep(2)
+        for key, _ in lines.sel.select(1):
+            lines.buf[key.data] += key.fileobj.read() or b""  # type: ignore[union-attr]
+        raise AssertionError(
+            f"the watch did not end within {timeout} s of Ctrl-C; its threads:\n"
+            + lines.buf["err"].decode(errors="replace")
+        ) from None
 
 
 class Lines:
@@ -200,7 +219,7 @@ def test_watch_json_prints_one_document_per_reload(target):
         ]  # fmt: skip
         assert lines.quiet_for("out", 2)  # nothing more without a reload
         p.send_signal(signal.SIGINT)
-        assert p.wait(20) == 0
+        assert _exits(p, lines) == 0
         assert p.stderr.read() in (b"", None)  # Ctrl-C ends it quietly
     finally:
         p.kill()
@@ -401,7 +420,7 @@ def test_watch_polls_an_agent_that_cannot_tell_and_says_so(tmp_path, old_src):
             assert _handlers(doc) == [0]
             assert lines.quiet_for("out", 2.5)  # polled, but nothing changed: nothing printed
             p.send_signal(signal.SIGINT)
-            assert p.wait(20) == 0
+            assert _exits(p, lines) == 0
         finally:
             p.kill()
             p.wait()
