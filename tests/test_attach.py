@@ -219,6 +219,8 @@ def test_a_stale_socket_of_a_dead_process_is_not_mistaken_for_an_agent(tmp_path)
     try:
         path = socket_path(p.pid)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)  # one a killed process of this PID left already: the same case
         dead = socket.socket(socket.AF_UNIX)
         dead.bind(path)  # bound, never listening: what a killed agent leaves
         dead.close()
