@@ -79,20 +79,22 @@ def test_colour_on_a_terminal_follows_the_environment(env, colored):
     assert ("\x1b[" in out) is colored
 
 
-def test_force_color_colours_a_pipe():
-    def piped(**env: str) -> str:
-        p = subprocess.run(
-            [sys.executable, "-m", "reloadscope", "report", str(FIXTURE)],
-            capture_output=True,
-            text=True,
-            env=_env(**env),
-            timeout=60,
-        )
-        assert p.returncode == 0, p.stderr
-        return p.stdout
+def _piped(snapshot: Path, **env: str) -> str:
+    """What ``reloadscope report SNAPSHOT`` writes to a pipe."""
+    p = subprocess.run(
+        [sys.executable, "-m", "reloadscope", "report", str(snapshot)],
+        capture_output=True,
+        text=True,
+        env=_env(**env),
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout
 
-    assert "\x1b[" not in piped()
-    assert "\x1b[36m" in piped(FORCE_COLOR="1")
+
+def test_force_color_colours_a_pipe():
+    assert "\x1b[" not in _piped(FIXTURE)
+    assert "\x1b[36m" in _piped(FIXTURE, FORCE_COLOR="1")
 
 
 def _long_path_fixture(tmp_path: Path) -> Path:
@@ -133,20 +135,8 @@ def test_a_long_path_wraps_to_the_terminal_and_keeps_every_character(tmp_path):
 
 def test_a_pipe_gets_one_line_per_finding_unless_columns_is_set(tmp_path):
     snap = _long_path_fixture(tmp_path)
-
-    def piped(**env: str) -> str:
-        p = subprocess.run(
-            [sys.executable, "-m", "reloadscope", "report", str(snap)],
-            capture_output=True,
-            text=True,
-            env=_env(**env),
-            timeout=60,
-        )
-        assert p.returncode == 0, p.stderr
-        return p.stdout
-
-    assert f"held by {LONG}" in piped()
-    assert len(_held_by(piped(COLUMNS="50"))) > 1
+    assert f"held by {LONG}" in _piped(snap)
+    assert len(_held_by(_piped(snap, COLUMNS="50"))) > 1
 
 
 def _drain(fd: int) -> str:
