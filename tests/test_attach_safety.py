@@ -385,14 +385,8 @@ def test_five_concurrent_reports_on_a_target_without_an_agent_all_succeed(target
 
 
 GDB_AFTER_A_DEBUGGER = """#!/bin/sh
-# gdb, but another debugger attaches to the target first (gdb is called with -p PID).
-pid=
-prev=
-for arg in "$@"; do
-    [ "$prev" = "-p" ] && pid=$arg
-    prev=$arg
-done
-"{python}" "{seize}" "$pid" "{pidfile}" > /dev/null 2>&1 &
+# gdb, but another debugger attaches to the target first (before gdb is told to attach).
+"{python}" "{seize}" "$SEIZE_PID" "{pidfile}" > /dev/null 2>&1 &
 n=0
 while [ ! -s "{pidfile}" ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n + 1)); done
 exec "{gdb}" "$@"
@@ -419,7 +413,8 @@ def test_a_debugger_that_attaches_first_is_named_not_a_missing_capability(target
     )
     wrapper.chmod(0o755)
     try:
-        out = cli("report", str(pid), env=_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"))
+        path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+        out = cli("report", str(pid), env=_env(PATH=path, SEIZE_PID=str(pid)))
         assert pidfile.exists(), (out.returncode, out.stdout, out.stderr)
         seizer = int(pidfile.read_text())
         message = one_error(out)

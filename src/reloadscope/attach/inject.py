@@ -21,31 +21,30 @@ Every step is time-bound; the agent's socket appearing is the proof it worked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-import re
-import shutil
+import signal
 import stat
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from .client import AttachError, agent_place, other_mount_ns, runtime_dir
+from .gdbmi import Gdb, GdbGone
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 PRIVATE_NAME = "_reloadscope_agent"
-GDB_TIMEOUT = 20.0
 # Starting the agent imports a few standard modules (json, socket), each a few file reads that
 # give up the GIL: with several CPU-bound threads competing for it that takes seconds.
 START_TIMEOUT = 30.0
 PAGE = 4096  # the bootstrap page is a whole number of these
-_NO_SUCH_DIR = "/nonexistent/reloadscope"
 
 # x86_64 system calls in which a thread waits with the GIL released.
 _BLOCKING_X86_64 = {
@@ -67,8 +66,10 @@ _BLOCKING_X86_64 = {
 _BLOCKING_AARCH64 = {63, 73, 72, 101, 115, 202, 207, 212, 260, 22, 242}
 
 BOOT = """
-import sys, threading
-def _reloadscope_boot(packed):
+import sys, _thread
+def _reloadscope_boot(packed, Finder):
+    # Everything this thread needs comes in as arguments: the code that started it deletes
+    # its names at once, and may well be faster than this thread (FIELD-NOTES).
     try:
         agent = sys.modules.get(NAME)
         if agent is None:
@@ -108,8 +109,9 @@ class Finder:
     def exec_module(self, module):
         filename, text = self.sources[module.__spec__.name]
         exec(compile(text, filename, "exec"), module.__dict__)
-threading.Thread(
-    target=_reloadscope_boot, args=(SOURCES,), name="reloadscope-boot", daemon=True).start()
+# _thread, not threading: starting returns at once, without waiting for the new thread to
+# take the GIL (this runs inside a call gdb made, which must stay short).
+_thread.start_new_thread(_reloadscope_boot, (SOURCES, Finder))
 # Nothing here may refer back to this namespace once the thread is done with it: the target may
 # never run a collection, and a reference cycle would keep the sources (100+ KB) per attach.
 del SOURCES, _reloadscope_boot, Finder
@@ -187,63 +189,6 @@ def _permission_help(pid: int) -> str:
     )
 
 
-def _gdb(pid: int, commands: list[str]) -> str:
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        raise AttachError(
-            "gdb is needed to attach to a process without an agent: install it "
-            "('apt-get install gdb'), or start the program with 'reloadscope run' or call "
-            "reloadscope.install() in it, which need no injection"
-        )
-    args = [
-        gdb,
-        # Before the target is read: gdb loads nothing the target's user could have placed
-        # (no init files, no auto-loaded scripts beside its libraries, no libthread_db from
-        # its library directory, no debuginfod download).
-        "-nx",
-        "-nh",
-        "-iex",
-        "set auto-load off",
-        "-iex",
-        f"set libthread-db-search-path {_NO_SUCH_DIR}",
-        "-iex",
-        "set debuginfod enabled off",
-        "-p",
-        str(pid),
-        "-batch",
-        "-q",
-        "-ex",
-        "set pagination off",
-        "-ex",
-        "set confirm off",
-        "-ex",
-        "set scheduler-locking off",
-    ]
-    for c in commands:
-        args += ["-ex", c]
-    args += ["-ex", "detach", "-ex", "quit"]
-    try:
-        p = subprocess.run(
-            args, capture_output=True, text=True, timeout=GDB_TIMEOUT, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise AttachError(
-            f"gdb did not finish within {GDB_TIMEOUT:.0f} s attaching to process "
-            f"{pid}; it was stopped"
-        ) from None
-    out = p.stdout + p.stderr
-    if "ptrace: Operation not permitted" in out or "Could not attach" in out:
-        raise AttachError(_permission_help(pid))
-    if "No such process" in out or "ptrace: No such process" in out:
-        raise AttachError(f"process {pid} exited while attaching")
-    if "No symbol" in out and "Py_" in out:
-        raise AttachError(
-            f"process {pid} has no CPython symbols gdb can call (a Python "
-            "built without exported symbols?); start it with 'reloadscope run'"
-        )
-    return out
-
-
 def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
     """Can this process hand ``pid`` the bootstrap with ``sys.remote_exec`` (PEP 768)?
 
@@ -266,9 +211,18 @@ def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
     return not main_thread_blocked(pid)
 
 
+# How long a sys.remote_exec bootstrap may take before a blocked main thread sends us to gdb.
+REMOTE_EXEC_PATIENCE = 3.0
+
+
 def _remote_exec(pid: int, uid: int | None) -> bool:
-    """Schedule the bootstrap with ``sys.remote_exec`` and wait for the agent.  False when the
-    target refused (remote debugging disabled in it): nothing was scheduled, use gdb."""
+    """Schedule the bootstrap with ``sys.remote_exec`` and wait for the agent.  False when it
+    cannot serve: the target refused (remote debugging disabled in it), or its main thread
+    blocked in a system call before reaching the script (gdb then wakes it).
+
+    The script removes itself when it runs, whenever that is: removing it here first would
+    make a target that runs it later print "Can't open debugger script" on its stderr.  A
+    script of a process that exited since is removed by the next attach."""
     directory = runtime_dir(uid)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     st = os.lstat(directory)
@@ -276,41 +230,62 @@ def _remote_exec(pid: int, uid: int | None) -> bool:
         raise AttachError(
             f"{directory} is not a private directory of this user: remove it and try again"
         )
+    _remove_orphan_scripts(directory)
     script = os.path.join(directory, f"boot-{pid}-{os.getpid()}-{time.monotonic_ns()}.py")
     fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        unlink = f"__import__('os').unlink({script!r})"
+        fh.write(f"try:\n    {unlink}\nexcept BaseException:\n    pass\n")
+        fh.write(bootstrap())
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(bootstrap())
-        try:
-            sys.remote_exec(pid, script)  # type: ignore[attr-defined]
-        except PermissionError:
+        sys.remote_exec(pid, script)  # type: ignore[attr-defined]
+    except BaseException as e:
+        os.unlink(script)  # never scheduled
+        if isinstance(e, PermissionError):
             raise AttachError(_permission_help(pid)) from None
-        except ProcessLookupError:
+        if isinstance(e, ProcessLookupError):
             raise AttachError(f"process {pid} exited while attaching") from None
-        except (RuntimeError, OSError):
+        if isinstance(e, (RuntimeError, OSError)):
             return False  # remote debugging disabled in the target, or not a usable build
-        _wait_for_agent(pid, uid)
-        return True
-    finally:
-        try:
-            os.unlink(script)
-        except OSError:
-            pass
+        raise
+    if not _wait_for_agent(pid, uid, REMOTE_EXEC_PATIENCE, final=False) and main_thread_blocked(
+        pid
+    ):
+        return False  # the script stays scheduled; the agent it starts later is idempotent
+    _wait_for_agent(pid, uid)
+    return True
 
 
-def _wait_for_agent(pid: int, uid: int | None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _remove_orphan_scripts(directory: str) -> None:
+    for name in os.listdir(directory):
+        parts = name.split("-")
+        mine = name.startswith("boot-") and name.endswith(".py") and parts[1].isdigit()
+        if mine and not os.path.exists(f"/proc/{parts[1]}"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def _wait_for_agent(
+    pid: int, uid: int | None, timeout: float = START_TIMEOUT, *, final: bool = True
+) -> bool:
+    """Wait until the agent of ``pid`` listens; False after ``timeout`` (an AttachError when
+    ``final``)."""
+    deadline = time.monotonic() + timeout
     path = os.path.join(*agent_place(pid, os.getuid() if uid is None else uid))
     while not os.path.exists(path):
         if not os.path.exists(f"/proc/{pid}"):
             raise AttachError(f"process {pid} exited while attaching")
         if time.monotonic() > deadline:
+            if not final:
+                return False
             raise AttachError(
-                f"the agent did not start in process {pid} within {START_TIMEOUT:.0f} s (its "
-                "main thread may be stuck outside Python); start the program with "
-                "'reloadscope run' to avoid injection"
+                f"the agent did not start in process {pid} within {timeout:.0f} s after the "
+                "bootstrap ran; start the program with 'reloadscope run' to avoid injection"
             )
         time.sleep(0.02)
+    return True
 
 
 def page_size(code: str | None = None) -> int:
@@ -327,46 +302,196 @@ def inject(
     version: str | None = None,
     *,
     progress: Callable[[str], None] | None = None,
-) -> tuple[int, int] | None:
-    """Start an agent in ``pid`` and wait until it listens; returns the bootstrap page's address
-    and size (the agent unmaps it when asked: ``Session`` does).  ``progress`` hears how
-    ("injecting the agent into PID 123 (gdb)")."""
+) -> None:
+    """Start an agent in ``pid`` and wait until it listens.  ``progress`` hears how
+    ("injecting the agent into PID 123 (gdb)").  On any failure, timeout or Ctrl-C the target
+    is left as it was (see the module's docstring)."""
     if remote_exec_usable(pid, uid, version):
         if progress is not None:
             progress(f"injecting the agent into PID {pid} (sys.remote_exec)")
         if _remote_exec(pid, uid):
-            return None
+            return
     if progress is not None:
         progress(f"injecting the agent into PID {pid} (gdb)")
+    with _ctrl_c_deferred() as interrupted:
+        _inject_with_gdb(pid, version, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt
+    _wait_for_agent(pid, uid)
+
+
+# x86_64 system calls Python's own wrappers retry after EINTR, checking for signals first (PEP
+# 475): a main thread interrupted in one of them is let see EINTR, as a signal would.
+_NUDGE_X86_64 = {
+    0: "read",
+    1: "write",
+    7: "poll",
+    23: "select",
+    35: "nanosleep",
+    43: "accept",
+    45: "recvfrom",
+    47: "recvmsg",
+    61: "wait4",
+    202: "futex",
+    230: "clock_nanosleep",
+    232: "epoll_wait",
+    247: "waitid",
+    270: "pselect6",
+    271: "ppoll",
+    281: "epoll_pwait",
+    288: "accept4",
+    441: "epoll_pwait2",
+}
+# What the kernel leaves in rax for a system call it will restart after the stop:
+# ERESTARTSYS, ERESTARTNOHAND, ERESTART_RESTARTBLOCK (never ERESTARTNOINTR).
+_RESTARTING = {-512, -514, -516}
+_EINTR = -4
+
+
+def safe_point_budget() -> float:
+    """Seconds the target is given to reach a safe point (``RELOADSCOPE_SAFE_POINT_S``)."""
+    try:
+        value = float(os.environ.get("RELOADSCOPE_SAFE_POINT_S", "10"))
+    except ValueError:
+        value = 10.0
+    return min(max(value, 0.5), 600.0)
+
+
+class _Flag:
+    def __init__(self) -> None:
+        self.set = False
+
+    def __bool__(self) -> bool:
+        return self.set
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[_Flag]:
+    """Ctrl-C while gdb holds the target only asks for a clean stop: the flag is raised and
+    the injection winds down (gdb detached, the target as it was) before KeyboardInterrupt."""
+    flag = _Flag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        flag.set = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _gdb_error(pid: int, text: str) -> AttachError:
+    if "Operation not permitted" in text or "Could not attach" in text:
+        return AttachError(_permission_help(pid))
+    if "No such process" in text:
+        return AttachError(f"process {pid} exited while attaching")
+    if "No symbol" in text and "Py" in text:
+        return AttachError(
+            f"process {pid} has no CPython symbols gdb can call (a Python "
+            "built without exported symbols?); start it with 'reloadscope run'"
+        )
+    return AttachError(f"gdb could not attach to process {pid}: {text}")
+
+
+def _inject_with_gdb(pid: int, version: str | None, interrupted: _Flag) -> None:
     code = bootstrap()
-    data = code.encode() + b"\0"
     size = page_size(code)
     with tempfile.NamedTemporaryFile(prefix="reloadscope-boot-", suffix=".bin") as fh:
-        fh.write(data)
+        fh.write(code.encode() + b"\0")
         fh.flush()
-        setup = [
-            f"set $rs_buf = (char*)mmap(0, {size}, 3, 34, -1, 0)",
-            'printf "rs_buf=%lu\\n", (unsigned long)$rs_buf',
-            # gdb copies the file into the page itself: the target reads nothing.
-            f"restore {fh.name} binary (long)$rs_buf",
-        ]
-        direct = main_thread_blocked(pid)
-        if direct:
-            run = [
-                "set $rs_gil = (int)PyGILState_Ensure()",
-                "print (int)PyRun_SimpleString($rs_buf)",
-                "call (void)PyGILState_Release($rs_gil)",
-                # The bootstrap has run (compiled first, so the text is no longer read).
-                f"call (int)munmap($rs_buf, {size})",
-            ]
-        else:
-            run = ["print (int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, $rs_buf)"]
-        out = _gdb(pid, setup + run)
-    found = re.search(r"rs_buf=(\d+)", out)
-    _wait_for_agent(pid, uid)
-    return (int(found.group(1)), size) if found and not direct else None
+        gdb = Gdb(pid)
+        try:
+            try:
+                gdb.attach()
+            except GdbGone:
+                raise
+            except AttachError as e:
+                raise _gdb_error(pid, str(e)) from None
+            _run_at_a_safe_point(gdb, pid, version, fh.name, size, interrupted)
+        finally:
+            gdb.close()
 
 
-def unmap(pid: int, address: int, size: int) -> None:
-    """Release the bootstrap page with gdb (the agent could not: see its "release")."""
-    _gdb(pid, [f"call (int)munmap({address}, {size})"])
+def _run_at_a_safe_point(
+    gdb: Gdb, pid: int, version: str | None, boot_file: str, size: int, interrupted: _Flag
+) -> None:
+    x86 = platform.machine() in ("x86_64", "AMD64")
+    first_arg = "$rdi" if x86 else "$x0"
+    threads = gdb.threads()
+    main = threads.get(pid)
+    try:
+        address = int(gdb.call(f"(long)mmap(0, {size}, 3, 34, -1, 0)"))
+    except AttachError as e:
+        raise _gdb_error(pid, str(e)) from None
+    if address in (-1, 0):
+        gdb.detach()
+        raise AttachError(f"could not map a page in process {pid} for the bootstrap")
+    hit = None
+    why = ""
+    try:
+        # gdb copies the file into the page itself: the target reads nothing.
+        gdb.console_command(f"restore {boot_file} binary {address}")
+        scheduled = gdb.call("(int)Py_AddPendingCall((int(*)(void*))PyCallable_Check, (void*)0)")
+        points = [gdb.break_insert("*PyCallable_Check", condition=f"{first_arg} == 0")]
+        if scheduled.strip() != "0":
+            points = []  # the queue is full or the interpreter is finalizing
+        if main is not None:
+            points.append(gdb.break_insert("*PyErr_CheckSignals", thread=main))
+            why = _nudge(gdb, main) if x86 else "its main thread is in a system call"
+        deadline = time.monotonic() + safe_point_budget()
+        gdb.resume()
+        while hit is None:
+            step = min(deadline, time.monotonic() + 0.05)
+            stop = gdb.wait_stop(step)
+            if stop is not None:
+                if stop.fields.get("reason") == "breakpoint-hit":
+                    hit = stop
+                else:  # not ours (gdb passes the target's signals on): let it run
+                    gdb.resume()
+                continue
+            if interrupted or time.monotonic() >= deadline:
+                stop = gdb.interrupt()
+                if stop is not None and stop.fields.get("reason") == "breakpoint-hit":
+                    hit = stop  # hit at the very moment of the interrupt
+                break
+        # Before any call: a breakpoint hit by another thread during a call would make gdb
+        # abandon the call half done.
+        for number in points:
+            gdb.command(f"-break-delete {number}")
+        if hit is not None and not interrupted:
+            thread = str(hit.fields.get("thread-id", "")) or None
+            gdb.call(f"(int)PyRun_SimpleString((char*){address})", thread=thread)
+    finally:
+        gdb.call(f"(int)munmap({address}, {size})")
+        gdb.detach()
+    if hit is None and not interrupted:
+        raise AttachError(
+            f"process {pid} did not reach a point where Python code can safely run within "
+            f"{safe_point_budget():.0f} s ({why or 'a thread may hold the GIL in a long call'}); "
+            "nothing in it was changed and it runs on. Try again later, or start the program "
+            "with 'reloadscope run' or call reloadscope.install() in it, which need no injection"
+        )
+
+
+def _nudge(gdb: Gdb, main: str) -> str:
+    """Let the main thread see EINTR if it was stopped inside a system call that Python's
+    wrappers retry; returns what it was doing, for a refusal's reason."""
+    try:
+        number = int(gdb.call("$orig_rax", thread=main))
+        result = int(gdb.call("$rax", thread=main))
+    except (AttachError, ValueError):
+        return ""
+    name = _NUDGE_X86_64.get(number)
+    if number < 0:
+        return "its main thread runs C code and has not returned to Python"
+    if name is None or result not in _RESTARTING:
+        return f"its main thread is in system call {number}"
+    gdb.call(f"$rax = {_EINTR}", thread=main)
+    return (
+        f"its main thread is blocked in {name}() outside Python's reach, or another thread "
+        "holds the GIL"
+    )

@@ -104,31 +104,17 @@ class Session:
                     directory.remove_stale()
                 finally:
                     directory.close()
-        page = self._inject(uid)
+        self._inject(uid)
         self.injected = True
-        client = Client(pid, timeout=timeout, uid=uid)
-        try:
-            if page is not None:
-                address, size = page
-                if client.request("release", address=address, size=size) == "client":
-                    from .inject import unmap
+        return Client(pid, timeout=timeout, uid=uid)
 
-                    unmap(pid, address, size)
-        except BaseException:
-            try:
-                client.detach()
-            except AttachError:
-                pass
-            raise
-        return client
-
-    def _inject(self, uid: int) -> tuple[int, int] | None:
+    def _inject(self, uid: int) -> None:
         from .elfinfo import python_version
         from .inject import inject
 
         pid = self.pid
         try:
-            return inject(pid, uid, python_version(pid), progress=self._progress)
+            inject(pid, uid, python_version(pid), progress=self._progress)
         except AttachError:
             # A debugger that came after the check makes ptrace fail with EPERM, which gdb
             # words as a permission problem; name the debugger instead.
