@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from .client import AttachError, agent_place, other_mount_ns, runtime_dir
-from .gdbmi import Gdb, GdbGone
+from .gdbmi import Gdb, GdbGone, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -423,51 +423,65 @@ def _run_at_a_safe_point(
     first_arg = "$rdi" if x86 else "$x0"
     threads = gdb.threads()
     main = threads.get(pid)
+    setup = _thread_in_a_system_call(gdb, [main, *threads.values()]) if x86 else None
     try:
-        address = int(gdb.call(f"(long)mmap(0, {size}, 3, 34, -1, 0)"))
+        address = int(gdb.call(f"(long)mmap(0, {size}, 3, 34, -1, 0)", thread=setup))
     except AttachError as e:
         raise _gdb_error(pid, str(e)) from None
     if address in (-1, 0):
         gdb.detach()
         raise AttachError(f"could not map a page in process {pid} for the bootstrap")
-    hit = None
+    hit: Record | None = None
     why = ""
+    thread = setup  # where calls are made: the breakpoint's thread once one is hit
+    points: list[str] = []
+    running = False
     try:
         # gdb copies the file into the page itself: the target reads nothing.
         gdb.console_command(f"restore {boot_file} binary {address}")
-        scheduled = gdb.call("(int)Py_AddPendingCall((int(*)(void*))PyCallable_Check, (void*)0)")
-        points = [gdb.break_insert("*PyCallable_Check", condition=f"{first_arg} == 0")]
-        if scheduled.strip() != "0":
-            points = []  # the queue is full or the interpreter is finalizing
+        scheduled = gdb.call(
+            "(int)Py_AddPendingCall((int(*)(void*))PyCallable_Check, (void*)0)", thread=setup
+        )
+        if scheduled.strip() == "0":  # else the queue is full, or the interpreter finalizing
+            points.append(gdb.break_insert("*PyCallable_Check", condition=f"{first_arg} == 0"))
         if main is not None:
             points.append(gdb.break_insert("*PyErr_CheckSignals", thread=main))
-            why = _nudge(gdb, main) if x86 else "its main thread is in a system call"
+            why = _nudge(gdb, main) if x86 else ""
         deadline = time.monotonic() + safe_point_budget()
         gdb.resume()
+        running = True
         while hit is None:
-            step = min(deadline, time.monotonic() + 0.05)
-            stop = gdb.wait_stop(step)
+            stop = gdb.wait_stop(min(deadline, time.monotonic() + 0.05))
             if stop is not None:
-                if stop.fields.get("reason") == "breakpoint-hit":
+                running = False
+                reason = str(stop.fields.get("reason", ""))
+                if reason.startswith("exited"):
+                    raise AttachError(f"process {pid} exited while attaching")
+                if reason == "breakpoint-hit":
                     hit = stop
-                else:  # not ours (gdb passes the target's signals on): let it run
+                else:  # not one of ours: let it run on
                     gdb.resume()
+                    running = True
                 continue
             if interrupted or time.monotonic() >= deadline:
                 stop = gdb.interrupt()
+                running = False
                 if stop is not None and stop.fields.get("reason") == "breakpoint-hit":
                     hit = stop  # hit at the very moment of the interrupt
                 break
         # Before any call: a breakpoint hit by another thread during a call would make gdb
         # abandon the call half done.
-        for number in points:
-            gdb.command(f"-break-delete {number}")
-        if hit is not None and not interrupted:
-            thread = str(hit.fields.get("thread-id", "")) or None
-            gdb.call(f"(int)PyRun_SimpleString((char*){address})", thread=thread)
-    finally:
-        gdb.call(f"(int)munmap({address}, {size})")
+        while points:
+            gdb.command(f"-break-delete {points.pop()}")
+        if hit is not None:
+            thread = str(hit.fields.get("thread-id", "")) or setup
+            if not interrupted:
+                gdb.call(f"(int)PyRun_SimpleString((char*){address})", thread=thread)
+        gdb.call(f"(int)munmap({address}, {size})", thread=thread)
         gdb.detach()
+    except BaseException:
+        _leave(gdb, running, points, f"(int)munmap({address}, {size})", thread)
+        raise
     if hit is None and not interrupted:
         raise AttachError(
             f"process {pid} did not reach a point where Python code can safely run within "
@@ -475,6 +489,36 @@ def _run_at_a_safe_point(
             "nothing in it was changed and it runs on. Try again later, or start the program "
             "with 'reloadscope run' or call reloadscope.install() in it, which need no injection"
         )
+
+
+def _leave(gdb: Gdb, running: bool, points: list[str], unmap: str, thread: str | None) -> None:
+    """After a failure: stop the target if it runs, remove what was put in, detach.  Best
+    effort (gdb may be gone); detaching removes any breakpoint left anyway."""
+    steps: list[Callable[[], object]] = []
+    if running:
+        steps.append(gdb.interrupt)
+    steps += [lambda n=n: gdb.command(f"-break-delete {n}") for n in points]  # type: ignore[misc]
+    steps += [lambda: gdb.call(unmap, thread=thread), gdb.detach]
+    for step in steps:
+        try:
+            step()
+        except (AttachError, KeyboardInterrupt):
+            continue
+
+
+def _thread_in_a_system_call(gdb: Gdb, candidates: list[str | None]) -> str | None:
+    """A thread gdb stopped inside a system call, for the calls made before any safe point
+    (mmap, Py_AddPendingCall): it is in no critical section of the interpreter's, and holds no
+    live vector state (a libc wrapper's caller expects them clobbered).  None: gdb's choice."""
+    for thread in candidates:
+        if thread is None:
+            continue
+        try:
+            if int(gdb.call("$orig_rax", thread=thread)) >= 0:
+                return thread
+        except (AttachError, ValueError):
+            continue
+    return None
 
 
 def _nudge(gdb: Gdb, main: str) -> str:
@@ -491,7 +535,4 @@ def _nudge(gdb: Gdb, main: str) -> str:
     if name is None or result not in _RESTARTING:
         return f"its main thread is in system call {number}"
     gdb.call(f"$rax = {_EINTR}", thread=main)
-    return (
-        f"its main thread is blocked in {name}() outside Python's reach, or another thread "
-        "holds the GIL"
-    )
+    return f"its main thread, woken from {name}(), did not get the GIL: another thread holds it"
