@@ -81,10 +81,11 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 
 
 _AsyncGenType = type(_agen())
+# Keyed by id: looking a user's class up in a dict would hash it (a metaclass __hash__ runs).
 _GEN_ATTRS = {
-    GeneratorType: ("gi_frame", "gi_code"),
-    CoroutineType: ("cr_frame", "cr_code", "cr_await"),
-    _AsyncGenType: ("ag_frame", "ag_code", "ag_await"),
+    id(GeneratorType): ("gi_frame", "gi_code"),
+    id(CoroutineType): ("cr_frame", "cr_code", "cr_await"),
+    id(_AsyncGenType): ("ag_frame", "ag_code", "ag_await"),
 }
 _BaseExc_attrs = tuple(
     (name, BaseException.__dict__[name])
@@ -276,8 +277,8 @@ def step(parent: object, child: object, grandchild: object | None = None) -> tup
         for name in ("args", "keywords"):
             if getattr(parent, name) is child:
                 return _attr(name), False
-    if t in _GEN_ATTRS:
-        for name in _GEN_ATTRS[t]:
+    if id(t) in _GEN_ATTRS:
+        for name in _GEN_ATTRS[id(t)]:
             if getattr(parent, name, None) is child:
                 return _attr(name), False
     if t is FrameType:

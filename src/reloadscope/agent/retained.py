@@ -69,7 +69,7 @@ def _referents(objs: list[object]) -> list[object]:
     for k in range(0, len(objs), graph.CHUNK):
         part = objs[k : k + graph.CHUNK]
         out.extend(_get_referents(*part))
-        if _CODE in map(type, part):
+        if id(_CODE) in map(id, map(type, part)):  # not `in map(type, ...)`: == on classes
             out.extend(o.co_consts for o in part if type(o) is _CODE)
     return out
 

@@ -858,7 +858,8 @@ def _probes() -> list[tuple[str, object]]:
                 name = signal.Signals(sig).name
             except (ValueError, OSError):
                 continue
-            if handler is None or type(handler) is int or isinstance(handler, signal.Handlers):
+            # type(), not isinstance(): that would read a user object's __class__.
+            if handler is None or type(handler) is int or type(handler) is signal.Handlers:
                 continue
             if handler is signal.default_int_handler:
                 continue
