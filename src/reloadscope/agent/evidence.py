@@ -54,6 +54,7 @@ SOURCE = "source"
 OLDER_COMPILATION = "older-compilation"
 REPLACED_MODULE = "replaced-module"
 SHADOWED_CLASS = "shadowed-class"
+LEFTOVER_NAME = "leftover-name"
 MADE_BY_STALE = "made-by-stale"
 
 MAX_SOURCE_BYTES = 4 << 20
@@ -265,6 +266,11 @@ class ModuleSource:
                 )
         return self._state  # type: ignore[return-value]
 
+    def defines(self, code: CodeType) -> bool:
+        """Does the current file define a function of this name anywhere?  True when there
+        is no source to tell."""
+        return self.compiled() is None or code.co_name in self._names
+
     def _own_bound(self) -> list[CodeType]:
         return [co for co in self.bound().values() if self.own(co)]
 
@@ -314,6 +320,23 @@ def _read(file: str | None) -> str | None:
         return decode_source(data)
     except Exception:
         return None
+
+
+_STARTED: list[float] = []
+
+
+def process_start() -> float:
+    """When this process started (seconds since the epoch), from /proc; 0 when unknown."""
+    if not _STARTED:
+        try:
+            with open("/proc/self/stat", "rb") as fh:
+                ticks = int(fh.read().rsplit(b")", 1)[1].split()[19])
+            with open("/proc/stat", "rb") as fh:
+                boot = next(int(x.split()[1]) for x in fh if x.startswith(b"btime "))
+            _STARTED.append(boot + ticks / os.sysconf("SC_CLK_TCK") - 1.0)
+        except (OSError, ValueError, IndexError, StopIteration):
+            _STARTED.append(0.0)
+    return _STARTED[0]
 
 
 def library_prefixes() -> tuple[str, ...]:
@@ -392,6 +415,22 @@ class Sources:
         if self._twice is None:
             return True
         return (code.co_filename, code.co_name, code.co_firstlineno) in self._twice
+
+    def edited(self) -> list[tuple[str, ModuleSource]]:
+        """(name, source) of the current modules, not libraries, whose file was written since
+        this process started: only those can have run an older version of it (a stat each;
+        their sources are compiled only when asked)."""
+        started = process_start()
+        out = []
+        for m in list(self._made.values()):
+            if m.library or m.file is None:
+                continue
+            try:
+                if os.stat(m.file).st_mtime >= started:
+                    out.append((m.name, m))
+            except (OSError, ValueError):
+                continue
+        return sorted(out, key=lambda x: x[0])
 
     def of_name(self, name: str | None) -> ModuleSource | None:
         ns = self.by_name.get(name) if type(name) is str else None
@@ -559,6 +598,18 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
         SHADOWED_CLASS,
         f"{module} now binds {qualname} to another class made by the same class statement: "
         "this one was made by an earlier execution of the module",
+    )
+
+
+def leftover_name(module: str, name: str) -> Evidence:
+    """A function the module still binds, under a name its current file no longer defines,
+    in a module shown to have run again (an earlier execution's code was found): reload re-ran
+    the file in the old dict, and nothing removed the name.  Decided by
+    ``Classifier.leftovers`` once every function has been judged."""
+    return Evidence(
+        LEFTOVER_NAME,
+        f"{module} still binds {name} to it although its file no longer defines {name}: the "
+        "module ran again in its old dict and the name stayed",
     )
 
 

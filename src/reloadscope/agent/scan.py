@@ -176,6 +176,7 @@ class Scan:
             cls.function(o)  # type: ignore[arg-type]
         for o in codes:
             cls.code_object(o)
+        cls.leftovers()
         del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
@@ -661,7 +662,7 @@ class Scan:
                         "error": None,
                     }
                 ],
-                "leftover_names": [],
+                "leftover_names": sorted(cls.leftover_names.get(name, ())),
                 "stale": stale,
                 "warnings": [],
                 # Its executions before recording (or without it) were not seen: the stale
@@ -684,7 +685,9 @@ class Scan:
                 }
                 for g in rec.generations
             ],
-            "leftover_names": _leftovers(cls, rec),
+            "leftover_names": sorted(
+                set(_leftovers(cls, rec)) | cls.leftover_names.get(rec.name, set())
+            ),
             "stale": stale,
             "warnings": list(dict.fromkeys(rec.warnings)),
         }

@@ -111,6 +111,10 @@ class Classifier:
         self._bound: dict[str, dict[int, list[str]]] = {}
         self.found: dict[int, Found] = {}
         self._library: dict[int, bool] = {}  # id(namespace) -> a current library module's
+        # module -> names its namespace keeps from an earlier execution, found by evidence
+        self.leftover_names: dict[str, set[str]] = {}
+        # module -> names of functions its file no longer defines, not known to be left over
+        self.undecided_names: dict[str, set[str]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     def _library_ns(self, ns: object) -> bool:
@@ -268,6 +272,32 @@ class Classifier:
             qualname = safe.function_qualname(fn)
             self._add(fn, "function", owner, gen, qualname, "function", reason, found)
 
+    def leftovers(self) -> None:
+        """After ``function`` and ``code_object``: in each module shown to have run again, the
+        functions still bound under names its file no longer defines (``ev.leftover_name``).
+        Recording finds these by itself; this is for what ran before it."""
+        proof = (ev.SOURCE, ev.OLDER_COMPILATION, ev.RECORDED)
+        ran_again = {f.owner for f in list(self.found.values()) if f.evidence.kind in proof}
+        for owner, m in self.sources.edited():
+            ns = self.namespace(owner)
+            if ns is None or not m.unchanged():
+                continue  # the file changed since it last ran: nothing can be told
+            for k, v in list(dict.items(ns)):
+                if type(v) is not FunctionType or type(k) is not str or id(v) in self.found:
+                    continue
+                code = v.__code__
+                if not m.own(code) or m.defines(code):
+                    continue
+                if owner not in ran_again:
+                    # Deleted from the file since the module last ran, or left by a reload:
+                    # the same namespace and file either way.  Recording would tell.
+                    self.undecided_names.setdefault(owner, set()).add(k)
+                    continue
+                qualname = safe.function_qualname(v)
+                found = ev.leftover_name(owner, k)
+                self._add(v, "function", owner, None, qualname, "function", LEFTOVER, found)
+                self.leftover_names.setdefault(owner, set()).add(k)
+
     def code_object(self, obj: object) -> None:
         attr, tname = _CODE_ATTR[id(type(obj))]
         code = getattr(obj, attr, None)
@@ -357,6 +387,13 @@ class Classifier:
             out.append(
                 f"{name}: no readable source, so {n} object{'s' if n != 1 else ''} its code "
                 "made could not be compared with it"
+            )
+        for name, names in sorted(self.undecided_names.items()):
+            listed = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+            out.append(
+                f"{name}: binds {len(names)} function{'s' if len(names) != 1 else ''} its file "
+                f"no longer defines ({listed}): left by a reload, or deleted since it last ran; "
+                "nothing else shows it ran again (recording from the start would tell)"
             )
         return out
 
