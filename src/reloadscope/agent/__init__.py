@@ -11,7 +11,8 @@ import os
 import sys
 import threading
 
-# The standard modules the agent loads, and then its own, each imported from here before
+# The standard modules the agent loads when it loads (none it loads later, when needed: the
+# test_safety list), and then its own, each imported from here before
 # anything imports it: every import then nests one level deep, not six (agent -> server ->
 # json -> json.decoder -> re -> re._compiler ...), so the agent loads under a low recursion
 # limit (``sys.setrecursionlimit(50)`` left it dead).  Names a version lacks are skipped.
@@ -33,11 +34,6 @@ _LEAVES_FIRST = (
     "socket",
     "weakref",
     "bisect",
-    "opcode",
-    "dis",
-    "importlib.machinery",
-    "importlib.util",
-    "runpy",
 )
 _OWN_LEAVES_FIRST = ("safe", "graph", "paths", "evidence", "recorder", "stale", "exact")
 
