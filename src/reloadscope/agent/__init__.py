@@ -11,12 +11,112 @@ import os
 import sys
 import threading
 
-from . import snapfile
-from .recorder import Recorder
-from .scan import scan as _scan
-from .server import MAX_WAIT_S, WAIT_SLICE_S, Server
-from .server import interrupted as _interrupted
-from .server import progress as _tell_client
+# The standard modules the agent loads when it loads (none it loads later, when needed: the
+# test_safety list), and then its own, each imported from here before
+# anything imports it: every import then nests one level deep, not six (agent -> server ->
+# json -> json.decoder -> re -> re._compiler ...), so the agent loads under a low recursion
+# limit (``sys.setrecursionlimit(50)`` left it dead).  Names a version lacks are skipped.
+_LEAVES_FIRST = (
+    "keyword",
+    "operator",
+    "reprlib",
+    "types",
+    "collections",
+    "functools",
+    "enum",
+    "re",
+    "json",
+    "errno",
+    "select",
+    "struct",
+    "socket",
+    "weakref",
+    "bisect",
+)
+_OWN_LEAVES_FIRST = ("safe", "graph", "paths", "evidence", "recorder", "stale", "exact")
+
+
+def report_start_failure(exc: BaseException) -> bool:
+    """Leave why this agent could not start where only this user's client looks, and picks it
+    up (and removes it): ``/tmp/reloadscope-<uid>/<pid>[.ns<N>].failed``, a file of mode 0600
+    in the private directory the socket would be in (see ``attach/client.py``,
+    ``start_failure``).  One line: the exception and where it was raised.  Needs no module
+    that is not loaded yet and little recursion depth; never raises.  True when written."""
+    try:
+        tb = exc.__traceback__
+        where = ""
+        while tb is not None:  # the innermost frame with a file (a loop: no recursion here)
+            filename = tb.tb_frame.f_code.co_filename
+            if not filename.startswith("<"):
+                where = f" (in {filename}, line {tb.tb_lineno})"
+            tb = tb.tb_next
+        text = f"{type(exc).__name__}: {exc}"[:400] + where[:300]
+        if type(exc) is RecursionError:
+            text += f" (the process's recursion limit is {sys.getrecursionlimit()})"
+        try:
+            ns: int | None = os.stat("/proc/self/ns/pid").st_ino
+        except OSError:
+            ns = None
+        name = str(os.getpid()) if ns in (None, 0xEFFFFFFC) else f"{os.getpid()}.ns{ns}"
+        directory = f"/tmp/reloadscope-{os.getuid()}"
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(directory)
+        if st.st_uid != os.getuid() or st.st_mode & 0o077 or (st.st_mode & 0o170000) != 0o040000:
+            return False  # not our private directory: tell nobody rather than anybody
+        path = f"{directory}/{name}.failed"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:  # left by an earlier failure nobody picked up
+            os.unlink(path)
+            fd = os.open(path, flags, 0o600)
+        try:
+            os.write(fd, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+        finally:
+            os.close(fd)
+        return True
+    except BaseException:
+        return False
+
+
+def _preload() -> None:
+    for name in _LEAVES_FIRST:
+        try:
+            __import__(name)
+        except BaseException:
+            pass  # missing here, or failing: the agent's own imports below say so
+
+
+def _load() -> None:
+    if sys.getrecursionlimit() < 200:
+        # A new thread starts 7-10 frames shallower than this module's body (under the
+        # bootstrap's thread and two imports): the standard modules' own nesting gets those.
+        t = threading.Thread(target=_preload, name="reloadscope-load", daemon=True)
+        t.start()
+        t.join()
+    else:
+        _preload()
+    for name in _OWN_LEAVES_FIRST:
+        __import__(f"{__name__}.{name}")
+
+
+try:
+    _load()
+    from . import snapfile
+    from .recorder import Recorder
+    from .scan import scan as _scan
+    from .server import MAX_WAIT_S, WAIT_SLICE_S, Server
+    from .server import interrupted as _interrupted
+    from .server import progress as _tell_client
+except BaseException as _e:
+    # Loaded by an injection (under its private name): the client waiting for the socket
+    # learns why none comes.  Imported by a program, the program sees the exception itself.
+    if __name__ != "reloadscope.agent":
+        report_start_failure(_e)
+    raise
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -129,13 +229,17 @@ def serve_injected(idle: float = INJECTED_IDLE_S) -> str:
         # then remove the recorder and listener this injection is about to set up): wait.
         server.stop(wait=True)
     had_recorder = _recorder is not None
-    install()
-    _page_to_release = True
     try:
-        return listen(injected=True, idle=idle)
-    except BaseException:
-        if not had_recorder:
-            uninstall()
+        install()
+        _page_to_release = True
+        try:
+            return listen(injected=True, idle=idle)
+        except BaseException:
+            if not had_recorder:
+                uninstall()
+            raise
+    except BaseException as e:
+        report_start_failure(e)  # the injected bootstrap swallows it: tell the client
         raise
 
 

@@ -54,11 +54,13 @@ def _probe_single_holder() -> int:
     needs no visited-set check: most containers in a heap are like that, and skipping the hash
     table for them is what makes the walk cheap.  Counts read from C by ``map(getrefcount,
     ...)`` are exact on GIL builds (3.10-3.15 alike); free-threaded builds (biased and deferred
-    counts) may read otherwise.  So the running interpreter is asked, not its version: fresh
-    objects with one holder and with several must read as expected, through the very
-    expressions the walk uses.
+    counts) may read otherwise, so they never take it.  Otherwise the running interpreter is
+    asked, not its version: fresh objects with one holder and with several must read as
+    expected, through the very expressions the walk uses.
     """
-    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+    if safe.FREE_THREADED:
+        # Decided by the build, never by sys._is_gil_enabled() (true on a free-threaded
+        # build run with PYTHON_GIL=1, whose counts stay biased and deferred).
         return 0
     alone: list[object] = [0]
     shared: list[object] = [1]

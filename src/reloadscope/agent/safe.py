@@ -211,4 +211,21 @@ def is_identifier(name: object) -> bool:
     return type(name) is str and name.isidentifier() and not keyword.iskeyword(name)
 
 
-PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+def free_threaded_build(abiflags: str) -> bool:
+    """Is an interpreter with these ``sys.abiflags`` a free-threaded build ("t", as in
+    ``python3.13t``)?  The build, not ``sys._is_gil_enabled()``: a free-threaded build started
+    with ``PYTHON_GIL=1`` has the GIL on yet keeps its biased, deferred reference counts.
+    (``sysconfig``'s ``Py_GIL_DISABLED`` says the same, at the price of importing it.)"""
+    return type(abiflags) is str and "t" in abiflags
+
+
+FREE_THREADED = free_threaded_build(getattr(sys, "abiflags", ""))
+
+
+def version_text(version_info: tuple[int, ...], free_threaded: bool) -> str:
+    """``3.13.1``, or ``3.13.1t`` for a free-threaded build."""
+    text = "{}.{}.{}".format(*version_info[:3])
+    return text + "t" if free_threaded else text
+
+
+PY_VERSION = version_text(tuple(sys.version_info[:3]), FREE_THREADED)

@@ -9,7 +9,7 @@ import time
 from itertools import compress, islice
 from types import FrameType, FunctionType, ModuleType
 
-from . import exact, graph, paths, retained, safe
+from . import blindspots, exact, frozen, graph, paths, retained, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
@@ -69,6 +69,8 @@ class Scan:
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
         self.retained_s = 0.0  # how long the timeline's retained figures took
+        self.frozen_total = 0  # objects gc.freeze() froze, and how many of them the scan saw
+        self.frozen_found = 0
         # Hears the heap's object count once, right after gc.get_objects() (a client's
         # progress line); see run().
         self.progress = progress
@@ -95,6 +97,12 @@ class Scan:
         if self.collect:
             gc.collect()
         objs = gc.get_objects()
+        # gc.freeze() hides objects from that list: reach them (frozen.py).
+        more, self.frozen_total, self.frozen_found = frozen.unlisted(
+            objs, deadline=lambda: time.monotonic() > self.deadline
+        )
+        objs.extend(more)
+        del more
         n_objects = self.n_objects = len(objs)
         if self.progress is not None:
             try:
@@ -141,6 +149,12 @@ class Scan:
                 "evidence alone"
             )
         out.extend(cls.blind_spots())
+        for said in (
+            blindspots.frozen(self.frozen_total, self.frozen_found),
+            blindspots.subinterpreters(),
+        ):
+            if said is not None:
+                out.append(said)
         return out
 
     def _classify(self, cls: Classifier, objs: list[object]) -> None:

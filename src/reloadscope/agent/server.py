@@ -1,4 +1,10 @@
-"""The agent's channel: a Unix socket only the same user can reach, served by one thread.
+"""The agent's channel: a Unix socket only the same user can reach.
+
+An injected agent serves one client at a time on its own thread (it leaves with that client).
+``install()``'s agent gives each connection a thread of its own, at most ``MAX_CLIENTS`` at
+once (more wait in the listen backlog), so a client that connected and idles never holds up
+another; requests other than ``ping`` and ``wait`` run one at a time.  ``stop()`` closes every
+connection and waits for their threads: none is left behind.
 
 Where: ``/tmp/reloadscope-<uid>/<pid>.sock``, in a directory of mode 0700 owned by this user;
 every peer's uid is checked with ``SO_PEERCRED``.  Never a TCP port.
@@ -44,6 +50,10 @@ PROTOCOL = 1
 FOLLOW = 1  # the version of the ``wait`` request this agent answers (see above)
 MAX_REQUEST = 1 << 20
 THREAD_NAME = "reloadscope-agent"
+# Connections an install() agent serves at once, each on a thread of its own.
+MAX_CLIENTS = 4
+# Requests that may run while another client's request runs (they only read or wait).
+CONCURRENT_OPS = frozenset({"ping", "wait"})
 MAX_WAIT_S = 30.0
 # How often a waiting request looks whether its client sent more or went away.
 WAIT_SLICE_S = 0.25
@@ -160,6 +170,10 @@ class Server:
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self.thread: threading.Thread | None = None
+        # install()'s agent: the threads serving connections, and those connections.
+        self._clients: dict[threading.Thread, socket.socket] = {}
+        self._clients_lock = threading.Lock()
+        self._busy = threading.Lock()  # one request at a time, but for CONCURRENT_OPS
 
     def start(self) -> None:
         _private_dir(os.path.dirname(self.path))
@@ -173,7 +187,7 @@ class Server:
         tmp = f"{self.path}.{threading.get_ident()}.tmp"
         sock.bind(tmp)
         os.chmod(tmp, 0o600)
-        sock.listen(4)
+        sock.listen(16)
         os.rename(tmp, self.path)
         sock.settimeout(0.2)
         self._sock = sock
@@ -198,6 +212,9 @@ class Server:
         try:
             while not self._stop.is_set():
                 assert self._sock is not None
+                if not injected and self._serving() >= MAX_CLIENTS:
+                    self._stop.wait(0.1)  # the next connection waits in the backlog
+                    continue
                 try:
                     conn, _ = self._sock.accept()
                 except TimeoutError:
@@ -207,6 +224,9 @@ class Server:
                     continue
                 except OSError:
                     break
+                if not injected:
+                    self._start_client(conn)
+                    continue
                 try:
                     served = self._client(conn)
                 except Exception:
@@ -220,11 +240,54 @@ class Server:
         finally:
             self._close()
 
+    def _serving(self) -> int:
+        with self._clients_lock:
+            return len(self._clients)
+
+    def _start_client(self, conn: socket.socket) -> None:
+        """Serve ``conn`` on a thread of its own (install()'s agent)."""
+        t = threading.Thread(
+            target=self._client_thread, args=(conn,), name=f"{THREAD_NAME}-client", daemon=True
+        )
+        with self._clients_lock:
+            self._clients[t] = conn
+        try:
+            t.start()
+        except BaseException:  # no thread to be had: this client is not served
+            with self._clients_lock:
+                self._clients.pop(t, None)
+            conn.close()
+
+    def _client_thread(self, conn: socket.socket) -> None:
+        try:
+            self._client(conn)
+        except Exception:
+            pass
+        finally:
+            with self._clients_lock:
+                self._clients.pop(threading.current_thread(), None)
+            conn.close()
+
+    def _end_clients(self) -> None:
+        """Close every connection (a thread waiting for its client's next line then ends)
+        and wait for the threads, each finishing the request it may be answering."""
+        with self._clients_lock:
+            clients = list(self._clients.items())
+        for _, conn in clients:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t, _ in clients:
+            if t is not threading.current_thread():
+                t.join(5)
+
     def _close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         self._unlink()
+        self._end_clients()
         try:
             os.rmdir(os.path.dirname(self.path))  # only succeeds when no other agent is there
         except OSError:
@@ -275,7 +338,10 @@ class Server:
             {
                 "reloadscope": PROTOCOL,
                 "pid": os.getpid(),
-                "python": "{}.{}.{}".format(*sys.version_info[:3]),
+                # "3.13.1t" on a free-threaded build (as safe.PY_VERSION; not imported:
+                # this module loads nothing else of the agent).
+                "python": "{}.{}.{}".format(*sys.version_info[:3])
+                + ("t" if "t" in getattr(sys, "abiflags", "") else ""),
                 # An injected agent leaves when this connection ends; install()'s stays.
                 "injected": self.on_detach is not None,
                 "follow": FOLLOW,
@@ -296,6 +362,9 @@ class Server:
             if not line.strip():
                 continue  # a blank line: only there to end a wait early
             self._send(out, self._answer(line, out))
+            if getattr(_answering, "leaving", False):
+                _answering.leaving = False
+                return
 
     def _interrupted(self, conn: socket.socket) -> bool:
         if self._stop.is_set():
@@ -320,6 +389,10 @@ class Server:
         rid = req.get("id")
         op = req["op"]
         if op == "detach":
+            if self.on_detach is None:
+                # install()'s agent stays for its other clients: only this connection ends.
+                _answering.leaving = True
+                return {"id": rid, "ok": True, "result": "detached"}
             self._stop.set()
             self._unlink()  # at once, so no new client connects to an agent that is leaving
             return {"id": rid, "ok": True, "result": "detached"}
@@ -328,8 +401,15 @@ class Server:
             return {"id": rid, "ok": False, "error": f"unknown op {op!r}"}
         if out is not None and req.get("progress") is True:
             _answering.send = lambda news: self._send(out, {"id": rid, "progress": news})
+        busy = None if op in CONCURRENT_OPS else self._busy
         try:
-            return {"id": rid, "ok": True, "result": handler(req)}
+            if busy is not None:
+                busy.acquire()
+            try:
+                return {"id": rid, "ok": True, "result": handler(req)}
+            finally:
+                if busy is not None:
+                    busy.release()
         except ClientGone:
             raise
         except Exception as e:

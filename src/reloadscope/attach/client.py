@@ -450,6 +450,52 @@ def agent_place(pid: int, uid: int) -> tuple[str, str]:
     return directory, socket_name(_ns_pid(pid), _ns(pid, "pid"))
 
 
+MAX_FAILURE = 4096
+
+
+def failure_name(socket_name: str) -> str:
+    """The file an injected agent that could not start leaves beside where its socket would
+    be (``report_start_failure`` in the agent package): ``123.sock`` -> ``123.failed``."""
+    return socket_name.removesuffix(".sock") + ".failed"
+
+
+def start_failure(pid: int, uid: int | None = None, *, since: float | None = None) -> str | None:
+    """Why the agent injected into ``pid`` could not start, as it wrote it (one line, control
+    characters escaped), or None.  Read only from the checked private directory of the
+    target's user (``AgentDir``), only a regular file of that user, at most ``MAX_FAILURE``
+    bytes; the file is removed once read.  A file older than ``since`` (a time.time()) is
+    from an earlier injection: removed, not believed."""
+    try:
+        directory = AgentDir(pid, os.getuid() if uid is None else uid)
+    except AttachError:
+        return None
+    try:
+        name = failure_name(directory.name)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory.fd)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != directory.uid:
+                return None
+            data = os.read(fd, MAX_FAILURE)
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(name, dir_fd=directory.fd)
+        except OSError:
+            pass
+        if since is not None and st.st_mtime < since - 1:
+            return None
+    finally:
+        directory.close()
+    from ..inert import inert
+
+    text = data.decode("utf-8", "replace").strip().replace("\n", " ")
+    return inert(text) or None
+
+
 def agent_listens(pid: int, uid: int | None = None) -> bool:
     """Does a socket that may be the agent of ``pid`` exist (in a trustworthy directory, of
     the right user)?  Not proof: ``Client`` checks the process at the other end."""

@@ -110,7 +110,7 @@ def python_processes(
             out.append(
                 PythonProcess(
                     proc.pid,
-                    found.version if found is not None else None,
+                    found.label if found is not None else None,
                     tuple(proc.info["cmdline"] or ()),
                     rss,
                     # Under the target's uid: root lists other users' processes too.

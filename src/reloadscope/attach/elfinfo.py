@@ -19,29 +19,45 @@ _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
 _MARKERS = (b"Py_Initialize", b"PyRun_SimpleString", b"PyGILState_Ensure")
 # PY_VERSION, which the linker may store as the tail of another string ("Python-3.10.13").
 _VERSION_STRING = rb"(?<![\d.])(3\.\d{1,2})\.\d+(?:[abrc+]\w*)?\x00"
-_PYTHON = r"(^|/)(python|pypy)[\d.]*$"  # both compiled only when needed (re caches them)
+_PYTHON = r"(^|/)(python|pypy)[\d.]*t?$"  # both compiled only when needed (re caches them)
+# Exported only by free-threaded builds (3.13t+): their inline Py_DECREF calls it.  A content
+# fact, unlike the "t" of "libpython3.13t.so" or "python3.13t", which any file can be named.
+_FREE_THREADED = b"_Py_MergeZeroLocalRefcount"
 
 
 class Interpreter:
     """The CPython found in a process: its ``major.minor`` and the file that carries it.
     (Not a dataclass: importing dataclasses would slow the start of every PID command.)"""
 
-    __slots__ = ("path", "version")
+    __slots__ = ("free_threaded", "path", "version")
 
-    def __init__(self, version: str, path: str) -> None:
+    def __init__(self, version: str, path: str, free_threaded: bool = False) -> None:
         self.version = version
         self.path = path
+        self.free_threaded = free_threaded
+
+    @property
+    def label(self) -> str:
+        """The version as people read it: ``3.13``, or ``3.13t`` for a free-threaded build."""
+        return version_label(self.version, self.free_threaded)
 
     def __repr__(self) -> str:
-        return f"Interpreter(version={self.version!r}, path={self.path!r})"
+        ft = ", free_threaded=True" if self.free_threaded else ""
+        return f"Interpreter(version={self.version!r}, path={self.path!r}{ft})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Interpreter):
             return NotImplemented
-        return (self.version, self.path) == (other.version, other.path)
+        mine = (self.version, self.path, self.free_threaded)
+        return mine == (other.version, other.path, other.free_threaded)
 
     def __hash__(self) -> int:
-        return hash((self.version, self.path))
+        return hash((self.version, self.path, self.free_threaded))
+
+
+def version_label(version: str, free_threaded: bool) -> str:
+    """``3.13`` -> ``3.13t`` for a free-threaded build (as its executable is named)."""
+    return f"{version}t" if free_threaded else version
 
 
 def python_version(pid: int) -> str | None:
@@ -111,11 +127,11 @@ def interpreter(pid: int) -> Interpreter | None:
     for shown, openable in _candidates(pid):
         try:
             with open(openable, "rb") as fh:
-                version = _version(fh)
+                version, free_threaded = _read(fh)
         except (OSError, ValueError, struct.error):
             continue
         if version is not None:
-            return Interpreter(version, shown)
+            return Interpreter(version, shown, free_threaded)
     return None
 
 
@@ -149,21 +165,32 @@ def _candidates(pid: int) -> list[tuple[str, str]]:
 
 def _version(fh) -> str | None:  # type: ignore[no-untyped-def]
     """``"3.X"`` of the CPython this ELF file carries, or None."""
+    return _read(fh)[0]
+
+
+def _read(fh) -> tuple[str | None, bool]:  # type: ignore[no-untyped-def]
+    """(``"3.X"`` of the CPython this ELF file carries, or None; whether it is a free-threaded
+    build: it exports ``_FREE_THREADED``)."""
+    version, found = _scan(fh)
+    return version, version is not None and _FREE_THREADED in found
+
+
+def _scan(fh) -> tuple[str | None, dict[bytes, int]]:  # type: ignore[no-untyped-def]
     header = fh.read(64)
     if header[:4] != b"\x7fELF" or header[4] != 2:  # ELFCLASS64 only
-        return None
+        return None, {}
     end = "<" if header[5] == 1 else ">"
     (shoff,) = struct.unpack_from(end + "Q", header, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", header, 0x3A)
     if shentsize != 64 or not 0 < shnum < 65536 or shnum * 64 > MAX_BYTES:
-        return None
+        return None, {}
     fh.seek(shoff)
     table = fh.read(shnum * 64)
     sections = [struct.unpack_from(end + "IIQQQQIIQQ", table, i * 64) for i in range(shnum)]
     symbols = [s for s in sections if s[1] in (_SHT_DYNSYM, _SHT_SYMTAB)]
     found: dict[bytes, int] = {}
     for sym in symbols:
-        if len(found) == 1 + len(_MARKERS):
+        if len(found) == 2 + len(_MARKERS):
             break  # all found (in .dynsym): .symtab, ten times larger, need not be read
         strtab = sections[sym[6]] if sym[6] < shnum else None
         if strtab is None or sym[5] > MAX_BYTES or strtab[5] > MAX_BYTES:
@@ -172,7 +199,7 @@ def _version(fh) -> str | None:  # type: ignore[no-untyped-def]
         names = fh.read(strtab[5])
         fh.seek(sym[4])
         data = fh.read(sym[5])
-        for name in (b"Py_Version", *_MARKERS):
+        for name in (b"Py_Version", _FREE_THREADED, *_MARKERS):
             if name in found:
                 continue
             at = names.find(b"\x00" + name + b"\x00")
@@ -182,14 +209,14 @@ def _version(fh) -> str | None:  # type: ignore[no-untyped-def]
             if value is not None:
                 found[name] = value
     if not any(m in found for m in _MARKERS):
-        return None
+        return None, found
     if b"Py_Version" in found:
         raw = _read_at(fh, sections, found[b"Py_Version"], end)
         if raw is not None:
             major, minor = raw >> 24 & 0xFF, raw >> 16 & 0xFF
             if major == 3:
-                return f"3.{minor}"
-    return _version_string(fh, sections, shstrndx)
+                return f"3.{minor}", found
+    return _version_string(fh, sections, shstrndx), found
 
 
 def _symbol_value(data: bytes, name_offset: int, end: str) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from . import lock, procstate
-from .client import AgentDir, AttachError, Client, NoAgent
+from .client import AgentDir, AttachError, Client, NoAgent, start_failure
 from .elfinfo import interpreter, named_python, process_name
 
 TYPE_CHECKING = False  # typing is not imported at run time: starting must stay cheap
@@ -109,13 +109,24 @@ class Session:
         return Client(pid, timeout=timeout, uid=uid)
 
     def _inject(self, uid: int) -> None:
+        import time
+
         from .elfinfo import python_version
         from .inject import inject
 
         pid = self.pid
+        began = time.time()
+        start_failure(pid, uid)  # one left by an earlier injection says nothing about this one
         try:
             inject(pid, uid, python_version(pid), progress=self._progress)
         except AttachError:
+            # The agent could not start, and said why.
+            why = start_failure(pid, uid, since=began)
+            if why is not None:
+                raise AttachError(
+                    f"the agent could not start in process {pid}: {why}; start the program "
+                    "with 'reloadscope run' or call reloadscope.install() in it"
+                ) from None
             # A debugger that came after the check makes ptrace fail with EPERM, which gdb
             # words as a permission problem; name the debugger instead.
             by = procstate.tracer(pid)
