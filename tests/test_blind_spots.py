@@ -286,17 +286,7 @@ def test_an_agent_that_cannot_load_leaves_its_real_error_for_the_client(tmp_path
     assert not os.path.exists(failed)  # picked up, removed
 
 
-GDB_PATH = pytest.mark.xfail(
-    reason="through gdb: the committed attach/inject.py bootstrap path crashed (SIGSEGV, 3.13 "
-    "'_PyThreadState_Attach: non-NULL old thread state') or hung plain targets on this machine "
-    "while this was written, with or without these changes; the self-booted tests above cover "
-    "the agent's half",
-    strict=False,
-)
-
-
 @needs_gdb
-@GDB_PATH
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_the_agent_starts_under_a_recursion_limit_of_50(tmp_path, python):
     p = _low_limit_target(tmp_path, python, 50)
@@ -323,7 +313,6 @@ def _failed_start(tmp_path: Path, python: str, limit: int) -> str:
 
 
 @needs_gdb
-@GDB_PATH
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_an_agent_that_fails_to_load_names_its_real_error(tmp_path, python):
     # 30: enough for the bootstrap and the agent's first lines, not for its imports.
@@ -334,11 +323,6 @@ def test_an_agent_that_fails_to_load_names_its_real_error(tmp_path, python):
 
 
 @needs_gdb
-@pytest.mark.xfail(
-    reason="needs the injected bootstrap (attach/inject.py) to call report_start_failure, or "
-    "write the .failed file itself, when it fails before the agent's module body runs",
-    strict=False,
-)
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_a_bootstrap_that_fails_before_the_agent_loads_names_its_real_error(tmp_path, python):
     error = _failed_start(tmp_path, python, 12)

@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from .client import AttachError, agent_place, other_mount_ns, runtime_dir
+from .client import AttachError, agent_place, other_mount_ns, runtime_dir, start_failure
 from .gdbmi import Gdb, GdbGone, Record
 
 TYPE_CHECKING = False
@@ -67,7 +67,7 @@ _BLOCKING_AARCH64 = {63, 73, 72, 101, 115, 202, 207, 212, 260, 22, 242}
 
 BOOT = """
 import sys, _thread
-def _reloadscope_boot(packed, Finder):
+def _reloadscope_boot(packed, Finder, failed):
     # Everything this thread needs comes in as arguments: the code that started it deletes
     # its names at once, and may well be faster than this thread (FIELD-NOTES).
     try:
@@ -88,8 +88,14 @@ def _reloadscope_boot(packed, Finder):
             agent.serve_injected(IDLE)
         except TypeError:  # an agent of an older reloadscope, loaded by an earlier attach
             agent.serve_injected()
-    except BaseException:
-        pass
+    except BaseException as e:
+        # Say why where the client looks (the agent's own words when it got that far).
+        try:
+            report = getattr(sys.modules.get(NAME), "report_start_failure", None)
+            if report is None or not report(e):
+                exec(failed, {"e": e})
+        except BaseException:
+            pass
 class Finder:
     # Serves the agent's modules from the text the injector sent: loading them from files
     # would be dozens of small reads, each giving up the GIL (slow when threads compete).
@@ -111,10 +117,42 @@ class Finder:
         exec(compile(text, filename, "exec"), module.__dict__)
 # _thread, not threading: starting returns at once, without waiting for the new thread to
 # take the GIL (this runs inside a call gdb made, which must stay short).
-_thread.start_new_thread(_reloadscope_boot, (SOURCES, Finder))
+_thread.start_new_thread(_reloadscope_boot, (SOURCES, Finder, FAILED))
 # Nothing here may refer back to this namespace once the thread is done with it: the target may
 # never run a collection, and a reference cycle would keep the sources (100+ KB) per attach.
-del SOURCES, _reloadscope_boot, Finder
+del SOURCES, _reloadscope_boot, Finder, FAILED
+"""
+
+# Run with ``e`` bound to why the bootstrap failed before the agent could say it itself: one
+# line in the private directory where the client looks (``client.start_failure``), written as
+# the agent's ``report_start_failure`` does.  Needs nothing but os and sys, and little depth.
+FAILED = r"""
+import os, sys
+try:
+    ns = os.stat("/proc/self/ns/pid").st_ino
+except OSError:
+    ns = None
+name = str(os.getpid()) if ns in (None, 0xEFFFFFFC) else "%d.ns%d" % (os.getpid(), ns)
+d = "/tmp/reloadscope-%d" % os.getuid()
+try:
+    os.mkdir(d, 0o700)
+except FileExistsError:
+    pass
+st = os.lstat(d)
+if st.st_uid == os.getuid() and not st.st_mode & 0o077 and (st.st_mode & 0o170000) == 0o040000:
+    text = ("%s: %s" % (type(e).__name__, e))[:400].replace("\n", " ")
+    if type(e) is RecursionError:
+        text += " (the process's recursion limit is %d)" % sys.getrecursionlimit()
+    try:
+        fd = os.open(d + "/" + name + ".failed",
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        fd = -1  # the agent wrote a more precise one
+    if fd >= 0:
+        try:
+            os.write(fd, text.encode("utf-8", "replace") + b"\n")
+        finally:
+            os.close(fd)
 """
 
 
@@ -150,8 +188,9 @@ def bootstrap() -> str:
         .replace("IDLE", repr(idle_timeout()))
     )
     code = (
-        f"try:\n    exec({body!r}, {{'SOURCES': {agent_sources()!r}}})\n"
-        "except BaseException:\n    pass\n"
+        f"try:\n    exec({body!r}, {{'SOURCES': {agent_sources()!r}, 'FAILED': {FAILED!r}}})\n"
+        f"except BaseException as e:\n    try:\n        exec({FAILED!r}, {{'e': e}})\n"
+        "    except BaseException:\n        pass\n"
     )
     compile(code, "<reloadscope-bootstrap>", "exec")  # never send something that cannot run
     return code
@@ -204,6 +243,8 @@ def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
         return False
     if version.split(".")[:2] != [str(v) for v in sys.version_info[:2]]:
         return False
+    if _free_threaded(pid) != ("t" in getattr(sys, "abiflags", "")):
+        return False  # the protocol needs the same build, free-threaded or not
     if uid is not None and uid != os.getuid():
         return False
     if other_mount_ns(pid):
@@ -213,6 +254,13 @@ def remote_exec_usable(pid: int, uid: int | None, version: str | None) -> bool:
 
 # How long a sys.remote_exec bootstrap may take before a blocked main thread sends us to gdb.
 REMOTE_EXEC_PATIENCE = 3.0
+
+
+def _free_threaded(pid: int) -> bool | None:
+    from .elfinfo import interpreter
+
+    found = interpreter(pid)
+    return None if found is None else found.free_threaded
 
 
 def _remote_exec(pid: int, uid: int | None) -> bool:
@@ -248,11 +296,12 @@ def _remote_exec(pid: int, uid: int | None) -> bool:
         if isinstance(e, (RuntimeError, OSError)):
             return False  # remote debugging disabled in the target, or not a usable build
         raise
-    if not _wait_for_agent(pid, uid, REMOTE_EXEC_PATIENCE, final=False) and main_thread_blocked(
-        pid
-    ):
+    began = time.time()
+    if not _wait_for_agent(
+        pid, uid, REMOTE_EXEC_PATIENCE, final=False, began=began
+    ) and main_thread_blocked(pid):
         return False  # the script stays scheduled; the agent it starts later is idempotent
-    _wait_for_agent(pid, uid)
+    _wait_for_agent(pid, uid, began=began)
     return True
 
 
@@ -268,15 +317,30 @@ def _remove_orphan_scripts(directory: str) -> None:
 
 
 def _wait_for_agent(
-    pid: int, uid: int | None, timeout: float = START_TIMEOUT, *, final: bool = True
+    pid: int,
+    uid: int | None,
+    timeout: float = START_TIMEOUT,
+    *,
+    final: bool = True,
+    began: float | None = None,
 ) -> bool:
     """Wait until the agent of ``pid`` listens; False after ``timeout`` (an AttachError when
-    ``final``)."""
+    ``final``).  An agent that could not start says why (``client.start_failure``): that ends
+    the wait at once."""
     deadline = time.monotonic() + timeout
     path = os.path.join(*agent_place(pid, os.getuid() if uid is None else uid))
+    asked = 0.0
     while not os.path.exists(path):
         if not os.path.exists(f"/proc/{pid}"):
             raise AttachError(f"process {pid} exited while attaching")
+        if began is not None and time.monotonic() - asked > 0.25:
+            asked = time.monotonic()
+            why = start_failure(pid, uid, since=began)
+            if why is not None:
+                raise AttachError(
+                    f"the agent could not start in process {pid}: {why}; start the program "
+                    "with 'reloadscope run' or call reloadscope.install() in it"
+                )
         if time.monotonic() > deadline:
             if not final:
                 return False
@@ -313,11 +377,12 @@ def inject(
             return
     if progress is not None:
         progress(f"injecting the agent into PID {pid} (gdb)")
+    began = time.time()
     with _ctrl_c_deferred() as interrupted:
         _inject_with_gdb(pid, version, interrupted)
     if interrupted:
         raise KeyboardInterrupt
-    _wait_for_agent(pid, uid)
+    _wait_for_agent(pid, uid, began=began)
 
 
 # x86_64 system calls Python's own wrappers retry after EINTR, checking for signals first (PEP
