@@ -376,6 +376,7 @@ class Sources:
         self.sigs = Signatures()
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
+        self.rewritten: dict[str, int] = {}  # module -> its top-level code unlike its file
 
     def of_globals(self, ns: object) -> ModuleSource | None:
         hit = self.by_ns.get(id(ns))
@@ -457,6 +458,11 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
     full, loose = compiled
     sigs = sources.sigs
     if sigs.full(code) in full:
+        return None
+    if code.co_name == "<module>":
+        # The module's own top-level code, running now, yet not what its file compiles to:
+        # compiled from a rewritten tree (Streamlit's magic) or a hook, not an older execution.
+        sources.rewritten[m.name] = sources.rewritten.get(m.name, 0) + 1
         return None
     if not m.unchanged():
         sources.unjudged[m.name] = sources.unjudged.get(m.name, 0) + 1

@@ -388,6 +388,11 @@ class Classifier:
                 f"{name}: no readable source, so {n} object{'s' if n != 1 else ''} its code "
                 "made could not be compared with it"
             )
+        for name, _n in sorted(self.sources.rewritten.items()):
+            out.append(
+                f"{name}: its top-level code running now was not compiled from its file as it "
+                "is (a runner or import hook that rewrites it?), so it was not judged"
+            )
         for name, names in sorted(self.undecided_names.items()):
             listed = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
             out.append(
