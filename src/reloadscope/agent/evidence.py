@@ -377,6 +377,7 @@ class Sources:
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
         self.rewritten: dict[str, int] = {}  # module -> its top-level code unlike its file
+        self.elsewhere: dict[str, int] = {}  # module -> code of no file run in its globals
 
     def of_globals(self, ns: object) -> ModuleSource | None:
         hit = self.by_ns.get(id(ns))
@@ -451,6 +452,59 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
     m = sources.of_globals(ns)
     if m is None or m.library or not m.own(code) or id(code) in m.bound():
         return None
+    return _compare(code, m, sources, "")
+
+
+def source_in_copy(code: CodeType, ns: object, sources: Sources) -> tuple[str, Evidence] | None:
+    """Code compiled from a current module's file, running in a dict that is not that
+    module's but names it (its ``__name__`` and ``__file__``), and not what the file holds
+    now: a namespace of an earlier execution that a reloader overwrote with the current
+    values (reimport-style: the old dict then holds current functions, so it passes for a
+    copy).  A copy made now runs no code from the file that differs from it: attrs' generated
+    methods are compiled from other text, and deduperreload's new definitions match the file.
+    (module, evidence), or None."""
+    if type(ns) is not dict:
+        return None
+    name, file = dict.get(ns, "__name__"), dict.get(ns, "__file__")
+    m = sources.of_name(name) if type(name) is str else None
+    if m is None or m.library or m.ns is ns or m.file != file or not m.own(code):
+        return None
+    found = _compare(code, m, sources, " (it runs in an earlier namespace of the module)")
+    return (m.name, found) if found is not None else None
+
+
+def unnamed(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
+    """Code compiled with an empty file name, running with a current module's globals: what
+    runners that recompile a function or loop body from the file on every call do (the
+    ``reloading`` package).  Its code matching what the file compiles to now (loosely: such a
+    runner compiles the body alone) is current; a function or lambda of a name the file has
+    whose code the file no longer compiles to ran from an earlier version of the text (even
+    when the module's own functions no longer match the file: the runner, not the module,
+    decides what is current).  Anything else is counted as compiled from elsewhere (a blind
+    spot)."""
+    m = sources.of_globals(ns)
+    if m is None or m.library or code.co_filename != "":
+        return None  # (held by the namespace proves nothing: such a runner keeps old ones)
+    compiled = m.compiled()
+    if compiled is None or code.co_name == "<module>":
+        sources.elsewhere[m.name] = sources.elsewhere.get(m.name, 0) + 1
+        return None
+    if sources.sigs.loose(code) in compiled[1]:
+        return None
+    if not m.defines(code) or not compiler_named(code):
+        sources.elsewhere[m.name] = sources.elsewhere.get(m.name, 0) + 1
+        return None
+    # Compared with the file as it is now, whether or not the module ran since it changed:
+    # such a runner compiles from the file at the next call, so what it made from an
+    # earlier text is what the edit did not reach.
+    return Evidence(
+        SOURCE,
+        f"compiled from {m.name}'s file text by a runner (no file name), it is not what the "
+        "file compiles to now",
+    )
+
+
+def _compare(code: CodeType, m: ModuleSource, sources: Sources, where: str) -> Evidence | None:
     compiled = m.compiled()
     if compiled is None:
         sources.no_source[m.name] = sources.no_source.get(m.name, 0) + 1
@@ -471,9 +525,9 @@ def source(code: CodeType, ns: object, sources: Sources) -> Evidence | None:
         return Evidence(
             SOURCE,
             f"its code is in {m.name}'s current source, but at another place: it was compiled "
-            "from an earlier version of the file",
+            f"from an earlier version of the file{where}",
         )
-    return Evidence(SOURCE, f"its code is not what {m.name}'s current source compiles to")
+    return Evidence(SOURCE, f"its code is not what {m.name}'s current source compiles to{where}")
 
 
 def older_compilation(code: CodeType, ns: object, sources: Sources) -> Evidence | None:

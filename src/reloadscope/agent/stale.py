@@ -218,8 +218,13 @@ class Classifier:
             return old[0], old[1], OLD_MODULE, found
         owner = self.current_ns.get(id(ns))
         if owner is None:
-            return None
-        judged = ev.source(code, ns, self.sources) or ev.older_compilation(code, ns, self.sources)
+            copied = ev.source_in_copy(code, ns, self.sources)
+            return None if copied is None else (copied[0], number, OLD_MODULE, copied[1])
+        judged = (
+            ev.source(code, ns, self.sources)
+            or ev.older_compilation(code, ns, self.sources)
+            or ev.unnamed(code, ns, self.sources)
+        )
         if judged is None:
             return None
         return owner, number, self.why(owner, obj), judged
@@ -388,10 +393,17 @@ class Classifier:
                 f"{name}: no readable source, so {n} object{'s' if n != 1 else ''} its code "
                 "made could not be compared with it"
             )
+        for name, n in sorted(self.sources.elsewhere.items()):
+            out.append(
+                f"{name}: {n} function{'s' if n != 1 else ''} or code object"
+                f"{'s' if n != 1 else ''} with its globals {'were' if n != 1 else 'was'} "
+                "compiled from text of no file, so could not be compared with it"
+            )
         for name, _n in sorted(self.sources.rewritten.items()):
             out.append(
-                f"{name}: its top-level code running now was not compiled from its file as it "
-                "is (a runner or import hook that rewrites it?), so it was not judged"
+                f"{name}: its top-level code running now is not what its file compiles to (the "
+                "file changed since it started, or a runner or import hook rewrote it), so it "
+                "was not judged"
             )
         for name, names in sorted(self.undecided_names.items()):
             listed = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
