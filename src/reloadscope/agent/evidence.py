@@ -632,6 +632,12 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
         return None
     if not (_python_made(cls) and _python_made(other)):
         return None  # an accelerator's class replaced the pure-Python one (ElementTree)
+    if _previous_versions_reach(other, cls):
+        return Evidence(
+            SHADOWED_CLASS,
+            f"{module}.{qualname} names it as its previous reload version: a reload made the "
+            "current class and kept this one (pyqtgraph's reload does)",
+        )
     if type(cls) is not type(other):
         return None  # a metaclass made it at run time (ovld's MetaMC classes)
     names = _str_keys(safe.class_dict(cls))
@@ -647,9 +653,6 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
     mine, theirs = safe.class_dict(cls), safe.class_dict(other)
     if _refers(mine, other) or _reaches(theirs, cls):
         return None  # a sibling or a decorator's original, kept by the class it made
-    their_values = {id(v) for v in dict.values(theirs)}
-    if any(type(v) is FunctionType and id(v) in their_values for v in dict.values(mine)):
-        return None  # a decorator's copy of this very class
     if "__slots__" in theirs and "__slots__" not in mine:
         return None  # the original a slotted copy was made from
     if not m.class_statement(cls) or not m.unchanged():
@@ -659,6 +662,19 @@ def shadowed_class(cls: type, sources: Sources) -> Evidence | None:
         f"{module} now binds {qualname} to another class made by the same class statement: "
         "this one was made by an earlier execution of the module",
     )
+
+
+def _previous_versions_reach(current: type, cls: type) -> bool:
+    """Is ``cls`` on the chain of ``__previous_reload_version__`` of ``current`` (what
+    pyqtgraph's reloadAll sets on the class it made: a reloader's own record of a reload)?"""
+    seen = 0
+    prev = dict.get(safe.class_dict(current), "__previous_reload_version__")
+    while prev is not None and safe.is_class(prev) and seen < 1000:
+        if prev is cls:
+            return True
+        prev = dict.get(safe.class_dict(prev), "__previous_reload_version__")
+        seen += 1
+    return False
 
 
 def leftover_name(module: str, name: str) -> Evidence:

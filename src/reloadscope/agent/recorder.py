@@ -43,6 +43,21 @@ _IMPORTLIB_DIR = os.path.dirname(os.path.abspath(_bootstrap_external.__file__ or
 _STD_EXEC_MODULE = _bootstrap_external._LoaderBasics.exec_module
 
 
+class Held:
+    """A weak reference to a class that reloaders cannot rewrite.  Some reloaders point every
+    weak reference to an old class at the new one, finding them with ``weakref.getweakrefs``
+    and replacing them in the dicts and lists ``gc.get_referrers`` shows; the holder of this
+    one is no dict or list, so the recording keeps the old class it must report."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, cls: type) -> None:
+        self._ref = weakref.ref(cls)
+
+    def __call__(self) -> type | None:
+        return self._ref()
+
+
 class Generation:
     """One execution of a module's code."""
 
@@ -78,8 +93,8 @@ class Generation:
         self.codes: dict[int, weakref.ref[CodeType]] = {}
         # True when ``codes`` holds every code object of the execution (we ran it).
         self.complete = False
-        # id(class) -> weakref(class) for classes first seen in this generation.
-        self.classes: dict[int, weakref.ref[type]] = {}
+        # id(class) -> weak reference to the class, for classes first seen in this generation.
+        self.classes: dict[int, Held] = {}
         # Names the module code stores (None: unknown), names the execution did not rebind.
         self.stored: frozenset[str] | None = None
         self.carried: frozenset[str] = frozenset()
@@ -339,7 +354,7 @@ class Recorder:
         for fn in namespace_functions(ns):
             _walk_code(fn.__code__, gen.codes)
         for cls in _namespace_classes(ns):
-            gen.classes[id(cls)] = weakref.ref(cls)
+            gen.classes[id(cls)] = Held(cls)
 
     def note_module(self, rec: ModuleRecord, gen: Generation, module: ModuleType) -> None:
         gen.module = weakref.ref(module)
@@ -356,7 +371,7 @@ class Recorder:
             older = rec.generations[: gen.number]
             for cls in _namespace_classes(ns):
                 if not any(g.owns_class(cls) for g in older):
-                    gen.classes[id(cls)] = weakref.ref(cls)
+                    gen.classes[id(cls)] = Held(cls)
             if not gen.complete:
                 # We did not run the code: learn what we can from the namespace.
                 for fn in namespace_functions(ns):
