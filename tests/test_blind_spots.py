@@ -477,3 +477,29 @@ def test_ps_shows_a_gil_build_without_t():
     finally:
         _stop(child)
     assert shown == ["{}.{}".format(*sys.version_info[:2])]
+
+
+def test_mp_main_is_not_named_among_the_modules_imported_before_recording(tmp_path):
+    # multiprocessing files __main__ again as __mp_main__: it is the program, not a module
+    # imported before recording began.
+    (tmp_path / "helper_mod.py").write_text("X = 1\n")
+    script = (
+        "import sys\n"
+        "import helper_mod\n"
+        "sys.modules['__mp_main__'] = sys.modules['__main__']\n"
+        "import reloadscope\n"
+        "reloadscope.install(listen=False)\n"
+        "spots = reloadscope.scan().to_json()['scan'].get('blind_spots', [])\n"
+        'print([s for s in spots if "program\'s modules" in s])\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, str(tmp_path)])),
+    )
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert "(helper_mod)" in line and "__mp_main__" not in line, line

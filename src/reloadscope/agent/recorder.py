@@ -190,10 +190,12 @@ class Recorder:
         self._user_modules: dict[str, tuple[int, bool]] = {}  # name -> (id(module), is user's)
         # The program's own modules imported before recording began (their earlier
         # generations, if any, were not seen).
+        main = dict.get(sys.modules, "__main__")
         self.preloaded: list[str] = sorted(
             k
             for k, m in list(dict.items(sys.modules))
-            if type(k) is str and k != "__main__" and self.is_user_file(safe.module_file(m))
+            # __main__ under any key: multiprocessing also files it as __mp_main__.
+            if type(k) is str and m is not main and self.is_user_file(safe.module_file(m))
         )
         self._preloaded = frozenset(self.preloaded)
         # How many times a module's code ran again since recording began (a reload, a
