@@ -172,6 +172,20 @@ def stale_key(module: str, s: StaleObject) -> tuple[str, str, str, str, int | No
     return (module, s.kind, s.qualname, s.type, s.generation)
 
 
+StaleKey = tuple[str, str, str, str, "int | None"]
+
+
+def among(key: StaleKey, keys: set[StaleKey]) -> bool:
+    """Is ``key``'s entry in ``keys``?  An unknown generation (None) matches any number: an
+    object a late agent found by evidence alone gets the number of the module's arrival
+    generation once recording has seen the module run again, and stays the same object."""
+    if key in keys:
+        return True
+    if key[4] is not None:
+        return (*key[:4], None) in keys
+    return any(k[:4] == key[:4] for k in keys)
+
+
 def stale_keys(report: Report | None) -> set[tuple[str, str, str, str, int | None]]:
     if report is None:
         return set()
@@ -242,8 +256,8 @@ def changes(old: Report | None, new: Report) -> list[Change]:
             del fresh[0]
         was = {stale_key(m.name, s) for s in prev.stale} if prev is not None else set()
         now = {stale_key(m.name, s) for s in m.stale}
-        added = [s for s in m.stale if stale_key(m.name, s) not in was]
-        gone = len(was - now)
+        added = [s for s in m.stale if not among(stale_key(m.name, s), was)]
+        gone = sum(1 for k in was if not among(k, now))
         if fresh or added or gone:
             last = fresh[-1] if fresh else None
             found.append(

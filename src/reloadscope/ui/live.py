@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from ..follow import POLL_S, Change, changes, follow, stale_key
+from ..follow import POLL_S, Change, among, changes, follow, stale_key
 from ..inert import inert
 from . import view
 
@@ -163,7 +163,7 @@ def noted(app: ReloadScopeApp, old: Report | None, new: Report) -> None:
     for c in st.changes:
         if c.gone and c.module in before:
             names = [
-                s.qualname for s in before[c.module].stale if stale_key(c.module, s) not in now
+                s.qualname for s in before[c.module].stale if not among(stale_key(c.module, s), now)
             ]
             st.gone[c.module] = names
     _line(app)
