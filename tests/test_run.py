@@ -257,3 +257,48 @@ def test_the_traceback_is_what_each_cpython_prints(project, version):
         mine = _sh(project, exe, "-m", "reloadscope", "run", *program)
         theirs = _sh(project, exe, *program)
         assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr), program
+
+
+@pytest.mark.parametrize("version", list(python_versions()))
+def test_a_failed_import_shows_no_reloadscope_frame(project, version):
+    # The most common exception of a reload workflow: a SyntaxError in the edited file, and
+    # an exception at import time.  Under recording the traceback is python's own, byte for
+    # byte (the recorder's frames showed, with importlib's, 13 lines against 6).
+    exe = python_versions()[version]
+    (project / "broken.py").write_text("def f(:\n    pass\n")
+    (project / "raising.py").write_text("x = 1\nraise RuntimeError('at import')\n")
+    for module in ("broken", "raising"):
+        (project / "imp.py").write_text(f"import {module}\n")
+        mine = _sh(project, exe, "-m", "reloadscope", "run", "imp.py")
+        theirs = _sh(project, exe, "imp.py")
+        assert theirs.returncode == 1 and "Traceback" in theirs.stderr
+        assert (mine.returncode, mine.stderr) == (theirs.returncode, theirs.stderr), module
+        assert "reloadscope/agent" not in mine.stderr
+
+
+@pytest.mark.parametrize("version", list(python_versions()))
+def test_a_failed_reload_is_a_failed_generation_and_names_no_recorder_frame(project, version):
+    exe = python_versions()[version]
+    script = (
+        "import importlib, json, os, sys, traceback\n"
+        "import reloadscope\n"
+        "reloadscope.install(listen=False)\n"
+        "open('rmod.py', 'w').write('def f():\\n    return 1\\n')\n"
+        "import rmod\n"
+        "open('rmod.py', 'w').write('def f(:\\n    return 2\\n')\n"
+        "t = os.path.getmtime('rmod.py') + 5\n"
+        "os.utime('rmod.py', (t, t))\n"
+        "try:\n"
+        "    importlib.reload(rmod)\n"
+        "except SyntaxError:\n"
+        "    tb = traceback.format_exc()\n"
+        "doc = reloadscope.scan().to_json()\n"
+        "(m,) = [m for m in doc['modules'] if m['name'] == 'rmod']\n"
+        "print(json.dumps({'tb': tb, 'gens': m['generations']}))\n"
+    )
+    out = _sh(project, exe, "-c", script)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert "reloadscope/agent" not in got["tb"] and "recorder.py" not in got["tb"]
+    assert [(g["number"], g["status"]) for g in got["gens"]] == [(0, "finished"), (1, "failed")]
+    assert got["gens"][1]["error"].startswith("SyntaxError: ")

@@ -638,21 +638,21 @@ class _WatchingLoader:
             gen.text, gen.sha256 = _read_source(real, self._spec.origin)
         except Exception:
             pass
-        code: CodeType | None = real.get_code(module.__name__)
-        if code is None:
-            raise ImportError(
-                f"cannot load module {module.__name__!r} when get_code() returns None"
-            )
         try:
-            gen.filename = code.co_filename
-            _walk_code(code, gen.codes)
-            gen.complete = True
-            gen.stored = _stored_names(code)
-        except Exception:
-            pass
-        try:
-            _run(code, ns)
-        except BaseException as exc:
+            code: CodeType | None = real.get_code(module.__name__)
+            if code is None:
+                raise ImportError(
+                    f"cannot load module {module.__name__!r} when get_code() returns None"
+                )
+            try:
+                gen.filename = code.co_filename
+                _walk_code(code, gen.codes)
+                gen.complete = True
+                gen.stored = _stored_names(code)
+            except Exception:
+                pass
+            _bootstrap._call_with_frames_removed(exec, code, ns)
+        except BaseException as exc:  # a SyntaxError in the edited file, or an error at import
             gen.status = "failed"
             gen.error = _one_line(exc)
             _finish_quietly(recorder, record, gen, module, before)
@@ -661,8 +661,13 @@ class _WatchingLoader:
         _finish_quietly(recorder, record, gen, module, before)
 
 
-def _run(code: CodeType, ns: dict[str, Any]) -> None:
-    _bootstrap._call_with_frames_removed(exec, code, ns)
+# A failed import or reload shows no frame of reloadscope's: CPython trims importlib's own
+# frames from an import's traceback, recognising them by file name, and this stands where
+# SourceLoader.exec_module stands, so it takes importlib's name (a reload's traceback, which
+# is not trimmed, then reads as python's own).
+_WatchingLoader.exec_module.__code__ = _WatchingLoader.exec_module.__code__.replace(
+    co_filename="<frozen importlib._bootstrap_external>"
+)
 
 
 def _finish_quietly(
