@@ -161,6 +161,7 @@ class StaleObject(_Value):
         "size",
         "paths",
         "evidence",
+        "in_traceback",
     )
     kind: str
     qualname: str
@@ -170,6 +171,8 @@ class StaleObject(_Value):
     size: int
     paths: tuple[Path, ...]
     evidence: Evidence | None  # absent in documents from before evidence was reported
+    # Post-mortem: a frame of the crash's traceback ran its code or held it.
+    in_traceback: bool
 
     def __init__(
         self,
@@ -181,6 +184,7 @@ class StaleObject(_Value):
         size: int,
         paths: tuple[Path, ...],
         evidence: Evidence | None = None,
+        in_traceback: bool = False,
     ) -> None:
         _set(
             self,
@@ -192,6 +196,7 @@ class StaleObject(_Value):
             size=size,
             paths=paths,
             evidence=evidence,
+            in_traceback=in_traceback,
         )
 
     @classmethod
@@ -211,6 +216,7 @@ class StaleObject(_Value):
             _get(d, "size", int, where),
             tuple(Path.from_json(p, f"{where}.paths[{i}]") for i, p in enumerate(paths)),
             Evidence.from_json(d.get("evidence"), f"{where}.evidence"),
+            d.get("in_traceback") is True,
         )
 
 
@@ -532,7 +538,21 @@ class Report(_Value):
         """The report document (SPEC), including any fields this version does not know."""
         import copy
 
-        return copy.deepcopy(self.document)
+        doc = copy.deepcopy(self.document)
+        if self.exit is not None and "exit" not in doc:
+            doc["exit"] = copy.deepcopy(self.exit)  # a post-mortem file's: how it ended
+        return doc
+
+    def ending(self) -> str | None:
+        """How the process ended, for a post-mortem file: "ended by an unhandled
+        RuntimeError: boom" or "ended normally"; None for a live scan."""
+        info = self.exit
+        if not isinstance(info, dict):
+            return None
+        exception = info.get("exception")
+        if isinstance(exception, str) and exception:
+            return f"ended by an unhandled {exception}"
+        return "ended normally"
 
     @classmethod
     def from_json(

@@ -64,6 +64,8 @@ def _entry(s: StaleObject, st: _Style) -> list[str]:
     count = f" x{s.count}" if s.count > 1 else ""
     where = f"({_gen(s.generation)}, {s.size} B)"
     head = f"  {st(_RED, inert(s.kind)):<10} {st(_BOLD, inert(s.qualname))}{count}  {where}"
+    if s.in_traceback:
+        head += "  " + st(_YELLOW, "in the crash's traceback")
     lines = [head]
     if s.evidence is not None:
         why = f"{inert(s.evidence.text)} [{inert(s.evidence.kind)}]"
@@ -145,6 +147,11 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
         f"taken {inert(report.taken_at)}; scanned {report.objects:,} objects in "
         f"{report.duration_s:.2f} s" + ("" if report.complete else " (incomplete)"),
     ]
+    ending = report.ending()
+    if ending is not None:
+        lines.append(
+            st(_RED if report.exit and report.exit.get("exception") else _BOLD, inert(ending))
+        )
     total = report.stale_count
     blind = [f"  {st(_YELLOW, 'could not see:')} {inert(b)}" for b in report.blind_spots]
     if not report.modules:

@@ -8,8 +8,9 @@ previous hook) so the file says how the process died.
 from __future__ import annotations
 
 import atexit
+import gc
 import sys
-from types import TracebackType
+from types import CodeType, FunctionType, MethodType, TracebackType
 
 from . import snapfile
 
@@ -50,6 +51,7 @@ def _excepthook(
         try:
             import traceback
 
+            _state["tb"] = tb  # the process is ending: its frames may stay alive until the scan
             _state["exit"] = {
                 "how": "exception",
                 "exception": traceback.format_exception_only(exc_type, exc)[-1].strip(),
@@ -68,6 +70,9 @@ def _at_exit() -> None:
     try:
         report, sources = _state["scan"]()
         info = _state.get("exit") or {"how": "normal"}
+        tb = _state.get("tb")
+        if tb is not None:
+            mark_traceback(report, tb)
         written = snapfile.write(_state["path"], snapfile.document(report, sources, info))
         sys.stderr.write(f"reloadscope: post-mortem snapshot written to {written}\n")
     except Exception as e:  # never raise into the exiting process
@@ -75,3 +80,36 @@ def _at_exit() -> None:
             sys.stderr.write(f"reloadscope: could not write the post-mortem snapshot: {e}\n")
         except Exception:
             pass
+
+
+def mark_traceback(report: dict[str, Any], tb: TracebackType) -> None:
+    """Mark the stale entries the crash touched (``"in_traceback": true``): a frame of the
+    traceback ran its code, or held it in a local variable.  Objects are matched by the ids
+    the entries' paths carry; nothing of the objects is called."""
+    codes: set[int] = set()
+    held: set[int] = set()
+    t: TracebackType | None = tb
+    while t is not None:
+        frame = t.tb_frame
+        codes.add(id(frame.f_code))
+        held.add(id(frame))
+        held.update(map(id, gc.get_referents(frame)))
+        t = t.tb_next
+    ids = {
+        p.get("object_id")
+        for m in report.get("modules", [])
+        for e in m.get("stale", [])
+        for p in e.get("paths", [])
+    }
+    ran: set[int] = set()
+    for obj in gc.get_objects():
+        if id(obj) in ids:
+            fn = obj.__func__ if type(obj) is MethodType else obj
+            code = fn.__code__ if type(fn) is FunctionType else obj
+            if type(code) is CodeType and id(code) in codes:
+                ran.add(id(obj))
+    for m in report.get("modules", []):
+        for e in m.get("stale", []):
+            mine = {p.get("object_id") for p in e.get("paths", [])}
+            if mine & ran or mine & held:
+                e["in_traceback"] = True

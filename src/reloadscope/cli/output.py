@@ -58,7 +58,10 @@ def text_width(stream: TextIO) -> int | None:
 def print_report(report: Report, *, as_json: bool, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     if as_json:
-        dump_json(report.document, out)  # what to_json() gives, without copying it first
+        doc = report.document  # what to_json() gives, without copying it first
+        if report.exit is not None and "exit" not in doc:
+            doc = {**doc, "exit": report.exit}  # a post-mortem file's: how it ended
+        dump_json(doc, out)
     else:
         from ..textreport import render
 

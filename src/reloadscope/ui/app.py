@@ -39,6 +39,8 @@ paths that hold the selected one, each with the fix.
   s              save a snapshot file
   p              processes: the attached one and the Python processes below it (a pre-fork
                  server's workers); enter switches (each is attached once, all detach on quit)
+  e              how the process ended (a post-mortem file): the exception and its
+                 traceback, and which stale objects the crash ran or held
   ?              this help
   q              quit (a live process is detached and runs on)
 """
@@ -115,6 +117,7 @@ class ReloadScopeApp(App[None]):
         Binding("t", "timeline", "timeline"),
         Binding("x", "export", "export"),
         Binding("p", "pick", "processes"),
+        Binding("e", "ending", "how it ended"),
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("question_mark", "help", "help"),
@@ -197,6 +200,7 @@ class ReloadScopeApp(App[None]):
         if first:  # on the findings: arrows move through the stale objects at once
             stale = self.query_one("#stale", DataTable)
             (stale if stale.row_count else table).focus()
+        self.refresh_bindings()  # what the footer offers may depend on the report (e)
 
     def current_module(self) -> Module | None:
         table = self.query_one("#modules", DataTable)
@@ -342,7 +346,13 @@ class ReloadScopeApp(App[None]):
             return live.check(self, action)
         if action == "pick":  # only a live process has a tree to pick from
             return picker.can_pick(self.source)
+        if action == "ending":  # only a post-mortem file knows how its process ended
+            return self.report is not None and self.report.exit is not None
         return True
+
+    def action_ending(self) -> None:
+        if self.report is not None and self.report.exit is not None:
+            self.push_screen(TextScreen(view.ending_text(self.report), "how it ended"))
 
     def action_pick(self) -> None:
         picker.pick(self)

@@ -218,6 +218,8 @@ def stale_cells(
     """A stale-table row (its path shortened to ``width``): one new since the last scan is
     marked ``+`` and stands out."""
     cells = list(view.stale_row(s, width))
+    if s.in_traceback:  # a post-mortem file's: the crash ran or held it
+        cells[1] = "! " + cells[1]
     if module is None or stale_key(module.name, s) not in state(app).new:
         return [Text(cell) for cell in cells]
     cells[1] = "+ " + cells[1]

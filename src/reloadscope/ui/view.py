@@ -93,6 +93,8 @@ def paths_text(s: StaleObject | None, blind_spots: Iterable[str] = ()) -> str:
         f"{s.kind} {s.qualname} ({s.type}), made by {gen}; {s.count} alive, "
         f"{plural(s.size, 'byte')}"
     ]
+    if s.in_traceback:
+        lines.append("in the crash's traceback: a frame of it ran or held this (e: traceback)")
     if s.evidence is not None:  # one line first: the panel may be too small for all
         lines.append(f"why stale [{s.evidence.kind}]: {s.evidence.text}")
     for i, p in enumerate(s.paths, 1):
@@ -114,7 +116,22 @@ def title(report: Report, kind: str, description: str) -> str:
     # A process of a tree (ui/picker.py) says whose child it is.
     parent = description.partition(", child of ")[2]
     whose = f" | child of {parent}" if parent else ""
-    return inert(f"{where} | pid {report.pid}{whose} | Python {report.python} | {argv}")
+    ending = report.ending()
+    ended = f" | {ending}" if ending else ""
+    return inert(f"{where} | pid {report.pid}{whose} | Python {report.python}{ended} | {argv}")
+
+
+def ending_text(report: Report) -> str:
+    """A post-mortem file's account of how the process ended: the line, then the traceback."""
+    info = report.exit if isinstance(report.exit, dict) else {}
+    lines = [report.ending() or "no record of how the process ended"]
+    tb = info.get("traceback")
+    if isinstance(tb, list) and tb:
+        lines += ["", *(str(x) for x in tb)]
+    marked = [s.qualname for m in report.modules for s in m.stale if s.in_traceback]
+    if marked:
+        lines += ["", "stale objects the crash ran or held: " + ", ".join(marked)]
+    return inert("\n".join(lines))
 
 
 def summary(report: Report, description: str = "") -> str:
