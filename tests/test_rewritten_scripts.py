@@ -13,7 +13,7 @@ import pytest
 
 from scenario import SRC, pythons, version_id
 
-APP = r'''
+APP = r"""
 import json, sys
 import reloadscope
 def helper():
@@ -21,11 +21,11 @@ def helper():
 "a bare expression: the runner writes it out"
 x = helper()
 print("@@" + json.dumps(reloadscope.scan().to_json()))
-'''
+"""
 
 # What Streamlit does with its script, in miniature: parse, wrap every bare expression in a
 # call, compile under the file's own absolute name, exec in a fresh __main__.
-RUNNER = r'''
+RUNNER = r"""
 import ast, os, sys, types
 if sys.argv[1] == "recording":
     import reloadscope
@@ -41,7 +41,7 @@ mod = types.ModuleType("__main__")
 mod.__file__ = path
 sys.modules["__main__"] = mod
 exec(code, mod.__dict__)
-'''
+"""
 
 
 @pytest.fixture(params=pythons(), ids=version_id)
