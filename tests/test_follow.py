@@ -214,7 +214,8 @@ def test_watch_json_prints_one_document_per_reload(target):
         assert [_handlers(d) for d in docs] == [[0], [0, 1], [0, 1, 2]]
         assert [d["changes"] for d in docs] == [
             [{"module": "plug", "generations": [n], "status": "finished", "stale": 2 * n,
-              "new": 2, "gone": 0}]
+              "new": 2, "gone": 0, "new_names": [f"class Handler{n - 1}", "function handler"],
+              "gone_names": []}]
             for n in (1, 2, 3)
         ]  # fmt: skip
         assert lines.quiet_for("out", 2)  # nothing more without a reload
@@ -235,11 +236,16 @@ def test_watch_text_says_each_reload_and_when_the_process_ends(target):
     try:
         target.reload()
         first = lines.line("out", 15)
-        assert first.endswith("gen 1 of plug: +2 stale, -0 gone (2 now)"), first
+        assert first.endswith(
+            "gen 1 of plug: +2 stale [class Handler0, function handler], -0 gone (2 now)"
+        ), first
         target.drop()  # handler of generation 0 is no longer held
         target.reload()
         second = lines.line("out", 15)
-        assert second.endswith("gen 2 of plug: +2 stale, -1 gone (3 now)"), second
+        assert second.endswith(
+            "gen 2 of plug: +2 stale [class Handler1, function handler], -1 gone "
+            "[function handler] (3 now)"
+        ), second
         target.close()
         assert lines.line("err", 15) == f"reloadscope: process {target.pid} ended; stopped watching"
         assert p.wait(15) == 0

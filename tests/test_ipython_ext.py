@@ -266,7 +266,7 @@ def test_kernel_extension(tmp_path, version):
             "  function <lambda> (mod), held by __main__.old['a']",
             "  function old_helper (mod), held by __main__.keep[0]",
         ], cell.stderr
-        assert lines[3:] == ["%reloadscope for the rest"], cell.stderr
+        assert lines[3:] == [], cell.stderr  # all named: no "%reloadscope for the rest"
         doc = json.loads(k.run("%reloadscope --json").stdout)
         (m,) = [m for m in doc["modules"] if m["name"] == "mod"]
         # IPython 9 patched in place (no generation began); IPython 8 reloaded (generation 1).
@@ -297,8 +297,10 @@ def test_kernel_extension(tmp_path, version):
         assert "held by __main__.keep[0]" in cell.stdout and "__main__.w" in cell.stdout
         assert cell.stderr == "" and cell.result is None
         cell = k.run("%reloadscope --json")
-        assert cell.stderr == "" and cell.result is None
+        assert cell.stderr == "" and cell.result is None  # printed once, not shown again
         doc = json.loads(cell.stdout)
+        got = k.run("d = %reloadscope --json\nprint(isinstance(d, dict), d['format'])")
+        assert got.stdout.splitlines()[-1] == "True reloadscope-report", got.stdout
         assert doc["format"] == "reloadscope-report" and doc["process"]["pid"] == pid
         texts = {p["text"] for m in doc["modules"] for s in m["stale"] for p in s["paths"]}
         assert {"__main__.keep[0]", "__main__.old['a']", "__main__.w"} <= texts, texts

@@ -196,7 +196,7 @@ class Change:
     """What one module's entry changed between two reports: its new generations, the stale
     entries that appeared, and how many went away."""
 
-    __slots__ = ("error", "generations", "gone", "module", "new", "stale", "status")
+    __slots__ = ("error", "generations", "gone", "gone_names", "module", "new", "stale", "status")
 
     def __init__(
         self,
@@ -207,6 +207,7 @@ class Change:
         stale: int,
         new: list[StaleObject],
         gone: int,
+        gone_names: list[str] | None = None,
     ) -> None:
         self.module = module
         self.generations = generations
@@ -215,9 +216,11 @@ class Change:
         self.stale = stale
         self.new = new
         self.gone = gone
+        self.gone_names = gone_names or []  # "kind qualname" of what went away
 
-    def line(self) -> str:
-        """One line: ``gen 3 of plug: +2 stale, -1 gone (4 now)``."""
+    def line(self, *, names: bool = True) -> str:
+        """One line: ``gen 3 of plug: +2 stale [function handler, code handler], -1 gone
+        [function handler] (4 now)`` (the first few named; without ``names``, counts only)."""
         from .inert import inert
 
         g = self.generations
@@ -228,7 +231,12 @@ class Change:
             head = f"gen{'s' if len(g) > 1 else ''} {numbers} of {inert(self.module)}"
             if self.status == "failed":
                 head += f" failed ({inert(self.error or '?')})"
-        return f"{head}: +{len(self.new)} stale, -{self.gone} gone ({self.stale} now)"
+        new = _first_few(self.new_names()) if names else ""
+        gone = _first_few(self.gone_names) if names else ""
+        return f"{head}: +{len(self.new)} stale{new}, -{self.gone} gone{gone} ({self.stale} now)"
+
+    def new_names(self) -> list[str]:
+        return [f"{s.kind} {s.qualname}" for s in self.new]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -238,7 +246,24 @@ class Change:
             "stale": self.stale,
             "new": len(self.new),
             "gone": self.gone,
+            "new_names": self.new_names(),
+            "gone_names": list(self.gone_names),
         }
+
+
+SHOWN_NAMES = 3
+
+
+def _first_few(names: list[str]) -> str:
+    """`` [function handler, class Widget, +2 more]``; empty for none."""
+    if not names:
+        return ""
+    from .inert import inert
+
+    shown = [inert(n) for n in names[:SHOWN_NAMES]]
+    if len(names) > SHOWN_NAMES:
+        shown.append(f"+{len(names) - SHOWN_NAMES} more")
+    return " [" + ", ".join(shown) + "]"
 
 
 def changes(old: Report | None, new: Report) -> list[Change]:
@@ -257,7 +282,12 @@ def changes(old: Report | None, new: Report) -> list[Change]:
         was = {stale_key(m.name, s) for s in prev.stale} if prev is not None else set()
         now = {stale_key(m.name, s) for s in m.stale}
         added = [s for s in m.stale if not among(stale_key(m.name, s), was)]
-        gone = sum(1 for k in was if not among(k, now))
+        went = [
+            f"{s.kind} {s.qualname}"
+            for s in (prev.stale if prev is not None else ())
+            if not among(stale_key(m.name, s), now)
+        ]
+        gone = len(went)
         if fresh or added or gone:
             last = fresh[-1] if fresh else None
             found.append(
@@ -269,9 +299,11 @@ def changes(old: Report | None, new: Report) -> list[Change]:
                     m.stale_count,
                     added,
                     gone,
+                    went,
                 )
             )
     for name, prev in before.items():
         if prev.stale:
-            found.append(Change(name, [], None, None, 0, [], len(prev.stale)))
+            went = [f"{s.kind} {s.qualname}" for s in prev.stale]
+            found.append(Change(name, [], None, None, 0, [], len(prev.stale), went))
     return found

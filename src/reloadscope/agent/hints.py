@@ -98,6 +98,12 @@ def hint(
             f"a class derived from the old class: reload the module that defines the "
             f"subclass after reloading {owner}"
         )
+    if _thread_target(text, holder):
+        return (
+            "the target of a threading.Thread started before the reload: the thread runs the "
+            "function it started with to its end, and assigning a new one here changes "
+            "nothing for it; restart the thread after reloading"
+        )
     if last in (P.FUNC, P.SELF):
         return (
             "a bound method taken before the reload (callback or thread target): bind it "
@@ -139,6 +145,22 @@ def hint(
             f"reloading"
         )
     return "re-create whatever holds it after reloading"
+
+
+def _thread_target(text: str, holder: object) -> bool:
+    """Is the path a threading.Thread's ``_target`` (Thread.run deletes it when the target
+    returns, so the thread has not finished)?  By the path's steps, and the holder's class
+    when the target is held directly."""
+    _, dot, rest = text.partition("._target")
+    if not dot or (rest and not rest.startswith((".__func__", ".__self__"))):
+        return False
+    if rest or holder is None or type(holder) is dict:
+        # A bound method as the target (the method object holds the function), or the
+        # thread's __dict__ holding it.
+        return True
+    import threading
+
+    return any(c is threading.Thread for c in safe.class_mro(type(holder)))
 
 
 def _old_copy_of(holder: Any, ns: dict[str, Any] | None) -> str | None:

@@ -66,6 +66,7 @@ def _watch(pid: int, args: argparse.Namespace, opened: list[Session]) -> int:
     from ..attach.session import Session
     from ..follow import changes, follow
     from ..inert import inert
+    from ..textreport import plural
 
     try:
         with Progress() as progress:  # erased before anything is printed
@@ -78,7 +79,7 @@ def _watch(pid: int, args: argparse.Namespace, opened: list[Session]) -> int:
     wait = client.wait if client.follows else None
     print(
         f"reloadscope: watching process {pid} (Python {inert(client.python)}): "
-        f"{first.stale_count} stale in {len(first.modules)} modules now; Ctrl-C stops",
+        f"{first.stale_count} stale in {plural(len(first.modules), 'module')} now; Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )

@@ -146,29 +146,30 @@ class _Extension:
         lines = [head + ":", *(_line(m, s) for m, s in new[:SHOWN])]
         if len(new) > SHOWN:
             lines.append(f"  ... and {len(new) - SHOWN} more")
-        lines.append(f"%{MAGIC} for the rest")
+        if len(new) > SHOWN or total > count:  # only when there is more to see
+            lines.append(f"%{MAGIC} for the rest")
         return "\n".join(lines)
 
     def seen(self, report: Report) -> None:
         self.warned.update(_ident(m.name, s) for m in report.modules for s in m.stale)
 
     # -- %reloadscope ---------------------------------------------------------------------------
-    def magic(self, line: str) -> None:
+    def magic(self, line: str) -> dict[str, Any] | None:
         """%reloadscope [--json | --ui]: the readable report of this kernel now; with --json
         the report document alone; with --ui the terminal UI."""
         args = line.split()
         if args in (["-h"], ["--help"]):
             print(USAGE)
-            return
+            return None
         if len(args) > 1 or (args and args[0] not in ("--json", "--ui")):
             print(
                 f"reloadscope: error: unknown arguments {inert(line.strip())!r}; {USAGE}",
                 file=sys.stderr,
             )
-            return
+            return None
         if args == ["--ui"]:
             self.ui()
-            return
+            return None
         from .. import scan
 
         report = scan()
@@ -176,9 +177,11 @@ class _Extension:
         if args == ["--json"]:
             import json
 
-            print(json.dumps(report.to_json(), indent=2))
-        else:
-            print(report.text(), end="")
+            doc = _Document(report.to_json())
+            print(json.dumps(doc, indent=2))
+            return doc  # d = %reloadscope --json
+        print(report.text(), end="")
+        return None
 
     def ui(self) -> None:
         if not (_isatty(sys.stdin) and _isatty(sys.stdout)):
@@ -190,6 +193,14 @@ class _Extension:
         from .. import breakpoint
 
         breakpoint()
+
+
+class _Document(dict):
+    """The report document ``%reloadscope --json`` returns: a dict, which the cell does not
+    display again (the magic printed it already)."""
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 def _isatty(stream: Any) -> bool:

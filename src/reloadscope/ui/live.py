@@ -175,7 +175,7 @@ def _line(app: ReloadScopeApp, doing: str | None = None) -> None:
         return
     parts: list[str] = []
     for c in st.changes:
-        text = c.line()
+        text = c.line(names=False)  # the table marks what is new; the gone are named below
         names = st.gone.get(c.module)
         if names:
             more = f" and {len(names) - MAX_GONE_NAMED} more" if len(names) > MAX_GONE_NAMED else ""
