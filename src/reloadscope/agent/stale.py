@@ -10,6 +10,7 @@ positives.
 
 from __future__ import annotations
 
+import os
 import sys
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
@@ -19,6 +20,10 @@ from .evidence import Evidence
 from .recorder import Generation, ModuleRecord, Recorder
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
+# reloadscope's own package (the agent's parent), wherever it was loaded from: an earlier
+# agent's modules that the program dropped from sys.modules (Streamlit evicts every module on
+# PYTHONPATH when a watched file changes) were replaced by the next agent's, not re-run by it.
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
@@ -184,6 +189,7 @@ class Classifier:
             and type(file) is str
             and name in self.current
             and safe.module_file(self.current[name]) == file
+            and not file.startswith(_OWN_DIR)
             and ev.old_namespace(ns, self.sources)
         ):
             result = (name, None)
@@ -248,7 +254,7 @@ class Classifier:
                 )
             else:
                 file = safe.module_file(mod)
-                if name is None or current is None or file is None:
+                if name is None or current is None or file is None or file.startswith(_OWN_DIR):
                     continue
                 if safe.module_file(current) != file:
                     continue
