@@ -222,7 +222,10 @@ def test_no_stale_with_reloadscope_fails_and_lists(suite):
     assert listed(section(result)) == ["test_marked.py::test_marked_leak"]
 
 
-def test_off_by_default_records_nothing(suite):
+@pytest.mark.parametrize("xdist", [[], ["-p", "xdist", "-n", "2"]], ids=["alone", "xdist"])
+def test_off_by_default_records_nothing(suite, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
     suite.makepyfile(
         test_off=f"""
         import sys
@@ -243,7 +246,7 @@ def test_off_by_default_records_nothing(suite):
     assert (
         "@pytest.mark.no_stale: fail this test when it leaves stale objects" in result.stdout.str()
     )
-    result = run(suite)
+    result = run(suite, *xdist)  # under xdist: in the controller and in each worker
     result.assert_outcomes(passed=2)
     assert "reloadscope" not in result.stdout.str()
 
@@ -252,6 +255,141 @@ def test_help_teaches_the_options(suite):
     out = run(suite, "--help").stdout.str()
     assert "--reloadscope " in out and "--reloadscope-fail-on-stale" in out
     assert "under the test's node id" in " ".join(out.split())
+    ini = out.split("[pytest] ini-options")[1]
+    assert "reloadscope (bool):" in ini and "reloadscope_fail_on_stale (bool):" in ini
+
+
+def test_active_plugin_does_not_import_xdist(suite):
+    suite.makepyfile(test_x="import sys\n\ndef test_x():\n    assert 'xdist' not in sys.modules\n")
+    result = run(suite, "--reloadscope-fail-on-stale")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+
+
+# pytest-xdist: two files, each with a test that leaves an old function held (its own module
+# and holder, so that what each test leaves is the same whichever worker runs it).
+XDIST_FILE = """
+import helpers, holder_{x}, plug_{x}
+
+def test_clean_{n}():
+    assert plug_{x}.greet()
+
+def test_leaks_{n}():
+    holder_{x}.KEEP.append(plug_{x}.greet)
+    helpers.rewrite(plug_{x}, "v2")
+"""
+LEAKS = ["test_one.py::test_leaks_one", "test_two.py::test_leaks_two"]
+XDIST = ["-p", "xdist", "-n", "2"]
+
+
+def two_files(pytester: pytest.Pytester) -> None:
+    """The suite (again: a run rewrites the modules it reloads)."""
+    pytester.makepyfile(plug_a=PLUG, plug_b=PLUG, holder_a="KEEP = []\n", holder_b="KEEP = []\n")
+    pytester.makepyfile(
+        test_one=XDIST_FILE.format(x="a", n="one"), test_two=XDIST_FILE.format(x="b", n="two")
+    )
+
+
+def verdict(lines: list[str]) -> tuple[str, str]:
+    """The last line of the section: (the verdict, what it says of the scans)."""
+    head, _, scans = lines[-1].rpartition(" (")
+    return head, scans
+
+
+@pytest.mark.parametrize("dist", ["load", "loadfile"])
+def test_xdist_workers_findings_make_the_controllers_summary_and_exit_status(suite, dist):
+    pytest.importorskip("xdist")
+    two_files(suite)
+    alone = run(suite, "-p", "xdist", "--reloadscope-fail-on-stale")  # xdist loaded, no -n
+    assert alone.ret == 1, alone.stdout.str()
+    expected = section(alone)
+    assert listed(expected) == LEAKS, "\n".join(expected)
+
+    two_files(suite)
+    result = run(suite, *XDIST, "--dist", dist, "--reloadscope-fail-on-stale")
+    out = result.stdout.str()
+    assert "2 workers [4 items]" in out, out
+    result.assert_outcomes(passed=4)
+    assert result.ret == 1, out  # every test passed; two left stale objects
+    lines = section(result)
+    assert lines[:-1] == expected[:-1], out  # the same tests, lines and order as without xdist
+    text = "\n".join(lines)
+    assert "held by holder_a.KEEP[0]" in text and "held by holder_b.KEEP[0]" in text
+    assert (
+        verdict(lines)[0]
+        == verdict(expected)[0]
+        == ("2 tests left stale objects; the session fails (--reloadscope-fail-on-stale)")
+    )
+    # The workers' scans, summed; the controller scanned nothing of its own.
+    assert verdict(lines)[1].startswith(
+        "2 scans after tests during which a module ran again, and one before the first test "
+        "in each of 2 workers; "
+    ), lines[-1]
+
+    two_files(suite)
+    result = run(suite, *XDIST, "--dist", dist, "--reloadscope")
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0, result.stdout.str()  # listed, the exit status unchanged
+    lines = section(result)
+    assert lines[:-1] == expected[:-1], result.stdout.str()
+    assert verdict(lines)[0] == "2 tests left stale objects"
+
+
+def test_xdist_clean_suite_is_clean_after_the_workers_scans(suite):
+    pytest.importorskip("xdist")
+    suite.makepyfile(
+        test_clean="""
+        import helpers, plug
+
+        def test_plain():
+            assert plug.greet()
+
+        def test_reload_holding_nothing():
+            helpers.rewrite(plug, "v2")
+        """
+    )
+    result = run(suite, *XDIST, "--reloadscope-fail-on-stale")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0, result.stdout.str()
+    lines = section(result)
+    assert listed(lines) == []
+    assert lines[-1].startswith(
+        "no test left stale objects (1 scan after tests during which a module ran again, and "
+        "one before the first test in each of 2 workers; "
+    ), lines
+
+
+@pytest.mark.parametrize("xdist", [[], XDIST], ids=["alone", "xdist"])
+def test_ini_options_do_what_the_flags_do(suite, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
+    two_files(suite)
+    suite.makeini("[pytest]\nreloadscope = true\n")
+    result = run(suite, *xdist)
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0, result.stdout.str()
+    lines = section(result)
+    assert listed(lines) == LEAKS
+    assert verdict(lines)[0] == "2 tests left stale objects"
+
+    two_files(suite)
+    (suite.path / "tox.ini").unlink()
+    suite.makepyprojecttoml("[tool.pytest.ini_options]\nreloadscope_fail_on_stale = true\n")
+    result = run(suite, *xdist)
+    result.assert_outcomes(passed=4)
+    assert result.ret == 1, result.stdout.str()
+    lines = section(result)
+    assert listed(lines) == LEAKS
+    assert "held by holder_b.KEEP[0]" in "\n".join(lines)
+    assert verdict(lines)[0].endswith("; the session fails (--reloadscope-fail-on-stale)")
+
+    two_files(suite)  # false is off: nothing of reloadscope runs
+    suite.makepyprojecttoml(
+        "[tool.pytest.ini_options]\nreloadscope = false\nreloadscope_fail_on_stale = false\n"
+    )
+    result = run(suite, *xdist)
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0 and "reloadscope" not in result.stdout.str()
 
 
 def _this_checkout_installed() -> bool:
@@ -333,6 +471,7 @@ def _pytest_pythons() -> dict[str, str]:
     return found
 
 
+FAIL_TWO = ["--reloadscope-fail-on-stale", "test_one.py", "test_two.py"]
 TESTS = ["test_suite.py::test_clean", "test_suite.py::test_leaks", "test_marked.py"]
 
 
@@ -364,3 +503,21 @@ def test_plugin_on_every_cpython(version, tmp_path):
     assert "held by holder.KEEP[0]" in out
     listed_ids = listed(section_of(out.splitlines()))
     assert listed_ids == ["test_suite.py::test_leaks", "test_marked.py::test_marked_leak"], out
+    if subprocess.run([python, "-c", "import xdist"], capture_output=True).returncode:
+        return  # the venvs of .ci/run have it (the test extra)
+    for name, text in [("plug_a", PLUG), ("plug_b", PLUG), ("holder_a", ""), ("holder_b", "")]:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(text) or "KEEP = []\n")
+    (tmp_path / "test_one.py").write_text(textwrap.dedent(XDIST_FILE.format(x="a", n="one")))
+    (tmp_path / "test_two.py").write_text(textwrap.dedent(XDIST_FILE.format(x="b", n="two")))
+    p = subprocess.run(
+        [python, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider", *XDIST, *FAIL_TWO],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = p.stdout
+    assert p.returncode == 1, out + p.stderr  # all passed; two left stale objects
+    assert "4 passed" in out and "2 workers [4 items]" in out, out
+    assert listed(section_of(out.splitlines())) == LEAKS, out

@@ -2,8 +2,9 @@
 
 Registered as the ``pytest11`` entry point ``reloadscope``, so installed reloadscope needs no
 ``-p``.  Inactive unless asked for: without ``--reloadscope``, ``--reloadscope-fail-on-stale``
-or a collected test marked ``no_stale``, this module imports nothing of reloadscope's agent,
-records nothing and scans nothing.
+(or their ini options ``reloadscope = true``, ``reloadscope_fail_on_stale = true``) or a
+collected test marked ``no_stale``, this module imports nothing of reloadscope's agent, records
+nothing and scans nothing.
 
 When active, recording starts (``reloadscope.install(listen=False)``) and one scan is taken
 before the first test, as the baseline.  After each test the recorder's count of re-runs (a
@@ -11,6 +12,13 @@ reload, a re-import) is read; only when a module ran again during that test does
 (with ``gc.collect()`` first: an object only a garbage cycle holds is not a leak), and the
 entries that were not stale before the test are that test's.  ``reloadscope.uninstall()`` runs
 when the session ends.
+
+Under pytest-xdist the controller runs no test: it records and scans nothing.  Each worker
+records and scans after its own tests as above and hands what it found (node ids, counts, the
+summary's lines: text only) to the controller in ``workeroutput``; the controller's summary
+lists every worker's tests in collection order (the order a run without xdist lists them in)
+and ``--reloadscope-fail-on-stale`` fails the session from there.  xdist is never imported: its
+hooks are optional hooks here.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ if TYPE_CHECKING:
 MARKER = "no_stale"
 SECTION = "reloadscope: stale objects left by tests"
 _PLUGIN_NAME = "reloadscope-session"
+_WORKER_KEY = "reloadscope"  # this plugin's entry in an xdist worker's workeroutput
+_INI = "reloadscope"
+_INI_FAIL = "reloadscope_fail_on_stale"
 
 # An entry's identity across scans: what the model says about it (its module, kind, qualified
 # name, type and generation).  Instances of one old class share one entry: its count.
@@ -56,6 +67,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "stale objects; the summary names each such test. To fail single tests instead, "
         f"mark them @pytest.mark.{MARKER}.",
     )
+    parser.addini(
+        _INI, type="bool", default=False, help="As --reloadscope (true/false; default false)."
+    )
+    parser.addini(
+        _INI_FAIL,
+        type="bool",
+        default=False,
+        help="As --reloadscope-fail-on-stale (true/false; default false).",
+    )
+
+
+def _asked(config: pytest.Config) -> tuple[bool, bool]:
+    """(listing, failing on stale): from the command line or the ini file."""
+    fail = bool(config.getoption("--reloadscope-fail-on-stale") or config.getini(_INI_FAIL))
+    return bool(fail or config.getoption("--reloadscope") or config.getini(_INI)), fail
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "a reloaded module made and something still holds), with their paths in the failure; "
         "works with or without --reloadscope.",
     )
-    if config.getoption("--reloadscope") or config.getoption("--reloadscope-fail-on-stale"):
+    if _asked(config)[0]:
         _activate(config, listing=True)  # recording starts with the session
 
 
@@ -108,7 +134,13 @@ class _Session:
     def __init__(self, config: pytest.Config, *, listing: bool) -> None:
         self.config = config
         self.listing = listing
-        self.fail_on_stale = bool(config.getoption("--reloadscope-fail-on-stale"))
+        self.fail_on_stale = _asked(config)[1]
+        # Under pytest-xdist: this process is a worker (it runs tests and hands its findings
+        # to the controller) or the controller (it runs none: it only gathers the workers').
+        self.worker = hasattr(config, "workerinput")
+        self.controller = False  # known at pytest_sessionstart, once xdist's configure ran
+        self.workers: dict[str, dict[str, Any] | None] = {}  # worker id -> what it sent
+        self.order: dict[str, int] = {}  # node id -> its place in the workers' collection
         self.started = False
         self.ours = False  # we installed the recorder (so we remove it again)
         self.recorder: Recorder | None = None
@@ -118,12 +150,16 @@ class _Session:
         self.known: dict[_Key, tuple[int, frozenset[int]]] = {}
         self.found: dict[str, _Found] = {}  # node id -> what that test left, in run order
         self.scans = 0
+        self.baselines = 0  # scans before the first test (0 or 1)
         self.scan_s = 0.0
         self.errors: list[str] = []
 
     # -- recording -----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.start()
+        # xdist's controller registers its distributed session as "dsession" (configure).
+        self.controller = not self.worker and self.config.pluginmanager.has_plugin("dsession")
+        if not self.controller:
+            self.start()
 
     def start(self) -> None:
         if self.started:
@@ -140,6 +176,7 @@ class _Session:
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, None, None]:
         if self.started and not (session.config.option.collectonly or session.testsfailed):
             baseline = self._scan()  # what was stale before any test ran
+            self.baselines = 1
             if baseline is not None:
                 self._diff(baseline)
         yield
@@ -244,35 +281,93 @@ class _Session:
         self.known = known
         return found
 
+    # -- pytest-xdist (hooks of xdist's, optional: xdist need not be installed) ---------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The controller: the order the tests were collected in (every worker's is the same)."""
+        if not self.order:
+            self.order = {nodeid: i for i, nodeid in enumerate(ids)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        """The controller: a worker ended; what it found is in its ``workeroutput``."""
+        worker = str(getattr(node.gateway, "id", node))
+        output = getattr(node, "workeroutput", None) or {}
+        sent = output.get(_WORKER_KEY)
+        if isinstance(sent, dict) or worker not in self.workers:
+            self.workers[worker] = sent if isinstance(sent, dict) else None
+
     # -- the end -------------------------------------------------------------------------------
+    def _results(self) -> list[tuple[str, str, int, list[str]]]:
+        """(node id, its heading, how many stale objects, the summary's lines under it) for each
+        test that left stale objects: this process's, or, in xdist's controller, every
+        worker's in the order of the collection."""
+        if not self.controller:
+            return [(n, n, f.count, _lines(f)) for n, f in self.found.items()]
+        results = []
+        for worker, sent in sorted(self.workers.items()):
+            for nodeid, count, lines in (sent or {}).get("found", []):
+                results.append((str(nodeid), int(count), [str(line) for line in lines], worker))
+        last = len(self.order)
+        results.sort(key=lambda r: (self.order.get(r[0], last), r[0], r[3]))
+        runs: dict[str, int] = {}
+        for r in results:
+            runs[r[0]] = runs.get(r[0], 0) + 1
+        twice = {nodeid for nodeid, n in runs.items() if n > 1}  # --dist each: name the worker
+        return [(n, f"{n} [{w}]" if n in twice else n, c, lines) for n, c, lines, w in results]
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.fail_on_stale and self.found and session.exitstatus == pytest.ExitCode.OK:
+        if self.worker and self.started:
+            output: dict[str, Any] = session.config.workeroutput  # type: ignore[attr-defined]
+            output[_WORKER_KEY] = {
+                "found": [[n, c, lines] for n, _, c, lines in self._results()],
+                "scans": self.scans - self.baselines,
+                "baselines": self.baselines,
+                "scan_s": self.scan_s,
+                "errors": list(self.errors),
+            }
+            return  # the controller's summary and exit status say it
+        if self.fail_on_stale and self._results() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.listing:
+        if not self.listing or self.worker:
             return
         tr = terminalreporter
         tr.write_sep("=", SECTION)
-        for nodeid, found in self.found.items():
-            n = found.count
-            tr.write_line(f"{_inert(nodeid)}: {n} stale object{'s' if n != 1 else ''}")
-            for line in _lines(found):
+        results = self._results()
+        for _, heading, n, lines in results:
+            tr.write_line(f"{_inert(heading)}: {n} stale object{'s' if n != 1 else ''}")
+            for line in lines:
                 tr.write_line(line)
-        tests = len(self.found)
+        tests = len({nodeid for nodeid, _, _, _ in results})
         if tests:
             verdict = f"{tests} test{'s' if tests != 1 else ''} left stale objects"
             if self.fail_on_stale:
                 verdict += "; the session fails (--reloadscope-fail-on-stale)"
         else:
             verdict = "no test left stale objects"
-        for error in self.errors:
+        if not self.controller:
+            errors, after, scan_s = self.errors, self.scans - self.baselines, self.scan_s
+            before = "one before the first test"
+        else:
+            sent = [s for s in self.workers.values() if s is not None]
+            errors = [str(e) for s in sent for e in s.get("errors", [])]
+            errors += [
+                f"worker {w} ended without sending what it found: the tests it ran are not "
+                "in this list"
+                for w, s in sorted(self.workers.items())
+                if s is None
+            ]
+            after = sum(int(s.get("scans", 0)) for s in sent)
+            scan_s = sum(float(s.get("scan_s", 0.0)) for s in sent)
+            n = len(self.workers)
+            before = f"one before the first test in each of {n} worker{'s' if n != 1 else ''}"
+        for error in errors:
             tr.write_line(f"reloadscope: {_inert(error)}")
-        after = max(0, self.scans - 1)  # the first was the baseline
         tr.write_line(
             f"{verdict} ({after} scan{'s' if after != 1 else ''} after tests during which a "
-            f"module ran again, and one before the first test; {self.scan_s:.2f} s scanning "
-            "in all)"
+            f"module ran again, and {before}; {scan_s:.2f} s scanning in all)"
         )
 
 
