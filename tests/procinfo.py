@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -29,3 +30,14 @@ def ticks(d: Path) -> int:
         return int((d / "ticks").read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
+
+
+def progresses(d: Path, timeout: float = 5) -> bool:
+    """Does the target's tick counter (``ticks``) advance within ``timeout`` seconds?"""
+    t0 = ticks(d)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ticks(d) > t0:
+            return True
+        time.sleep(0.05)
+    return False

@@ -193,6 +193,22 @@ class Scenario:
         return Result(doc, proc.stdout, proc.stderr)
 
 
+def run_marked(python: str, argv: list[str], cwd: Path, marker: str = "@@") -> Any:
+    """Run ``python argv`` in ``cwd`` (reloadscope's src importable, no .pyc written); it
+    must succeed and print ``marker`` followed by one line of JSON, which is returned."""
+    proc = subprocess.run(
+        [python, *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert marker in proc.stdout, (proc.stdout, proc.stderr)
+    return json.loads(proc.stdout.split(marker, 1)[1].splitlines()[0])
+
+
 def provided_pythons_dir() -> Path:
     """Where ``scripts/provide-pythons`` puts the CPythons Debian 12 lacks (3.14, 3.15)."""
     default = Path(os.path.expanduser("~/.cache/reloadscope/pythons"))

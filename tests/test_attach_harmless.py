@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from procinfo import ticks
+from procinfo import progresses
 from scenario import SRC, pythons, version_id
 
 needs_gdb = pytest.mark.skipif(
@@ -112,16 +112,6 @@ def status(pid: int, field: str) -> str:
     return ""
 
 
-def progresses(d: Path, timeout: float = 20) -> bool:
-    t0 = ticks(d)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if ticks(d) > t0:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def untraced(pid: int, timeout: float = 20) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -154,7 +144,7 @@ def assert_unharmed(p: subprocess.Popen[str], d: Path) -> None:
     assert p.poll() is None, f"the target died: {p.returncode}"
     assert untraced(p.pid), f"still traced by {status(p.pid, 'TracerPid')}"
     assert status(p.pid, "State")[0] in "RS", status(p.pid, "State")
-    assert progresses(d), "the target makes no progress: hung"
+    assert progresses(d, 20), "the target makes no progress: hung"
 
 
 def report_ok(pid: int, **kw: object) -> dict[str, object]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from procinfo import fds, tasks, ticks
+from procinfo import fds, progresses, tasks, ticks
 from scenario import SRC
 
 HAS_GDB = shutil.which("gdb") is not None
@@ -180,16 +180,6 @@ def wait_until(cond, what: str, timeout: float = 10) -> None:
     while not cond():
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-def progresses(d: Path, timeout: float = 5) -> bool:
-    t0 = ticks(d)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if ticks(d) > t0:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def stop(p: subprocess.Popen) -> None:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from scenario import SRC, pythons, version_id
+from scenario import SRC, pythons, run_marked, version_id
 
 HOSTILE = r"""
 ARMED = False
@@ -103,7 +103,7 @@ try:
 except BaseException as e:
     doc, error = None, repr(e)
 hostile.ARMED = False
-print(json.dumps({"calls": hostile.CALLS, "error": error, "doc": doc}))
+print("@@" + json.dumps({"calls": hostile.CALLS, "error": error, "doc": doc}))
 """
 
 
@@ -134,16 +134,7 @@ def python(request: pytest.FixtureRequest) -> str:
 def test_a_scan_in_process_runs_no_user_dunder(python, tmp_path, mode):
     (tmp_path / "hostile.py").write_text(HOSTILE)
     (tmp_path / "main.py").write_text(MAIN)
-    out = subprocess.run(
-        [python, "main.py", mode, SRC],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.splitlines()[-1])
+    got = run_marked(python, ["main.py", mode, SRC], tmp_path)
     assert got["error"] is None, got["error"]
     assert got["calls"] == []
     assert stale_names(got["doc"]) >= EXPECTED, stale_names(got["doc"])

@@ -6,13 +6,11 @@ Every CPython whose test venv has the package."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 
 import pytest
 
-from scenario import SRC, python_versions
+from scenario import python_versions, run_marked
 from targets import extras_python
 
 APP = r"""
@@ -59,16 +57,7 @@ def test_what_an_earlier_body_made_is_found(tmp_path, version, mode):
     if has.returncode != 0:
         pytest.skip(f"{python} has no 'reloading' (.ci/run installs the test extras)")
     (tmp_path / "app.py").write_text(APP)
-    out = subprocess.run(
-        [python, "app.py", mode],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1"),
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.split("@@", 1)[1])
+    got = run_marked(python, ["app.py", mode], tmp_path)
     # The decorator's first result and the loop's first lambda ran the v1 text; the rest v2.
     assert got["ran"] == ["v1", "v1", "v2", "v2", "v2"]
     stale = sorted(

@@ -5,22 +5,23 @@ CPython, late and recording."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
-from scenario import SRC, pythons, version_id
+from scenario import pythons, run_marked, version_id
 
 APP = r"""
 import json, sys
 import reloadscope
+SEEN = []
+class Shown:
+    def __str__(self):
+        SEEN.append(True)  # printed: the runner rewrote the bare expression below
+        return "shown"
 def helper():
     return 1
-"a bare expression: the runner writes it out"
+Shown()
 x = helper()
-print("@@" + json.dumps(reloadscope.scan().to_json()))
+print("@@" + json.dumps({"rewritten": bool(SEEN), "doc": reloadscope.scan().to_json()}))
 """
 
 # What Streamlit does with its script, in miniature: parse, wrap every bare expression in a
@@ -53,17 +54,9 @@ def python(request: pytest.FixtureRequest) -> str:
 def test_a_rewritten_script_is_not_stale_and_is_named_as_not_judged(python, tmp_path, mode):
     (tmp_path / "app.py").write_text(APP)
     (tmp_path / "runner.py").write_text(RUNNER)
-    out = subprocess.run(
-        [python, "runner.py", mode],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1"),
-    )
-    assert out.returncode == 0, out.stderr
-    assert "a bare expression" in out.stdout  # the rewrite ran
-    doc = json.loads(out.stdout.split("@@", 1)[1].splitlines()[0])
+    got = run_marked(python, ["runner.py", mode], tmp_path)
+    assert got["rewritten"]
+    doc = got["doc"]
     assert [e for m in doc["modules"] for e in m["stale"]] == []
     spots = doc["scan"].get("blind_spots", [])
     if mode == "late":
