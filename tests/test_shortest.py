@@ -1,11 +1,25 @@
 """The first walk skips big containers (``graph.DEFER_FANOUT``); its paths must still be the
 shortest.  Each case scans the same process twice, once as shipped and once with deferral
 off, and compares the shortest path of every entry; it also checks which cases needed the
-second, full walk, so the shortcut cannot silently stop working either."""
+second, full walk, so the shortcut cannot silently stop working either.  Each also runs with
+the instances of stale classes counted in bulk rather than listed (``scan.LISTED_PER_CLASS``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
+
+from scenario import Scenario
+
+
+@pytest.fixture(params=["listed", "bulk-instances"])
+def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Scenario:
+    """Every case runs twice: as shipped, and with every stale class's instances counted in
+    bulk (the walks find the instances they show by class, ``graph.Kinds``)."""
+    return Scenario(tmp_path, bulk_instances=request.param == "bulk-instances")
+
 
 PLUG_V = """
 class Session:

@@ -46,6 +46,69 @@ SLICE = 65536
 DEFER_FANOUT = 10_000
 
 
+def pause() -> None:
+    """Let the process's other threads run now (between the slices of a whole-heap pass): the
+    interpreter would otherwise hand over the GIL only after a switch interval's wait."""
+    time.sleep(0)
+
+
+class Kinds:
+    """Objects a walk looks for by their class rather than by id: for each group (the classes
+    of one report entry whose instances are counted but not listed), the first ``want``
+    instances the walk reaches, which are the shallowest.  A group whose samples are all
+    found stops being looked for.  The scan holds none of the other instances, so they stay
+    as cheap to walk as any object with a single holder."""
+
+    __slots__ = ("found", "group_of", "left", "members")
+
+    def __init__(self) -> None:
+        self.group_of: dict[int, int] = {}  # id(class) -> group, for groups still wanting
+        self.members: list[list[int]] = []  # group -> ids of its classes
+        self.left: list[int] = []  # group -> samples still wanted
+        self.found: list[list[object]] = []  # group -> its samples, shallowest first
+
+    def add(self, classes: Iterable[object], want: int) -> int:
+        g = len(self.members)
+        ids = [id(c) for c in classes]
+        self.members.append(ids)
+        self.left.append(want)
+        self.found.append([])
+        if want > 0:
+            for i in ids:
+                self.group_of[i] = g
+        return g
+
+    def wanted(self) -> bool:
+        return bool(self.group_of)
+
+    def take(self, obj: object, where: tuple[int, int], found: dict[int, tuple[int, int]]) -> None:
+        g = self.group_of.get(id(type(obj)))
+        if g is None or id(obj) in found:
+            return
+        self.found[g].append(obj)
+        found[id(obj)] = where
+        self.left[g] -= 1
+        if self.left[g] <= 0:
+            for i in self.members[g]:
+                self.group_of.pop(i, None)
+
+    def among(self, objs: list[object]) -> bool:
+        """Whether ``objs`` holds a wanted instance (in C: most slices hold none)."""
+        wanted = self.group_of
+        return bool(wanted) and not wanted.keys().isdisjoint(map(id, map(type, objs)))
+
+    def pick(self, objs: list[object], level: int, base: int, found: dict) -> None:
+        """Take the wanted instances among ``objs``, which sit at ``base`` onwards in
+        ``level``."""
+        if not self.among(objs):
+            return
+        wanted = self.group_of
+        for offset in compress(count(), map(wanted.__contains__, map(id, map(type, objs)))):
+            self.take(objs[offset], (level, base + offset), found)
+            if not self.group_of:
+                return
+
+
 def _probe_single_holder() -> int:
     """The reference count that ``Walk`` reads for an object with exactly one holder (0: the
     counts cannot tell, so every object takes the checked path).
@@ -111,6 +174,7 @@ def walk(
     deadline: float,
     defer_fanout: int | None = None,
     give_up_after: int | None = None,
+    kinds: Kinds | None = None,
 ) -> Walk:
     """Visit everything reachable from ``roots`` not in ``seen`` (updated in place).
 
@@ -120,6 +184,8 @@ def walk(
     and what only it holds is not visited (see ``exact`` for when the result still holds).
     With ``give_up_after``, the walk stops (``gave_up``) once it has visited that many
     objects: a deferring walk that has seen most of the heap saves little over a full one.
+    With ``kinds``, the first instances of some classes are found too (``Kinds``), and the
+    walk goes on until they are.
 
     An object is in ``seen`` after the walk exactly when it was reached through the checked
     path (more than one holder) or is a root: one that is not had a single holder.
@@ -135,12 +201,18 @@ def walk(
         if id(r) in remaining:
             remaining.discard(id(r))
             result.found[id(r)] = (0, pos)
+    if kinds is not None:
+        kinds.pick(level0, 0, 0, result.found)
     frontier = level0
     result.levels.append(level0)
-    expander = _Expander(result, seen, remaining, defer_fanout)
+    expander = _Expander(result, seen, remaining, defer_fanout, kinds)
+
+    def wanted() -> bool:
+        return bool(remaining) or (kinds is not None and kinds.wanted())
+
     depth = 0
     visited = len(level0)
-    while frontier and remaining:
+    while frontier and wanted():
         if depth >= max_depth:
             result.complete = False
             result.reason = f"stopped at depth {max_depth}"
@@ -164,7 +236,7 @@ def walk(
         result.chunk.append(size)
         frontier = nxt
         visited += len(nxt)
-        if give_up_after is not None and visited > give_up_after and remaining:
+        if give_up_after is not None and visited > give_up_after and wanted():
             result.gave_up = True
             break
     return result
@@ -181,13 +253,20 @@ class _Expander:
         "deferred_objs",
         "depth",
         "found",
+        "kinds",
         "remaining",
         "seen",
     )
 
     def __init__(
-        self, w: Walk, seen: set[int], remaining: set[int], defer_fanout: int | None
+        self,
+        w: Walk,
+        seen: set[int],
+        remaining: set[int],
+        defer_fanout: int | None,
+        kinds: Kinds | None = None,
     ) -> None:
+        self.kinds = kinds if kinds is not None and kinds.wanted() else None
         self.found = w.found
         self.deferred = w.deferred
         self.deferred_objs = w.deferred_objs
@@ -230,6 +309,7 @@ class _Expander:
             refs = list(filter(_is_tracked, raw[start : start + SLICE]))
             self._take(refs, nxt, _SINGLE_HOLDER + 1)
             del refs
+            pause()
 
     def _take(self, refs: list[object], nxt: list[object], single: int) -> None:
         """Append the objects of ``refs`` not visited yet to ``nxt``; ``single`` is the
@@ -238,6 +318,17 @@ class _Expander:
         # ``several[i]`` is true when refs[i] has more than one holder.
         several = list(map(ne, map(_refcount, refs), repeat(single)))
         singles = several.count(False)
+        kinds = self.kinds
+        if kinds is not None and kinds.among(refs):
+            base = len(nxt)
+            self._add(refs, several, singles, nxt)
+            kinds.pick(nxt[base:], self.depth, base, self.found)
+            return
+        self._add(refs, several, singles, nxt)
+
+    def _add(
+        self, refs: list[object], several: list[bool], singles: int, nxt: list[object]
+    ) -> None:
         if singles == len(several):
             nxt.extend(refs)
             return
@@ -538,6 +629,14 @@ def holds_none(keys: AbstractSet[int], refs: list[object]) -> bool:
         return keys.isdisjoint(map(id, refs))
     for start in range(0, len(refs), SLICE):
         if not keys.isdisjoint(map(id, refs[start : start + SLICE])):
+            return False
+    return True
+
+
+def holds_no_instance(classes: AbstractSet[int], refs: list[object]) -> bool:
+    """Whether no object of ``refs`` is an instance of a class with an id in ``classes``."""
+    for start in range(0, len(refs), SLICE):
+        if not classes.isdisjoint(map(id, map(type, refs[start : start + SLICE]))):
             return False
     return True
 

@@ -6,14 +6,23 @@ import gc
 import os
 import sys
 import time
-from itertools import compress, islice
+from itertools import compress, islice, repeat
+from operator import is_
 from types import FrameType, FunctionType, ModuleType
 
+from . import evidence as ev
 from . import exact, graph, paths, retained, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
-from .stale import CODE_TYPES, Classifier, Found
+from .stale import (
+    CODE_TYPES,
+    OLD_GENERATION,
+    Classifier,
+    Found,
+    instance_evidence,
+    instance_finding,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -27,6 +36,16 @@ MAX_DEPTH = 100
 TIME_BUDGET_S = 120.0
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _KIND_ORDER = {"module": 0, "class": 1, "function": 2, "instance": 3, "code": 4, "other": 5}
+# Instances of a stale class are listed one by one (a record each, searched by id) only while
+# they are few: up to this many per class, and this many for all classes together.  Beyond
+# that a class's instances are counted and sized in bulk, and the walk looks for the few it
+# shows by their class (``graph.Kinds``): a scan's memory then grows with what it shows, not
+# with how many instances there are.
+LISTED_PER_CLASS = 1024
+LISTED_TOTAL = 4096
+_object_sizeof = object.__sizeof__
+_type_flags = type.__dict__["__flags__"].__get__
+_TYPE_SUBCLASS = 1 << 31
 
 
 def iso(ts: float) -> str:
@@ -38,13 +57,45 @@ def _ours(filename: object) -> bool:
 
 
 class _Entry:
-    __slots__ = ("count", "found", "objs", "size")
+    __slots__ = ("count", "counts", "found", "group", "kinds", "listed", "objs", "other", "size")
 
     def __init__(self, found: Found) -> None:
         self.found = found
         self.objs: list[object] = []
         self.count = 0
         self.size = 0
+        # Classes whose instances this entry counts without listing them (``_Tally``): the
+        # walk finds its samples among those by class and appends them to ``objs`` after
+        # the ``listed`` objects the scan found itself.
+        self.kinds: list[type] = []
+        self.counts: list[int] = []  # how many instances of each of ``kinds``
+        self.listed = 0
+        self.group = -1  # its group in the walk's ``graph.Kinds``
+        self.other: dict | None = None  # the path of instances no walk found, if any
+
+    def unlisted(self) -> int:
+        """Instances counted here that are not in ``objs``."""
+        return self.count - len(self.objs)
+
+    def unlisted_by_class(self) -> dict[int, int]:
+        """id(class) -> how many of its instances counted here are not in ``objs``."""
+        out = {id(c): n for c, n in zip(self.kinds, self.counts)}
+        for o in self.objs[self.listed :]:
+            out[id(type(o))] -= 1
+        return out
+
+
+class _Tally:
+    """The instances of one stale class: how many, their summed size, and the instances
+    themselves while they are few (None once the class is counted in bulk)."""
+
+    __slots__ = ("cls", "count", "objs", "size")
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.count = 0
+        self.size = 0
+        self.objs: list[object] | None = []
 
 
 class Scan:
@@ -69,6 +120,14 @@ class Scan:
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
         self.retained_s = 0.0  # how long the timeline's retained figures took
+        # Instances of stale classes the scan listed one by one, and those counted in bulk
+        # (of which only the samples the walks found were ever held).
+        self.instances_listed = 0
+        self.instances_counted = 0
+        self.instances_sampled = 0
+        self._tallies: dict[int, _Tally] = {}
+        self._listed_budget = LISTED_TOTAL
+        self.degraded: list[str] = []  # what a lack of memory cost this scan (blind spots)
         # Hears the heap's object count once, right after gc.get_objects() (a client's
         # progress line); see run().
         self.progress = progress
@@ -84,9 +143,12 @@ class Scan:
             gc.disable()
         try:
             return self._run()
+        except MemoryError:
+            pass  # raised again below, once this frame no longer holds what the scan made
         finally:
             if automatic and not gc.isenabled():
                 gc.enable()
+        raise OutOfMemory(self.n_objects)
 
     def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
         started = time.time()
@@ -106,8 +168,21 @@ class Scan:
         graph.release([objs])  # emptied in slices: freeing it at once holds the GIL
         del objs
         running = self._running_frames(cls)
-        entries = self._entries(cls.found)
-        paths = self._paths(cls, entries)
+        entries = self._entries(cls)
+        paths: dict[int, list[dict]] | None
+        try:
+            paths = self._paths(cls, entries)
+        except MemoryError:
+            paths = None  # out of the except block first: its traceback holds the walk
+        if paths is None:
+            paths = {}
+            for e in entries.values():
+                e.other = None
+            self.incomplete.append("module graph not searched: out of memory")
+            self.degraded.append(
+                "the process ran out of memory while the scan searched for paths: the stale "
+                "objects are counted and listed, without the paths that hold them"
+            )
         doc = self._document(cls, entries, paths, running, started)
         doc["scan"] = {
             "duration_s": round(time.perf_counter() - t0, 4),
@@ -141,21 +216,18 @@ class Scan:
                 "evidence alone"
             )
         out.extend(cls.blind_spots())
+        out.extend(self.degraded)
         return out
 
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
         modules = _subclasses(ModuleType)
         metas = _subclasses(type)
-        # Classes recording saw an earlier generation make: their instances are picked in
-        # the same pass, so a second pass is needed only for classes found stale otherwise.
-        early = cls.recorded_old_classes()
-        wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
+        wanted = modules + metas + [FunctionType, *CODE_TYPES]
         picked = _of_types(objs, wanted, metas)
         module_ids = {id(t) for t in modules}
         meta_ids = {id(t) for t in metas}
-        early_ids = {id(t) for t in early}
         fn = FunctionType
-        found_modules, found_classes, functions, codes, instances = [], [], [], [], []
+        found_modules, found_classes, functions, codes = [], [], [], []
         for o in picked:
             t = type(o)
             if t is fn:
@@ -164,11 +236,9 @@ class Scan:
                 found_classes.append(o)
             elif id(t) in module_ids:
                 found_modules.append(o)
-            elif id(t) in early_ids:
-                instances.append(o)
             else:
                 codes.append(o)
-        del picked, early
+        del picked
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
         cls.sources.index(functions)  # type: ignore[arg-type]
@@ -179,11 +249,78 @@ class Scan:
         del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
-        cls.instances([o for o in instances if id(type(o)) in stale])
-        del instances
-        later = [c for i, c in stale.items() if i not in early_ids]
-        if later:
-            cls.instances(_of_types(objs, later, metas))  # type: ignore[arg-type]
+        if not stale:
+            return
+        # Their instances: counted and sized in one more pass, listed only while few.
+        tallies = self._tallies = {i: _Tally(c) for i, c in stale.items()}  # type: ignore[arg-type]
+        self._count_instances(objs, tallies, metas)
+        listed: list[object] = []
+        for tally in tallies.values():
+            if tally.objs is not None:
+                listed.extend(tally.objs)
+                tally.objs = []  # now held by their findings
+            else:
+                self.instances_counted += tally.count
+        self.instances_listed = len(listed)
+        cls.instances(listed)
+
+    def _count_instances(
+        self, objs: list[object], tallies: dict[int, _Tally], metas: list[type]
+    ) -> None:
+        """Count and size the instances of the classes of ``tallies`` among ``objs``, in
+        slices (see ``_select``), keeping the instances only while they are few."""
+        classes = [t.cls for t in tallies.values()]
+        if _hashes_by_identity(metas):
+            wanted = set(classes).__contains__
+            select = lambda part: map(wanted, map(type, part))  # noqa: E731
+        else:
+            wanted_ids = set(tallies).__contains__
+            select = lambda part: map(wanted_ids, map(id, map(type, part)))  # noqa: E731
+        items, probe = iter(objs), iter(objs)
+        for _ in range(0, len(objs), graph.SLICE):
+            hits = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
+            if hits:
+                self._tally(hits, tallies)
+            del hits
+            graph.pause()
+
+    def _tally(self, hits: list[object], tallies: dict[int, _Tally]) -> None:
+        types = list(map(type, hits))
+        first = types[0]
+        if all(map(is_, types, repeat(first))):
+            groups: list[tuple[type, list[object]]] = [(first, hits)]
+        else:
+            distinct = {id(t): t for t in types}
+            groups = [
+                (t, list(compress(hits, map(is_, types, repeat(t))))) for t in distinct.values()
+            ]
+        del types
+        for t, objs in groups:
+            tally = tallies[id(t)]
+            if _type_flags(t) & _TYPE_SUBCLASS:
+                # Its instances are classes: a stale one among them stays a class; the rest
+                # are few, and always listed (the walk looks for classes by id).
+                objs = [o for o in objs if id(o) not in tallies]
+                tally.count += len(objs)
+                tally.size += sum(map(safe.sizeof, objs))
+                if tally.objs is not None:
+                    tally.objs.extend(objs)
+                continue
+            tally.count += len(objs)
+            try:
+                tally.size += sum(map(_object_sizeof, objs))
+            except Exception:
+                tally.size += sum(map(safe.sizeof, objs))
+            if tally.objs is None:
+                continue
+            fits = len(tally.objs) + len(objs) <= LISTED_PER_CLASS
+            if fits and len(objs) <= self._listed_budget:
+                tally.objs.extend(objs)
+                self._listed_budget -= len(objs)
+            else:
+                # Too many to list: counted in bulk from now on.
+                self._listed_budget += len(tally.objs)
+                tally.objs = None
 
     def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
@@ -208,8 +345,9 @@ class Scan:
         frame = None
         return out
 
-    def _entries(self, found: dict[int, Found]) -> dict[tuple, _Entry]:
+    def _entries(self, cls: Classifier) -> dict[tuple, _Entry]:
         entries: dict[tuple, _Entry] = {}
+        found = cls.found
         for f in found.values():
             key = (
                 f.owner,
@@ -227,14 +365,93 @@ class Scan:
             e.count += 1
             e.size += safe.sizeof(f.obj)
             e.objs.append(f.obj)
+        # The instances counted in bulk: the entry their findings would have made.
+        for t in self._tallies.values():
+            c = found.get(id(t.cls))
+            if t.objs is not None or not t.count or c is None:
+                continue
+            bulk_key: tuple = (c.owner, "instance", c.qualname, c.qualname, c.generation)
+            bulk_key += (OLD_GENERATION, id(None), ev.MADE_BY_STALE)
+            e = entries.get(bulk_key)
+            if e is None:
+                e = entries[bulk_key] = _Entry(instance_finding(None, c, instance_evidence(c)))
+            e.count += t.count
+            e.size += t.size
+            e.kinds.append(t.cls)
+            e.counts.append(t.count)
+        self._tallies = {}  # their classes must have no holder the scan does not account for
+        for e in entries.values():
+            e.listed = len(e.objs)
         return entries
+
+    # -- instances counted in bulk -------------------------------------------------------------
+    def _kinds(
+        self, entries: dict[tuple, _Entry], want: dict[int, int] | None = None
+    ) -> graph.Kinds:
+        """What a walk looks for by class: for each entry with instances counted in bulk,
+        as many as it shows (``want``: id(entry) -> how many, for a walk that looks for the
+        rest of what earlier walks did not find)."""
+        kinds = graph.Kinds()
+        for e in entries.values():
+            if e.kinds:
+                n = PATHS_PER_ENTRY if want is None else want.get(id(e), 0)
+                e.group = kinds.add(e.kinds, n)
+        return kinds
+
+    def _adopt(
+        self,
+        kinds: graph.Kinds,
+        entries: dict[tuple, _Entry],
+        cls: Classifier,
+        targets: dict[int, object],
+    ) -> dict[int, object]:
+        """Make the samples a walk found by class stale objects of the scan like the listed
+        ones: a finding each, in their entry and in ``targets``.  Returns them."""
+        new: dict[int, object] = {}
+        for e in entries.values():
+            if not e.kinds or e.group < 0:
+                continue
+            for o in kinds.found[e.group]:
+                if id(o) in targets:
+                    continue
+                c = cls.found.get(id(type(o)))
+                if c is None:
+                    continue
+                cls.found[id(o)] = instance_finding(o, c, e.found.evidence)
+                e.objs.append(o)
+                targets[id(o)] = new[id(o)] = o
+                self.instances_sampled += 1
+            kinds.found[e.group] = []
+        return new
+
+    def _forget_samples(
+        self, entries: dict[tuple, _Entry], cls: Classifier, targets: dict[int, object]
+    ) -> None:
+        """Undo ``_adopt``: a later walk looks for the samples again."""
+        for e in entries.values():
+            for o in e.objs[e.listed :]:
+                cls.found.pop(id(o), None)
+                targets.pop(id(o), None)
+                self.instances_sampled -= 1
+            del e.objs[e.listed :]
+
+    def _missing_samples(self, entries: dict[tuple, _Entry]) -> dict[int, int]:
+        """id(entry) -> how many more samples an entry counted in bulk could show."""
+        out = {}
+        for e in entries.values():
+            if e.kinds:
+                more = min(PATHS_PER_ENTRY, e.count) - len(e.objs)
+                if more > 0 and e.unlisted() > 0:
+                    out[id(e)] = min(more, e.unlisted())
+        return out
 
     # -- paths ---------------------------------------------------------------------------------
     def _paths(self, cls: Classifier, entries: dict[tuple, _Entry]) -> dict[int, list[dict]]:
         """id(object) -> its paths, for a few sample objects of each entry."""
         targets = {id(o): o for e in entries.values() for o in e.objs}
         out: dict[int, list[dict]] = {}
-        if not targets:
+        kinds = self._kinds(entries)
+        if not targets and not kinds.wanted():
             return out
         seen: set[int] = set()
         roots, root_key = self._module_roots(seen)
@@ -246,10 +463,13 @@ class Scan:
             deadline=self.deadline,
             defer_fanout=None if self.full_walk else graph.DEFER_FANOUT,
             give_up_after=None if self.full_walk else self.n_objects * 2 // 5,
+            kinds=kinds,
         )
+        self._adopt(kinds, entries, cls, targets)
         self.walks = 1
         samples: dict[int, object] = {}
         found_chains: dict[int, list[list[object]]] = {}
+        filtered = False  # the objects the walk did not reach are not missing
         if w.gave_up:
             self.doubt = "the first walk saw most of the heap"
         else:
@@ -265,15 +485,26 @@ class Scan:
                     # What this walk did not reach may sit in a deferred container: it is not
                     # "missing" (held outside the module graph).
                     targets = {i: o for i, o in targets.items() if i in w.found}
+                    filtered = True
         if self.doubt is not None:
             # Some path may run through a big container: walk everything.
             self.walks = 2
             graph.release(w.levels)
+            self._forget_samples(entries, cls, targets)
+            samples = {}  # nothing of the first walk may hold the samples it found
+            found_chains = {}
             seen = set()
             roots, root_key = self._module_roots(seen)
+            kinds = self._kinds(entries)
             w = graph.walk(
-                roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
+                roots,
+                seen,
+                set(targets),
+                max_depth=self.max_depth,
+                deadline=self.deadline,
+                kinds=kinds,
             )
+            self._adopt(kinds, entries, cls, targets)
             samples = self._samples(entries, w.found)
             found_chains = self._chains(w, cls, entries, targets, samples)
         if not w.complete:
@@ -289,14 +520,25 @@ class Scan:
                     out[i][-1]["object_id"] = i
         missing = {i: o for i, o in targets.items() if i not in w.found}
         graph.release(w.levels)
-        if missing:
-            self._thread_paths(cls, missing, seen, out)
+        # Entries counted in bulk whose samples the module walk did not all find (it looked
+        # everywhere it could: the others are held elsewhere).
+        want = {} if filtered else self._missing_samples(entries)
+        bulk = _Bulk(entries, targets)
+        if missing or want:
+            self._thread_paths(cls, missing, seen, out, bulk, want)
             missing = {i: o for i, o in missing.items() if i not in out}
-        if missing:
-            self._probed_paths(cls, missing, seen, out)
+            want = self._missing_samples(entries) if want else {}
+        if missing or want:
+            self._probed_paths(cls, missing, seen, out, bulk, want)
+            want = self._missing_samples(entries) if want else {}
         for i in missing:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
+        for e in entries.values():
+            if id(e) in want:
+                # Instances no walk reached; they are not listed, so none is named.
+                e.other = self._other_path(e.found, cut_short=not w.complete)
+                e.other["object_id"] = None
         return out
 
     def _chains(
@@ -338,7 +580,7 @@ class Scan:
     ) -> str | None:
         """Why the first walk's paths may not be the shortest (None: they are).  The
         containers listed here are the scan's own, not holders of the stale objects."""
-        groups = [(e.objs, e.found.carrier) for e in entries.values()]
+        groups = [(e.objs, e.found.carrier, e.unlisted_by_class()) for e in entries.values()]
         ours = _own_ids(entries, targets, samples)
         ours.update((id(found_chains), id(roots)))
         ours.update(id(c) for cs in found_chains.values() for c in cs)
@@ -426,6 +668,8 @@ class Scan:
         missing: dict[int, object],
         seen: set[int],
         out: dict[int, list[dict]],
+        bulk: _Bulk,
+        want: dict[int, int],
     ) -> None:
         """Walk from the locals of running frames (invisible to gc on 3.11+)."""
         roots: list[object] = []
@@ -446,10 +690,16 @@ class Scan:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
         frame = f = v = None  # no cycle through this frame, no uncounted reference (see above)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread")
+        self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread", bulk, want)
 
     def _probed_paths(
-        self, cls: Classifier, missing: dict[int, object], seen: set[int], out: dict
+        self,
+        cls: Classifier,
+        missing: dict[int, object],
+        seen: set[int],
+        out: dict,
+        bulk: _Bulk,
+        want: dict[int, int],
     ) -> None:
         """Holders gc cannot see but Python can ask about: signal handlers, trace hooks."""
         roots: list[object] = []
@@ -458,7 +708,7 @@ class Scan:
             if id(obj) not in prefix:
                 prefix[id(obj)] = expr
                 roots.append(obj)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "other", "probe")
+        self._extra_paths(cls, missing, seen, out, roots, prefix, "other", "probe", bulk, want)
 
     def _extra_paths(
         self,
@@ -470,12 +720,25 @@ class Scan:
         prefix: dict[int, str],
         root: str,
         hint_root: str,
+        bulk: _Bulk,
+        want: dict[int, int],
     ) -> None:
-        """Paths from roots outside the module namespaces (``prefix`` names each root)."""
-        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
+        """Paths from roots outside the module namespaces (``prefix`` names each root), for
+        the ``missing`` objects and ``want`` more samples of entries counted in bulk."""
+        by_class = self._kinds(bulk.entries, want)
+        w = graph.walk(
+            roots,
+            seen,
+            set(missing),
+            max_depth=self.max_depth,
+            deadline=self.deadline,
+            kinds=by_class,
+        )
         if not w.complete:
             self.incomplete.append(f"{hint_root} graph {w.reason}")
         samples = {i: o for i, o in missing.items() if i in w.found}
+        samples.update(self._adopt(by_class, bulk.entries, cls, bulk.targets))
+        del by_class
         for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
             found = cls.found.get(i)
             if found is None:
@@ -531,9 +794,13 @@ class Scan:
         # (module, generation) -> the reported stale objects and their summed sizes (the
         # timeline: what each generation still has alive).
         groups: dict[tuple[str, int | None], tuple[list[object], list[int]]] = {}
+        partial: set[tuple[str, int | None]] = set()
+        counted: list[int] = []  # ids of the classes whose instances were counted in bulk
         for e in entries.values():
             f = e.found
             ps = [p for o in e.objs for p in paths.get(id(o), [])]
+            if e.other is not None:
+                ps.append(e.other)
             if f.carrier is not None:
                 # A method of a stale class is reported with its class unless something else
                 # holds it directly.
@@ -543,6 +810,10 @@ class Scan:
             ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
             objs, size = groups.setdefault((f.owner, f.generation), ([], [0, 0]))
             objs.extend(e.objs)
+            if e.unlisted() > 0:
+                # Only its samples are at hand: what the others retain is not counted.
+                partial.add((f.owner, f.generation))
+                counted.extend(map(id, e.kinds))
             size[0] += e.count
             size[1] += e.size
             # Module paths first, shortest first; a step only gc can name goes last.
@@ -588,7 +859,7 @@ class Scan:
                     ],
                 }
             )
-        timeline = self._timeline(groups)
+        timeline = self._timeline(groups, partial, set(counted))
         del groups
         records = cls.records
         names = set(by_module) | {n for n, r in records.items() if _reloaded(r)}
@@ -618,15 +889,33 @@ class Scan:
         }
 
     def _timeline(
-        self, groups: dict[tuple[str, int | None], tuple[list[object], list[int]]]
+        self,
+        groups: dict[tuple[str, int | None], tuple[list[object], list[int]]],
+        partial: set[tuple[str, int | None]] = frozenset(),  # type: ignore[assignment]
+        counted: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> dict[tuple[str, int | None], dict[str, Any]]:
-        """(module, generation) -> its stale count, their bytes and what they retain."""
+        """(module, generation) -> its stale count, their bytes and what they retain.
+        ``partial``: groups of which only some instances are at hand (a lower bound, capped);
+        ``counted``: ids of the classes whose instances are stale objects not listed."""
         keys = list(groups)
         stale_ids = {id(o) for objs, _ in groups.values() for o in objs}
         t0 = time.perf_counter()
-        kept = retained.retained(
-            ((groups[k][0], groups[k][1][1]) for k in keys), stale_ids, deadline=self.deadline
-        )
+        kept: list[retained.Retained | None] | None
+        try:
+            kept = retained.retained(
+                ((groups[k][0], groups[k][1][1]) for k in keys),
+                stale_ids,
+                deadline=self.deadline,
+                stale_classes=counted,
+            )
+        except MemoryError:
+            kept = None  # out of the except block first (see _run)
+        if kept is None:
+            kept = [None] * len(keys)
+            self.degraded.append(
+                "the process ran out of memory while the scan measured what the stale objects "
+                "retain: those figures are missing"
+            )
         self.retained_s = time.perf_counter() - t0
         out: dict[tuple[str, int | None], dict[str, Any]] = {}
         for k, r in zip(keys, kept):
@@ -635,7 +924,7 @@ class Scan:
             if r is not None:
                 fig["retained_bytes"] = r.bytes
                 fig["retained_objects"] = r.objects
-                if r.capped:
+                if r.capped or k in partial:
                     fig["retained_capped"] = True
             out[k] = fig
         return out
@@ -714,6 +1003,29 @@ def _add_timeline(module: dict, timeline: dict[tuple[str, int | None], dict[str,
         module["unknown_generation"] = unknown
 
 
+class OutOfMemory(MemoryError):
+    """The scan ran out of memory in the process it scans: it gave up, and left everything
+    as it was (what it allocated is freed)."""
+
+    def __init__(self, objects: int) -> None:
+        heap = f" of {objects:,} objects" if objects else ""
+        super().__init__(
+            f"the process ran out of memory during the scan of its heap{heap}: the scan gave "
+            "up and changed nothing; free memory in it or raise its memory limit, then try again"
+        )
+
+
+class _Bulk:
+    """The entries and stale objects of one scan, for the walks that look for samples of
+    instances counted in bulk."""
+
+    __slots__ = ("entries", "targets")
+
+    def __init__(self, entries: dict[tuple, _Entry], targets: dict[int, object]) -> None:
+        self.entries = entries
+        self.targets = targets
+
+
 def _subclasses(root: type) -> list[type]:
     """``root`` and every live subclass of it (through ``type.__subclasses__``, never a
     metaclass's own method)."""
@@ -767,6 +1079,7 @@ def _own_ids(
     """Ids of the scan's containers that hold stale objects (not holders to report)."""
     ours = {id(targets), id(samples), id(entries)}
     ours.update(id(e.objs) for e in entries.values())
+    ours.update(id(e.kinds) for e in entries.values())
     return ours
 
 
@@ -780,6 +1093,7 @@ def _own_containers(
     for holders (``graph.outside_counts``)."""
     out: list[object] = [targets, samples]
     out.extend(e.objs for e in entries.values())
+    out.extend(e.kinds for e in entries.values() if e.kinds)
     out.extend(f for i, f in cls.found.items() if i in targets)
     return out
 
