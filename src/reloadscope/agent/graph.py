@@ -56,24 +56,30 @@ class Kinds:
     """Objects a walk looks for by their class rather than by id: for each group (the classes
     of one report entry whose instances are counted but not listed), the first ``want``
     instances the walk reaches, which are the shallowest.  A group whose samples are all
-    found stops being looked for.  The scan holds none of the other instances, so they stay
-    as cheap to walk as any object with a single holder."""
+    found stops being looked for, unless it was given a ``quota``: then the walk goes on
+    until it has reached that many of its instances (``reached`` says how many it did).  The
+    scan holds none of the other instances, so they stay as cheap to walk as any object
+    with a single holder."""
 
-    __slots__ = ("found", "group_of", "left", "members")
+    __slots__ = ("found", "group_of", "left", "members", "quota", "reached")
 
     def __init__(self) -> None:
         self.group_of: dict[int, int] = {}  # id(class) -> group, for groups still wanting
         self.members: list[list[int]] = []  # group -> ids of its classes
         self.left: list[int] = []  # group -> samples still wanted
+        self.quota: list[int] = []  # group -> instances to reach (0: samples only)
+        self.reached: list[int] = []  # group -> instances reached
         self.found: list[list[object]] = []  # group -> its samples, shallowest first
 
-    def add(self, classes: Iterable[object], want: int) -> int:
+    def add(self, classes: Iterable[object], want: int, quota: int = 0) -> int:
         g = len(self.members)
         ids = [id(c) for c in classes]
         self.members.append(ids)
         self.left.append(want)
+        self.quota.append(quota)
+        self.reached.append(0)
         self.found.append([])
-        if want > 0:
+        if want > 0 or quota > 0:
             for i in ids:
                 self.group_of[i] = g
         return g
@@ -81,14 +87,15 @@ class Kinds:
     def wanted(self) -> bool:
         return bool(self.group_of)
 
-    def take(self, obj: object, where: tuple[int, int], found: dict[int, tuple[int, int]]) -> None:
-        g = self.group_of.get(id(type(obj)))
-        if g is None or id(obj) in found:
+    def _take(self, g: int, obj: object, where: tuple[int, int], found: dict) -> None:
+        if id(obj) in found:
             return
-        self.found[g].append(obj)
-        found[id(obj)] = where
-        self.left[g] -= 1
-        if self.left[g] <= 0:
+        self.reached[g] += 1
+        if self.left[g] > 0:
+            self.found[g].append(obj)
+            found[id(obj)] = where
+            self.left[g] -= 1
+        if self.left[g] <= 0 and self.reached[g] >= self.quota[g]:
             for i in self.members[g]:
                 self.group_of.pop(i, None)
 
@@ -103,9 +110,22 @@ class Kinds:
         if not self.among(objs):
             return
         wanted = self.group_of
-        for offset in compress(count(), map(wanted.__contains__, map(id, map(type, objs)))):
-            self.take(objs[offset], (level, base + offset), found)
-            if not self.group_of:
+        hits = list(compress(count(), map(wanted.__contains__, map(id, map(type, objs)))))
+        groups = set(wanted.values())
+        if len(groups) == 1:
+            g = groups.pop()
+            if self.left[g] <= 0:
+                # Only counting what it reaches (each instance is new in its level once).
+                self.reached[g] += len(hits)
+                if self.reached[g] >= self.quota[g]:
+                    for i in self.members[g]:
+                        wanted.pop(i, None)
+                return
+        for offset in hits:
+            g_of = wanted.get(id(type(objs[offset])))
+            if g_of is not None:
+                self._take(g_of, objs[offset], (level, base + offset), found)
+            if not wanted:
                 return
 
 

@@ -386,16 +386,20 @@ class Scan:
 
     # -- instances counted in bulk -------------------------------------------------------------
     def _kinds(
-        self, entries: dict[tuple, _Entry], want: dict[int, int] | None = None
+        self,
+        entries: dict[tuple, _Entry],
+        want: dict[int, int] | None = None,
+        quota: dict[int, int] | None = None,
     ) -> graph.Kinds:
         """What a walk looks for by class: for each entry with instances counted in bulk,
         as many as it shows (``want``: id(entry) -> how many, for a walk that looks for the
-        rest of what earlier walks did not find)."""
+        rest of what earlier walks did not find; ``quota``: id(entry) -> how many of its
+        instances the walk should reach, to tell whether some are held nowhere it looks)."""
         kinds = graph.Kinds()
         for e in entries.values():
             if e.kinds:
                 n = PATHS_PER_ENTRY if want is None else want.get(id(e), 0)
-                e.group = kinds.add(e.kinds, n)
+                e.group = kinds.add(e.kinds, n, (quota or {}).get(id(e), 0))
         return kinds
 
     def _adopt(
@@ -523,19 +527,25 @@ class Scan:
         # Entries counted in bulk whose samples the module walk did not all find (it looked
         # everywhere it could: the others are held elsewhere).
         want = {} if filtered else self._missing_samples(entries)
+        # id(entry) -> its instances not reached yet: the walks below count them, so that
+        # the entry says when some are held where no walk looks (as a listed one would).
+        left = {id(e): e.unlisted() for e in entries.values() if id(e) in want}
         bulk = _Bulk(entries, targets)
-        if missing or want:
-            self._thread_paths(cls, missing, seen, out, bulk, want)
+        if missing or left:
+            reached = self._thread_paths(cls, missing, seen, out, bulk, want, left)
             missing = {i: o for i, o in missing.items() if i not in out}
-            want = self._missing_samples(entries) if want else {}
-        if missing or want:
-            self._probed_paths(cls, missing, seen, out, bulk, want)
-            want = self._missing_samples(entries) if want else {}
+            left = {k: n - reached.get(k, 0) for k, n in left.items()}
+            left = {k: n for k, n in left.items() if n > 0}
+            want = self._missing_samples(entries)
+        if missing or left:
+            reached = self._probed_paths(cls, missing, seen, out, bulk, want, left)
+            left = {k: n - reached.get(k, 0) for k, n in left.items()}
+            left = {k: n for k, n in left.items() if n > 0}
         for i in missing:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
         for e in entries.values():
-            if id(e) in want:
+            if id(e) in left:
                 # Instances no walk reached; they are not listed, so none is named.
                 e.other = self._other_path(e.found, cut_short=not w.complete)
                 e.other["object_id"] = None
@@ -670,7 +680,8 @@ class Scan:
         out: dict[int, list[dict]],
         bulk: _Bulk,
         want: dict[int, int],
-    ) -> None:
+        quota: dict[int, int],
+    ) -> dict[int, int]:
         """Walk from the locals of running frames (invisible to gc on 3.11+)."""
         roots: list[object] = []
         prefix: dict[int, str] = {}
@@ -690,7 +701,8 @@ class Scan:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
         frame = f = v = None  # no cycle through this frame, no uncounted reference (see above)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread", bulk, want)
+        named = (roots, prefix)
+        return self._extra_paths(cls, missing, seen, out, named, "thread", bulk, want, quota)
 
     def _probed_paths(
         self,
@@ -700,7 +712,8 @@ class Scan:
         out: dict,
         bulk: _Bulk,
         want: dict[int, int],
-    ) -> None:
+        quota: dict[int, int],
+    ) -> dict[int, int]:
         """Holders gc cannot see but Python can ask about: signal handlers, trace hooks."""
         roots: list[object] = []
         prefix: dict[int, str] = {}
@@ -708,7 +721,8 @@ class Scan:
             if id(obj) not in prefix:
                 prefix[id(obj)] = expr
                 roots.append(obj)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "other", "probe", bulk, want)
+        named = (roots, prefix)
+        return self._extra_paths(cls, missing, seen, out, named, "probe", bulk, want, quota)
 
     def _extra_paths(
         self,
@@ -716,16 +730,19 @@ class Scan:
         missing: dict[int, object],
         seen: set[int],
         out: dict[int, list[dict]],
-        roots: list[object],
-        prefix: dict[int, str],
-        root: str,
+        where: tuple[list[object], dict[int, str]],
         hint_root: str,
         bulk: _Bulk,
         want: dict[int, int],
-    ) -> None:
-        """Paths from roots outside the module namespaces (``prefix`` names each root), for
-        the ``missing`` objects and ``want`` more samples of entries counted in bulk."""
-        by_class = self._kinds(bulk.entries, want)
+        quota: dict[int, int],
+    ) -> dict[int, int]:
+        """Paths from roots outside the module namespaces (``where``: the roots, and the
+        name of each root by its id), for the ``missing`` objects and ``want`` more samples
+        of entries counted in bulk (``_kinds``).  Returns id(entry) -> how many of its
+        instances this walk reached."""
+        roots, prefix = where
+        root = "thread" if hint_root == "thread" else "other"
+        by_class = self._kinds(bulk.entries, want, quota)
         w = graph.walk(
             roots,
             seen,
@@ -738,6 +755,7 @@ class Scan:
             self.incomplete.append(f"{hint_root} graph {w.reason}")
         samples = {i: o for i, o in missing.items() if i in w.found}
         samples.update(self._adopt(by_class, bulk.entries, cls, bulk.targets))
+        reached = {id(e): by_class.reached[e.group] for e in bulk.entries.values() if e.kinds}
         del by_class
         for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
             found = cls.found.get(i)
@@ -757,6 +775,7 @@ class Scan:
                         "_ids": frozenset(map(id, chain)),
                     }
                 )
+        return reached
 
     def _other_path(self, found: Found, cut_short: bool = False) -> dict:
         if cut_short:
