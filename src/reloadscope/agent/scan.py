@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from itertools import compress, islice, repeat
-from operator import is_
+from operator import is_, not_
 from types import FrameType, FunctionType, ModuleType
 
 from . import evidence as ev
@@ -26,7 +26,7 @@ from .stale import (
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Container, Iterator
     from typing import Any
 
 FORMAT = "reloadscope-report"
@@ -222,8 +222,15 @@ class Scan:
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
         modules = _subclasses(ModuleType)
         metas = _subclasses(type)
-        wanted = modules + metas + [FunctionType, *CODE_TYPES]
-        picked = _of_types(objs, wanted, metas)
+        # Classes recording saw an earlier generation make: their instances are counted in
+        # the same pass (not kept: there may be millions), so a second pass is needed only
+        # for classes found stale otherwise.  (Not metaclasses: their instances are classes,
+        # which this pass picks as such.)
+        early = [c for c in cls.recorded_old_classes() if not _type_flags(c) & _TYPE_SUBCLASS]
+        early_tallies = {id(c): _Tally(c) for c in early}
+        wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
+        picked = self._pick(objs, wanted, metas, early_tallies)
+        del early
         module_ids = {id(t) for t in modules}
         meta_ids = {id(t) for t in metas}
         fn = FunctionType
@@ -249,11 +256,21 @@ class Scan:
         del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
-        if not stale:
-            return
-        # Their instances: counted and sized in one more pass, listed only while few.
-        tallies = self._tallies = {i: _Tally(c) for i, c in stale.items()}  # type: ignore[arg-type]
-        self._count_instances(objs, tallies, metas)
+        tallies: dict[int, _Tally] = {}
+        for i, early_tally in early_tallies.items():
+            if i in stale:
+                tallies[i] = early_tally
+            elif early_tally.objs:
+                # Not stale after all (kept on purpose): what it listed is free again.
+                self._listed_budget += len(early_tally.objs)
+        del early_tallies
+        # The instances of the others: counted and sized in one more pass.
+        later = {i: _Tally(c) for i, c in stale.items() if i not in tallies}  # type: ignore[arg-type]
+        if later:
+            self._count_instances(objs, later, metas, stale)
+            tallies.update(later)
+        del later
+        self._tallies = tallies
         listed: list[object] = []
         for tally in tallies.values():
             if tally.objs is not None:
@@ -264,11 +281,49 @@ class Scan:
         self.instances_listed = len(listed)
         cls.instances(listed)
 
+    def _pick(
+        self,
+        objs: list[object],
+        types: list[type],
+        metas: list[type],
+        tallies: dict[int, _Tally],
+    ) -> list[object]:
+        """The objects whose exact type is one of ``types``, except the instances of the
+        classes of ``tallies``, which are counted there instead; in slices that run in C,
+        with the process's other threads let in between (they never wait for a whole pass,
+        see ``graph.SLICE``)."""
+        if _hashes_by_identity(metas):
+            wanted = set(types).__contains__
+            select = lambda part: map(wanted, map(type, part))  # noqa: E731
+        else:
+            wanted_ids = {id(t) for t in types}.__contains__
+            select = lambda part: map(wanted_ids, map(id, map(type, part)))  # noqa: E731
+        counted = tallies.keys().__contains__
+        out: list[object] = []
+        items, probe = iter(objs), iter(objs)
+        for _ in range(0, len(objs), graph.SLICE):
+            chosen = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
+            if tallies and chosen:
+                mask = list(map(counted, map(id, map(type, chosen))))
+                if True in mask:
+                    self._tally(list(compress(chosen, mask)), tallies, tallies)
+                    chosen = list(compress(chosen, map(not_, mask)))
+                del mask
+            out.extend(chosen)
+            del chosen
+            graph.pause()
+        return out
+
     def _count_instances(
-        self, objs: list[object], tallies: dict[int, _Tally], metas: list[type]
+        self,
+        objs: list[object],
+        tallies: dict[int, _Tally],
+        metas: list[type],
+        stale: dict[int, object],
     ) -> None:
         """Count and size the instances of the classes of ``tallies`` among ``objs``, in
-        slices (see ``_select``), keeping the instances only while they are few."""
+        slices (see ``_pick``), keeping the instances only while they are few (none that
+        is a stale class itself: ``stale``)."""
         classes = [t.cls for t in tallies.values()]
         if _hashes_by_identity(metas):
             wanted = set(classes).__contains__
@@ -280,11 +335,11 @@ class Scan:
         for _ in range(0, len(objs), graph.SLICE):
             hits = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
             if hits:
-                self._tally(hits, tallies)
+                self._tally(hits, tallies, stale)
             del hits
             graph.pause()
 
-    def _tally(self, hits: list[object], tallies: dict[int, _Tally]) -> None:
+    def _tally(self, hits: list[object], tallies: dict[int, _Tally], stale: Container[int]) -> None:
         types = list(map(type, hits))
         first = types[0]
         if all(map(is_, types, repeat(first))):
@@ -300,7 +355,7 @@ class Scan:
             if _type_flags(t) & _TYPE_SUBCLASS:
                 # Its instances are classes: a stale one among them stays a class; the rest
                 # are few, and always listed (the walk looks for classes by id).
-                objs = [o for o in objs if id(o) not in tallies]
+                objs = [o for o in objs if id(o) not in stale]
                 tally.count += len(objs)
                 tally.size += sum(map(safe.sizeof, objs))
                 if tally.objs is not None:
@@ -1069,27 +1124,6 @@ def _hashes_by_identity(metas: list[type]) -> bool:
         if meta is not type and ("__eq__" in d or "__hash__" in d):
             return False
     return True
-
-
-def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[object]:
-    """The objects whose exact type is one of ``types``, in slices that run in C: between
-    slices the interpreter may switch threads, so the process's other threads never wait for
-    a whole pass (see ``graph.SLICE``)."""
-    if _hashes_by_identity(metas):
-        wanted = set(types).__contains__
-        return _select(objs, lambda part: map(wanted, map(type, part)))
-    wanted_ids = {id(t) for t in types}.__contains__
-    return _select(objs, lambda part: map(wanted_ids, map(id, map(type, part))))
-
-
-def _select(
-    objs: list[object], selectors: Callable[[Iterator[object]], Iterator[bool]]
-) -> list[object]:
-    out: list[object] = []
-    items, probe = iter(objs), iter(objs)
-    for _ in range(0, len(objs), graph.SLICE):
-        out.extend(compress(islice(items, graph.SLICE), selectors(islice(probe, graph.SLICE))))
-    return out
 
 
 def _own_ids(
