@@ -22,7 +22,10 @@ big containers hold, is not needed.  This module decides that, from these facts:
    ``min(m, L + 1) + 1``; any other holder is no closer than ``min(k - 1, L + 1)``.
 5. The objects of an entry not shown must be no closer than those shown: the look into the
    deferred containers of fact 1 settles that for any number of them when they are at most
-   one step past ``L + 1``; a few deeper ones are proven one by one.
+   one step past ``L + 1``; a few deeper ones are proven one by one.  The instances of a
+   class counted in bulk (not listed) are settled the same way by class: the walk reached
+   them after the samples, and the look into the deferred containers asks what they hold by
+   class; such a class's holders are counted with its unlisted instances (one reference each).
 
 Any doubt sends the scan to walk everything: the cost of a wrong answer the other way would
 be a path that is not the shortest, the cost of a doubt only time.
@@ -55,11 +58,11 @@ def doubt(
     ``groups`` lists, per report entry, its objects, the stale class whose methods it
     holds (or None) and, for the classes whose instances it counts without listing them
     all (the walk found its samples among those by class, ``graph.Kinds``), id(class) -> how
-    many of its instances are not listed; ``samples`` are
-    the objects chosen to show, the shallowest of each entry (the others of an entry must be
-    proven no closer); ``targets`` holds the ids of all stale
-    objects; ``drop`` recognises the scan's own containers among referrers, and ``own`` lists
-    those that may hold stale objects (their references are counted, see ``graph.outside_counts``).
+    many of its instances are not listed; ``samples`` are the objects chosen to show, the
+    shallowest of each entry (the others of an entry must be proven no closer); ``targets``
+    holds the ids of all stale objects; ``drop`` recognises the scan's own containers among
+    referrers, and ``own`` lists those that may hold stale objects (their references are
+    counted, see ``graph.outside_counts``).
     """
     if not w.deferred:
         return None
