@@ -119,6 +119,25 @@ def test_instances_only_inside_a_big_container(scenario):
     assert entry["count"] == 30 and entry["paths"][0]["depth"] == 3
 
 
+def test_fewer_instances_outside_the_big_containers_than_an_entry_shows(scenario):
+    # One instance in the module, thirty in a big list: the entry shows three, so the two
+    # others are looked for in the big list too (as the full walk finds them).
+    scenario.write(
+        "app.py",
+        BIG + "import plug\n"
+        "last = plug.Session(-1)\n"
+        "for i in range(0, 30_000, 1000):\n"
+        "    junk[i] = plug.Session(i)\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    entry = r.one("plug", kind="instance")
+    assert entry["count"] == 31
+    texts = [p["text"] for p in entry["paths"]]
+    assert texts[0] == "app.last" and len(texts) == 3, texts
+    assert all(t.startswith("app.junk[") for t in texts[1:]), texts
+
+
 def test_a_deferred_container_holding_the_chain_itself(scenario):
     # The object is deep under a small chain and also two steps below a big dict's value.
     scenario.write(

@@ -537,9 +537,14 @@ class Scan:
             # (with one holder search for all), or send the scan to the full walk.
             found_chains = self._chains(w, cls, entries, targets, samples, around=not w.deferred)
             if w.deferred and w.complete:
-                self.doubt = self._doubt(
-                    w, seen, cls, entries, targets, samples, found_chains, roots
-                )
+                if self._missing_samples(entries):
+                    # Fewer samples than an entry shows, and it has more instances: those may
+                    # be in the deferred containers (listed ones would be samples not found).
+                    self.doubt = "a sample without a module path may be inside a deferred container"
+                else:
+                    self.doubt = self._doubt(
+                        w, seen, cls, entries, targets, samples, found_chains, roots
+                    )
                 if self.doubt is None:
                     # What this walk did not reach may sit in a deferred container: it is not
                     # "missing" (held outside the module graph).
