@@ -295,16 +295,19 @@ class Scan:
         if _hashes_by_identity(metas):
             wanted = set(types).__contains__
             select = lambda part: map(wanted, map(type, part))  # noqa: E731
+            is_counted = {t.cls for t in tallies.values()}.__contains__
+            counted = lambda part: map(is_counted, map(type, part))  # noqa: E731
         else:
             wanted_ids = {id(t) for t in types}.__contains__
             select = lambda part: map(wanted_ids, map(id, map(type, part)))  # noqa: E731
-        counted = tallies.keys().__contains__
+            counted_ids = tallies.keys().__contains__
+            counted = lambda part: map(counted_ids, map(id, map(type, part)))  # noqa: E731
         out: list[object] = []
         items, probe = iter(objs), iter(objs)
         for _ in range(0, len(objs), graph.SLICE):
             chosen = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
             if tallies and chosen:
-                mask = list(map(counted, map(id, map(type, chosen))))
+                mask = list(counted(chosen))
                 if True in mask:
                     self._tally(list(compress(chosen, mask)), tallies, tallies)
                     chosen = list(compress(chosen, map(not_, mask)))
