@@ -16,11 +16,16 @@ def scenario(tmp_path: Path) -> Scenario:
     return Scenario(tmp_path)
 
 
-@pytest.fixture(params=["plain", "big-containers"])
+@pytest.fixture(params=["plain", "big-containers", "bulk-instances"])
 def any_heap_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Scenario:
-    """``scenario``, once as it is and once beside big unrelated containers: the scan must
-    report the same either way (the second takes the pruned first walk)."""
-    return Scenario(tmp_path, big_containers=request.param == "big-containers")
+    """``scenario``, as it is, beside big unrelated containers, and beside them with every
+    stale class's instances counted in bulk: the scan must report the same each way (the
+    second takes the pruned first walk, the third finds the instances it shows by class)."""
+    return Scenario(
+        tmp_path,
+        big_containers=request.param != "plain",
+        bulk_instances=request.param == "bulk-instances",
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:

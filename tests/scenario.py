@@ -102,6 +102,14 @@ del _m
 """
 
 
+# Every instance of a stale class counted in bulk (``scan.LISTED_PER_CLASS``): the scan then
+# finds the instances it shows by their class, as it does for a class with very many.
+BULK_INSTANCES = """
+import importlib
+importlib.import_module("reloadscope.agent.scan").LISTED_PER_CLASS = 0
+"""
+
+
 class Result:
     """The child's report document plus helpers to query it."""
 
@@ -145,7 +153,12 @@ class Result:
 
 class Scenario:
     def __init__(
-        self, root: Path, python: str = sys.executable, *, big_containers: bool = False
+        self,
+        root: Path,
+        python: str = sys.executable,
+        *,
+        big_containers: bool = False,
+        bulk_instances: bool = False,
     ) -> None:
         self.root = root
         self.python = python
@@ -154,6 +167,9 @@ class Scenario:
             # The child also holds big containers unrelated to the reloads, so its scans take
             # the pruned first walk and must prove its paths (see test_shortest.py).
             (root / "sitecustomize.py").write_text(BIG_CONTAINERS)
+        if bulk_instances:
+            with open(root / "sitecustomize.py", "a") as fh:
+                fh.write(BULK_INSTANCES)
 
     def write(self, rel: str, text: str) -> Path:
         path = self.root / rel

@@ -83,6 +83,34 @@ def test_scan_shapes_quick_reports_every_stale_object_at_the_full_walks_depth():
         assert runs[shape]["alive"] == {"function": 10, "instance": 10, "class": 1}
 
 
+def test_stale_instances_quick_counts_them_in_bulk_and_searches_only_the_samples():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stale_instances.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    (r,) = figures["runs"]
+    assert "error" not in r, (r, out.stderr)
+    assert r["reloadscope"] == str(ROOT / "src" / "reloadscope"), r
+    assert r["problems"] == [] and r["ok"], r["problems"]
+    assert r["count"] == 20_000 and r["repeat"] == 1
+    # Counted and sized in bulk; paths searched for the samples shown alone.
+    engine = r["engine"]
+    assert engine["listed"] == 0 and engine["counted"] == 20_000, engine
+    assert 1 <= engine["sampled"] <= 3, engine
+    for key in ("stall_scan_ms", "stall_get_objects_ms"):
+        assert len(r[key]) == 1 and r[key][0] > 0, (key, r[key])
+    can_reset_peak = os.access("/proc/self/clear_refs", os.W_OK)
+    for key in ("rss_mb", "mem_extra_mb", "mem_extra_pct", "mem_bound_mb"):
+        if can_reset_peak:
+            assert isinstance(r[key], (int, float)) and r[key] >= 0, (key, r[key])
+        else:
+            assert r[key] is None, (key, r[key])
+
+
 def test_cli_start_quick_measures_every_command():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "cli_start.py"), "--quick", "--json"],

@@ -1,11 +1,25 @@
 """The first walk skips big containers (``graph.DEFER_FANOUT``); its paths must still be the
 shortest.  Each case scans the same process twice, once as shipped and once with deferral
 off, and compares the shortest path of every entry; it also checks which cases needed the
-second, full walk, so the shortcut cannot silently stop working either."""
+second, full walk, so the shortcut cannot silently stop working either.  Each also runs with
+the instances of stale classes counted in bulk rather than listed (``scan.LISTED_PER_CLASS``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
+
+from scenario import Scenario
+
+
+@pytest.fixture(params=["listed", "bulk-instances"])
+def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Scenario:
+    """Every case runs twice: as shipped, and with every stale class's instances counted in
+    bulk (the walks find the instances they show by class, ``graph.Kinds``)."""
+    return Scenario(tmp_path, bulk_instances=request.param == "bulk-instances")
+
 
 PLUG_V = """
 class Session:
@@ -103,6 +117,25 @@ def test_instances_only_inside_a_big_container(scenario):
     assert cmp["walks"] == 2
     entry = r.one("plug", kind="instance")
     assert entry["count"] == 30 and entry["paths"][0]["depth"] == 3
+
+
+def test_fewer_instances_outside_the_big_containers_than_an_entry_shows(scenario):
+    # One instance in the module, thirty in a big list: the entry shows three, so the two
+    # others are looked for in the big list too (as the full walk finds them).
+    scenario.write(
+        "app.py",
+        BIG + "import plug\n"
+        "last = plug.Session(-1)\n"
+        "for i in range(0, 30_000, 1000):\n"
+        "    junk[i] = plug.Session(i)\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    assert cmp["walks"] == 2
+    entry = r.one("plug", kind="instance")
+    assert entry["count"] == 31
+    texts = [p["text"] for p in entry["paths"]]
+    assert texts[0] == "app.last" and len(texts) == 3, texts
+    assert all(t.startswith("app.junk[") for t in texts[1:]), texts
 
 
 def test_a_deferred_container_holding_the_chain_itself(scenario):

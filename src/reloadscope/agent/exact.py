@@ -22,7 +22,10 @@ big containers hold, is not needed.  This module decides that, from these facts:
    ``min(m, L + 1) + 1``; any other holder is no closer than ``min(k - 1, L + 1)``.
 5. The objects of an entry not shown must be no closer than those shown: the look into the
    deferred containers of fact 1 settles that for any number of them when they are at most
-   one step past ``L + 1``; a few deeper ones are proven one by one.
+   one step past ``L + 1``; a few deeper ones are proven one by one.  The instances of a
+   class counted in bulk (not listed) are settled the same way by class: the walk reached
+   them after the samples, and the look into the deferred containers asks what they hold by
+   class; such a class's holders are counted with its unlisted instances (one reference each).
 
 Any doubt sends the scan to walk everything: the cost of a wrong answer the other way would
 be a path that is not the shortest, the cost of a doubt only time.
@@ -42,7 +45,7 @@ PROVE_OTHERS = 32
 def doubt(
     w: graph.Walk,
     seen: set[int],
-    groups: list[tuple[list[object], object | None]],
+    groups: list[tuple[list[object], object | None, dict[int, int]]],
     samples: dict[int, object],
     chains: dict[int, list[list[object]]],
     targets: set[int] | dict[int, object],
@@ -52,11 +55,14 @@ def doubt(
     """None when the paths ``chains`` holds for ``samples`` are the shortest ones, else why
     they may not be.
 
-    ``groups`` lists, per report entry, its objects and the stale class whose methods it
-    holds (or None); ``samples`` are the objects chosen to show, the shallowest of each entry
-    (the others of an entry must be proven no closer); ``targets`` holds the ids of all stale
-    objects; ``drop`` recognises the scan's own containers among referrers, and ``own`` lists
-    those that may hold stale objects (their references are counted, see ``graph.outside_counts``).
+    ``groups`` lists, per report entry, its objects, the stale class whose methods it
+    holds (or None) and, for the classes whose instances it counts without listing them
+    all (the walk found its samples among those by class, ``graph.Kinds``), id(class) -> how
+    many of its instances are not listed; ``samples`` are the objects chosen to show, the
+    shallowest of each entry (the others of an entry must be proven no closer); ``targets``
+    holds the ids of all stale objects; ``drop`` recognises the scan's own containers among
+    referrers, and ``own`` lists those that may hold stale objects (their references are
+    counted, see ``graph.outside_counts``).
     """
     if not w.deferred:
         return None
@@ -64,11 +70,27 @@ def doubt(
     carrier_of: dict[int, object] = {}
     others: dict[int, object] = {}  # objects not shown whose depth must be exact as well
     unshown: dict[int, int] = {}  # id(object not shown) -> the depth it must not beat
-    for objs, carrier in groups:
+    # id(class) -> the depth its instances not listed must not beat
+    unshown_kinds: dict[int, int] = {}
+    # id(class) -> (instances not listed, a depth none of them is closer than)
+    unlisted: dict[int, tuple[int, int]] = {}
+    for objs, carrier, not_listed in groups:
         ids = [id(o) for o in objs]
         if not any(i in w.found for i in ids):
             return "an entry has no object outside the deferred containers"
         shown = [w.found[i][0] for i in ids if i in samples and i in w.found]
+        kinds = [k for k, n in not_listed.items() if n > 0]
+        if kinds:
+            # Those the walk reached came after the samples; the others are in deferred
+            # containers, or closer only when one holds them directly (checked below).
+            unlisted.update((k, (not_listed[k], max(shown))) for k in kinds)
+            if max(shown) > exact_depth:
+                # The instances not listed were not searched one by one: only a look into
+                # the deferred containers, by class, can settle them.
+                if not _one_step_enough(w, exact_depth, max(shown)):
+                    return "an object not shown may be closer, through a deferred container"
+                for k in kinds:
+                    unshown_kinds[k] = max(max(shown), unshown_kinds.get(k, 0))
         if len(shown) < len(ids) and max(shown) > exact_depth:
             # One of the others might be closer through a deferred container.  Looking one
             # step into the deferred containers settles that when they are deep enough;
@@ -115,7 +137,7 @@ def doubt(
                     return "a node with several holders beyond the exact depth"
                 doubtful.setdefault(id(chain[j]), (chain, j))
     obj = chain = first = None  # type: ignore[assignment]  # no reference the census misses
-    if not doubtful and not unshown:
+    if not doubtful and not unshown and not unshown_kinds:
         return None
     # From here on the walk's levels are not needed, and they would count as holders.
     graph.release(w.levels)
@@ -148,10 +170,13 @@ def doubt(
     while settled:
         settled = False
         for i in [i for i in doubtful if i not in carried]:
-            held = _accounted(i, reached, outside, extra)
+            n, bound = unlisted.get(i, (0, 0))
+            held = _accounted(i, reached, outside, extra, n)
             if held is not None:
                 depth = doubtful[i][1]
-                pending = _proven(w, held, depth, exact_depth, chains, doubtful, unshown)
+                pending = None
+                if not n or bound >= depth - 1:  # its instances not listed are no closer
+                    pending = _proven(w, held, depth, exact_depth, chains, doubtful, unshown)
                 if pending is not None:
                     del doubtful[i]
                     near.update(pending)
@@ -174,9 +199,15 @@ def doubt(
     look = {i: k for i, k in look.items() if not _walked_holder_only(i, w, known, outside, extra)}
     if look and _held_by_deferred(w, exact_depth, look):
         return "a deferred container holds a stale object directly"
+    if unshown_kinds and _kinds_held_by_deferred(w, exact_depth, unshown_kinds):
+        return "a deferred container holds an instance not shown directly"
     w.deferred_objs.clear()
     if not doubtful:
         return None
+    if not unlisted.keys().isdisjoint(doubtful):
+        # Its instances hold it, and the scan did not list them: asking for its holders
+        # would list them all.  The full walk settles it instead.
+        return "a stale class whose instances are not listed may be closer through one"
     own_ids = {id(carrier_of), id(groups), id(doubtful), id(others), id(need), id(chains)}
     own_ids.update(id(c) for cs in chains.values() for c in cs)
     own_ids.update(map(id, mine))
@@ -210,6 +241,17 @@ def _held_by_deferred(w: graph.Walk, exact_depth: int, unshown: dict[int, int]) 
         m = min(w.deferred[id(c)], exact_depth)
         wanted = {i for i, depth in unshown.items() if m + 1 < depth}
         if wanted and not graph.holds_none(wanted, graph.referents_of(c)):
+            return True
+    return False
+
+
+def _kinds_held_by_deferred(w: graph.Walk, exact_depth: int, kinds: dict[int, int]) -> bool:
+    """Whether a deferred container holds an instance of a class of ``kinds`` (id -> the
+    depth its instances must not beat) directly, at a depth it would beat."""
+    for c in w.deferred_objs:
+        m = min(w.deferred[id(c)], exact_depth)
+        wanted = {k for k, depth in kinds.items() if m + 1 < depth}
+        if wanted and not graph.holds_no_instance(wanted, graph.referents_of(c)):
             return True
     return False
 
@@ -249,17 +291,19 @@ def _accounted(
     reached: list[object],
     outside: dict[int, int],
     extra: dict[int, int],
+    unlisted: int = 0,
 ) -> list[object] | None:
     """The holders of the node with id ``i`` when its references all come from the scan,
-    from what only it reaches, and from ``reached`` (objects the walk reached, none
-    deferred); None when something else holds it too."""
+    from what only it reaches, from ``reached`` (objects the walk reached, none deferred)
+    and from ``unlisted`` instances of it (a class: one reference each, the scan counted
+    them); None when something else holds it too."""
     node = next((o for o in reached if id(o) == i), None)
     left = outside.get(i)
     if node is None or left is None:
         return None
     inside, inner = graph.dominated(node, extra, node)
     holders = [o for o in reached if id(o) not in inside and graph.refs_to(node, [o])]
-    if left - inner != graph.refs_to(node, holders):
+    if left - inner - unlisted != graph.refs_to(node, holders):
         return None
     return holders
 

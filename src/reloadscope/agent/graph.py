@@ -46,6 +46,89 @@ SLICE = 65536
 DEFER_FANOUT = 10_000
 
 
+def pause() -> None:
+    """Let the process's other threads run now (between the slices of a whole-heap pass): the
+    interpreter would otherwise hand over the GIL only after a switch interval's wait."""
+    time.sleep(0)
+
+
+class Kinds:
+    """Objects a walk looks for by their class rather than by id: for each group (the classes
+    of one report entry whose instances are counted but not listed), the first ``want``
+    instances the walk reaches, which are the shallowest.  A group whose samples are all
+    found stops being looked for, unless it was given a ``quota``: then the walk goes on
+    until it has reached that many of its instances (``reached`` says how many it did).  The
+    scan holds none of the other instances, so they stay as cheap to walk as any object
+    with a single holder."""
+
+    __slots__ = ("found", "group_of", "left", "members", "quota", "reached")
+
+    def __init__(self) -> None:
+        self.group_of: dict[int, int] = {}  # id(class) -> group, for groups still wanting
+        self.members: list[list[int]] = []  # group -> ids of its classes
+        self.left: list[int] = []  # group -> samples still wanted
+        self.quota: list[int] = []  # group -> instances to reach (0: samples only)
+        self.reached: list[int] = []  # group -> instances reached
+        self.found: list[list[object]] = []  # group -> its samples, shallowest first
+
+    def add(self, classes: Iterable[object], want: int, quota: int = 0) -> int:
+        g = len(self.members)
+        ids = [id(c) for c in classes]
+        self.members.append(ids)
+        self.left.append(want)
+        self.quota.append(quota)
+        self.reached.append(0)
+        self.found.append([])
+        if want > 0 or quota > 0:
+            for i in ids:
+                self.group_of[i] = g
+        return g
+
+    def wanted(self) -> bool:
+        return bool(self.group_of)
+
+    def _take(self, g: int, obj: object, where: tuple[int, int], found: dict) -> None:
+        if id(obj) in found:
+            return
+        self.reached[g] += 1
+        if self.left[g] > 0:
+            self.found[g].append(obj)
+            found[id(obj)] = where
+            self.left[g] -= 1
+        if self.left[g] <= 0 and self.reached[g] >= self.quota[g]:
+            for i in self.members[g]:
+                self.group_of.pop(i, None)
+
+    def among(self, objs: list[object]) -> bool:
+        """Whether ``objs`` holds a wanted instance (in C: most slices hold none)."""
+        wanted = self.group_of
+        return bool(wanted) and not wanted.keys().isdisjoint(map(id, map(type, objs)))
+
+    def pick(self, objs: list[object], level: int, base: int, found: dict) -> None:
+        """Take the wanted instances among ``objs``, which sit at ``base`` onwards in
+        ``level``."""
+        if not self.among(objs):
+            return
+        wanted = self.group_of
+        hits = list(compress(count(), map(wanted.__contains__, map(id, map(type, objs)))))
+        groups = set(wanted.values())
+        if len(groups) == 1:
+            g = groups.pop()
+            if self.left[g] <= 0:
+                # Only counting what it reaches (each instance is new in its level once).
+                self.reached[g] += len(hits)
+                if self.reached[g] >= self.quota[g]:
+                    for i in self.members[g]:
+                        wanted.pop(i, None)
+                return
+        for offset in hits:
+            g_of = wanted.get(id(type(objs[offset])))
+            if g_of is not None:
+                self._take(g_of, objs[offset], (level, base + offset), found)
+            if not wanted:
+                return
+
+
 def _probe_single_holder() -> int:
     """The reference count that ``Walk`` reads for an object with exactly one holder (0: the
     counts cannot tell, so every object takes the checked path).
@@ -113,6 +196,7 @@ def walk(
     deadline: float,
     defer_fanout: int | None = None,
     give_up_after: int | None = None,
+    kinds: Kinds | None = None,
 ) -> Walk:
     """Visit everything reachable from ``roots`` not in ``seen`` (updated in place).
 
@@ -122,6 +206,8 @@ def walk(
     and what only it holds is not visited (see ``exact`` for when the result still holds).
     With ``give_up_after``, the walk stops (``gave_up``) once it has visited that many
     objects: a deferring walk that has seen most of the heap saves little over a full one.
+    With ``kinds``, the first instances of some classes are found too (``Kinds``), and the
+    walk goes on until they are.
 
     An object is in ``seen`` after the walk exactly when it was reached through the checked
     path (more than one holder) or is a root: one that is not had a single holder.
@@ -137,12 +223,18 @@ def walk(
         if id(r) in remaining:
             remaining.discard(id(r))
             result.found[id(r)] = (0, pos)
+    if kinds is not None:
+        kinds.pick(level0, 0, 0, result.found)
     frontier = level0
     result.levels.append(level0)
-    expander = _Expander(result, seen, remaining, defer_fanout)
+    expander = _Expander(result, seen, remaining, defer_fanout, kinds)
+
+    def wanted() -> bool:
+        return bool(remaining) or (kinds is not None and kinds.wanted())
+
     depth = 0
     visited = len(level0)
-    while frontier and remaining:
+    while frontier and wanted():
         if depth >= max_depth:
             result.complete = False
             result.reason = f"stopped at depth {max_depth}"
@@ -166,7 +258,7 @@ def walk(
         result.chunk.append(size)
         frontier = nxt
         visited += len(nxt)
-        if give_up_after is not None and visited > give_up_after and remaining:
+        if give_up_after is not None and visited > give_up_after and wanted():
             result.gave_up = True
             break
     return result
@@ -183,13 +275,20 @@ class _Expander:
         "deferred_objs",
         "depth",
         "found",
+        "kinds",
         "remaining",
         "seen",
     )
 
     def __init__(
-        self, w: Walk, seen: set[int], remaining: set[int], defer_fanout: int | None
+        self,
+        w: Walk,
+        seen: set[int],
+        remaining: set[int],
+        defer_fanout: int | None,
+        kinds: Kinds | None = None,
     ) -> None:
+        self.kinds = kinds if kinds is not None and kinds.wanted() else None
         self.found = w.found
         self.deferred = w.deferred
         self.deferred_objs = w.deferred_objs
@@ -232,6 +331,7 @@ class _Expander:
             refs = list(filter(_is_tracked, raw[start : start + SLICE]))
             self._take(refs, nxt, _SINGLE_HOLDER + 1)
             del refs
+            pause()
 
     def _take(self, refs: list[object], nxt: list[object], single: int) -> None:
         """Append the objects of ``refs`` not visited yet to ``nxt``; ``single`` is the
@@ -240,6 +340,17 @@ class _Expander:
         # ``several[i]`` is true when refs[i] has more than one holder.
         several = list(map(ne, map(_refcount, refs), repeat(single)))
         singles = several.count(False)
+        kinds = self.kinds
+        if kinds is not None and kinds.among(refs):
+            base = len(nxt)
+            self._add(refs, several, singles, nxt)
+            kinds.pick(nxt[base:], self.depth, base, self.found)
+            return
+        self._add(refs, several, singles, nxt)
+
+    def _add(
+        self, refs: list[object], several: list[bool], singles: int, nxt: list[object]
+    ) -> None:
         if singles == len(several):
             nxt.extend(refs)
             return
@@ -540,6 +651,14 @@ def holds_none(keys: AbstractSet[int], refs: list[object]) -> bool:
         return keys.isdisjoint(map(id, refs))
     for start in range(0, len(refs), SLICE):
         if not keys.isdisjoint(map(id, refs[start : start + SLICE])):
+            return False
+    return True
+
+
+def holds_no_instance(classes: AbstractSet[int], refs: list[object]) -> bool:
+    """Whether no object of ``refs`` is an instance of a class with an id in ``classes``."""
+    for start in range(0, len(refs), SLICE):
+        if not classes.isdisjoint(map(id, map(type, refs[start : start + SLICE]))):
             return False
     return True
 

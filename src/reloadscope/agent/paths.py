@@ -26,6 +26,7 @@ from types import (
 )
 
 from . import safe
+from .graph import SLICE, pause
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -115,11 +116,16 @@ class _Positions:
         for key, (seq, ids) in wanted.items():
             t = type(seq)
             m = self.maps[key] = {}
-            for i in compress(count(), map(ids.__contains__, map(id, t.__iter__(seq)))):
-                try:
-                    m.setdefault(id(t.__getitem__(seq, i)), i)
-                except IndexError:  # shrank meanwhile: asked again below
+            # In slices, with the other threads let in between (a million items in one C
+            # call would keep them waiting longer than a whole gc.get_objects()).
+            for start in range(0, len(seq), SLICE):
+                part = t.__getitem__(seq, slice(start, start + SLICE))
+                for i in compress(count(start), map(ids.__contains__, map(id, part))):
+                    m.setdefault(id(part[i - start]), i)
+                del part
+                if len(m) == len(ids):
                     break
+                pause()
         del wanted
 
     def find(self, seq: Any, child: object) -> int | None:

@@ -33,6 +33,7 @@ from . import graph, safe
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Set as AbstractSet
 
 LIMIT = 20_000  # objects collected for all sets of one scan together (see the README: cost)
 _get_referents = safe.referents  # gc.get_referents, never on 3.12's _asyncio
@@ -107,10 +108,12 @@ def retained(
     *,
     limit: int = LIMIT,
     deadline: float | None = None,
+    stale_classes: AbstractSet[int] = frozenset(),
 ) -> list[Retained | None]:
     """For each ``(objects, their summed size)`` in ``groups``: what they retain, or None when
     reference counts cannot tell.  ``stale_ids``: every reported stale object (none of them is
-    counted as retained by another set)."""
+    counted as retained by another set); ``stale_classes``: ids of stale classes whose
+    instances (stale objects the scan did not list) are not counted either."""
     groups = list(groups)
     if not available():
         return [None] * len(groups)
@@ -122,14 +125,20 @@ def retained(
         if left <= 0 or (deadline is not None and time.monotonic() > deadline):
             out.append(Retained(own, 0, True))
             continue
-        r = _one(objs, skip, left, deadline)
+        r = _one(objs, skip, left, deadline, stale_classes)
         left -= r.objects
         r.bytes += own
         out.append(r)
     return out
 
 
-def _one(objs: list[object], skip: set[int], limit: int, deadline: float | None) -> Retained:
+def _one(
+    objs: list[object],
+    skip: set[int],
+    limit: int,
+    deadline: float | None,
+    stale_classes: AbstractSet[int] = frozenset(),
+) -> Retained:
     seen = set(skip)
     seen.update(map(id, objs))
     nodes: list[object] = []  # the only references this function keeps to the candidates
@@ -149,6 +158,9 @@ def _one(objs: list[object], skip: set[int], limit: int, deadline: float | None)
         # Classes are held by their modules (and a stale one is an entry of its own).
         nxt = list(compress(found, map(not_, map(and_, map(_flags, map(type, found)), _BITS))))
         del found
+        if stale_classes and not stale_classes.isdisjoint(map(id, map(type, nxt))):
+            # Instances of stale classes are stale objects themselves, never retained.
+            nxt = [o for o in nxt if id(type(o)) not in stale_classes]
         if len(nodes) + len(nxt) > limit or (deadline is not None and time.monotonic() > deadline):
             capped = True
             del nxt[max(limit - len(nodes), 0) :]

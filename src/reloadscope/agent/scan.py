@@ -6,18 +6,27 @@ import gc
 import os
 import sys
 import time
-from itertools import compress, islice
+from itertools import compress, islice, repeat
+from operator import is_, not_
 from types import FrameType, FunctionType, ModuleType
 
 from . import blindspots, exact, frozen, graph, paths, retained, safe
+from . import evidence as ev
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
-from .stale import CODE_TYPES, Classifier, Found
+from .stale import (
+    CODE_TYPES,
+    OLD_GENERATION,
+    Classifier,
+    Found,
+    instance_evidence,
+    instance_finding,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Container, Iterator
     from typing import Any
 
 FORMAT = "reloadscope-report"
@@ -27,6 +36,16 @@ MAX_DEPTH = 100
 TIME_BUDGET_S = 120.0
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _KIND_ORDER = {"module": 0, "class": 1, "function": 2, "instance": 3, "code": 4, "other": 5}
+# Instances of a stale class are listed one by one (a record each, searched by id) only while
+# they are few: up to this many per class, and this many for all classes together.  Beyond
+# that a class's instances are counted and sized in bulk, and the walk looks for the few it
+# shows by their class (``graph.Kinds``): a scan's memory then grows with what it shows, not
+# with how many instances there are.
+LISTED_PER_CLASS = 1024
+LISTED_TOTAL = 4096
+_object_sizeof = object.__sizeof__
+_type_flags = type.__dict__["__flags__"].__get__
+_TYPE_SUBCLASS = 1 << 31
 
 
 def iso(ts: float) -> str:
@@ -38,13 +57,45 @@ def _ours(filename: object) -> bool:
 
 
 class _Entry:
-    __slots__ = ("count", "found", "objs", "size")
+    __slots__ = ("count", "counts", "found", "group", "kinds", "listed", "objs", "other", "size")
 
     def __init__(self, found: Found) -> None:
         self.found = found
         self.objs: list[object] = []
         self.count = 0
         self.size = 0
+        # Classes whose instances this entry counts without listing them (``_Tally``): the
+        # walk finds its samples among those by class and appends them to ``objs`` after
+        # the ``listed`` objects the scan found itself.
+        self.kinds: list[type] = []
+        self.counts: list[int] = []  # how many instances of each of ``kinds``
+        self.listed = 0
+        self.group = -1  # its group in the walk's ``graph.Kinds``
+        self.other: dict | None = None  # the path of instances no walk found, if any
+
+    def unlisted(self) -> int:
+        """Instances counted here that are not in ``objs``."""
+        return self.count - len(self.objs)
+
+    def unlisted_by_class(self) -> dict[int, int]:
+        """id(class) -> how many of its instances counted here are not in ``objs``."""
+        out = {id(c): n for c, n in zip(self.kinds, self.counts)}
+        for o in self.objs[self.listed :]:
+            out[id(type(o))] -= 1
+        return out
+
+
+class _Tally:
+    """The instances of one stale class: how many, their summed size, and the instances
+    themselves while they are few (None once the class is counted in bulk)."""
+
+    __slots__ = ("cls", "count", "objs", "size")
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.count = 0
+        self.size = 0
+        self.objs: list[object] | None = []
 
 
 class Scan:
@@ -71,6 +122,14 @@ class Scan:
         self.retained_s = 0.0  # how long the timeline's retained figures took
         self.frozen_total = 0  # objects gc.freeze() froze, and how many of them the scan saw
         self.frozen_found = 0
+        # Instances of stale classes the scan listed one by one, and those counted in bulk
+        # (of which only the samples the walks found were ever held).
+        self.instances_listed = 0
+        self.instances_counted = 0
+        self.instances_sampled = 0
+        self._tallies: dict[int, _Tally] = {}
+        self._listed_budget = LISTED_TOTAL
+        self.degraded: list[str] = []  # what a lack of memory cost this scan (blind spots)
         # Hears the heap's object count once, right after gc.get_objects() (a client's
         # progress line); see run().
         self.progress = progress
@@ -86,9 +145,12 @@ class Scan:
             gc.disable()
         try:
             return self._run()
+        except MemoryError:
+            pass  # raised again below, once this frame no longer holds what the scan made
         finally:
             if automatic and not gc.isenabled():
                 gc.enable()
+        raise OutOfMemory(self.n_objects)
 
     def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
         started = time.time()
@@ -114,8 +176,21 @@ class Scan:
         graph.release([objs])  # emptied in slices: freeing it at once holds the GIL
         del objs
         running = self._running_frames(cls)
-        entries = self._entries(cls.found)
-        paths = self._paths(cls, entries)
+        entries = self._entries(cls)
+        paths: dict[int, list[dict]] | None
+        try:
+            paths = self._paths(cls, entries)
+        except MemoryError:
+            paths = None  # out of the except block first: its traceback holds the walk
+        if paths is None:
+            paths = {}
+            for e in entries.values():
+                e.other = None
+            self.incomplete.append("module graph not searched: out of memory")
+            self.degraded.append(
+                "the process ran out of memory while the scan searched for paths: the stale "
+                "objects are counted and listed, without the paths that hold them"
+            )
         doc = self._document(cls, entries, paths, running, started)
         doc["scan"] = {
             "duration_s": round(time.perf_counter() - t0, 4),
@@ -155,21 +230,25 @@ class Scan:
         ):
             if said is not None:
                 out.append(said)
+        out.extend(self.degraded)
         return out
 
     def _classify(self, cls: Classifier, objs: list[object]) -> None:
         modules = _subclasses(ModuleType)
         metas = _subclasses(type)
-        # Classes recording saw an earlier generation make: their instances are picked in
-        # the same pass, so a second pass is needed only for classes found stale otherwise.
-        early = cls.recorded_old_classes()
+        # Classes recording saw an earlier generation make: their instances are counted in
+        # the same pass (not kept: there may be millions), so a second pass is needed only
+        # for classes found stale otherwise.  (Not metaclasses: their instances are classes,
+        # which this pass picks as such.)
+        early = [c for c in cls.recorded_old_classes() if not _type_flags(c) & _TYPE_SUBCLASS]
+        early_tallies = {id(c): _Tally(c) for c in early}
         wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
-        picked = _of_types(objs, wanted, metas)
+        picked = self._pick(objs, wanted, metas, early_tallies)
+        del early
         module_ids = {id(t) for t in modules}
         meta_ids = {id(t) for t in metas}
-        early_ids = {id(t) for t in early}
         fn = FunctionType
-        found_modules, found_classes, functions, codes, instances = [], [], [], [], []
+        found_modules, found_classes, functions, codes = [], [], [], []
         for o in picked:
             t = type(o)
             if t is fn:
@@ -178,11 +257,9 @@ class Scan:
                 found_classes.append(o)
             elif id(t) in module_ids:
                 found_modules.append(o)
-            elif id(t) in early_ids:
-                instances.append(o)
             else:
                 codes.append(o)
-        del picked, early
+        del picked
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
         cls.sources.index(functions)  # type: ignore[arg-type]
@@ -194,11 +271,129 @@ class Scan:
         del functions, codes
         cls.classes(found_classes)  # type: ignore[arg-type]
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
-        cls.instances([o for o in instances if id(type(o)) in stale])
-        del instances
-        later = [c for i, c in stale.items() if i not in early_ids]
+        tallies: dict[int, _Tally] = {}
+        for i, early_tally in early_tallies.items():
+            if i in stale:
+                tallies[i] = early_tally
+            elif early_tally.objs:
+                # Not stale after all (kept on purpose): what it listed is free again.
+                self._listed_budget += len(early_tally.objs)
+        del early_tallies
+        # The instances of the others: counted and sized in one more pass.
+        later = {i: _Tally(c) for i, c in stale.items() if i not in tallies}  # type: ignore[arg-type]
         if later:
-            cls.instances(_of_types(objs, later, metas))  # type: ignore[arg-type]
+            self._count_instances(objs, later, metas, stale)
+            tallies.update(later)
+        del later
+        self._tallies = tallies
+        listed: list[object] = []
+        for tally in tallies.values():
+            if tally.objs is not None:
+                listed.extend(tally.objs)
+                tally.objs = []  # now held by their findings
+            else:
+                self.instances_counted += tally.count
+        self.instances_listed = len(listed)
+        cls.instances(listed)
+
+    def _pick(
+        self,
+        objs: list[object],
+        types: list[type],
+        metas: list[type],
+        tallies: dict[int, _Tally],
+    ) -> list[object]:
+        """The objects whose exact type is one of ``types``, except the instances of the
+        classes of ``tallies``, which are counted there instead; in slices that run in C,
+        with the process's other threads let in between (they never wait for a whole pass,
+        see ``graph.SLICE``)."""
+        if _hashes_by_identity(metas):
+            wanted = set(types).__contains__
+            select = lambda part: map(wanted, map(type, part))  # noqa: E731
+            is_counted = {t.cls for t in tallies.values()}.__contains__
+            counted = lambda part: map(is_counted, map(type, part))  # noqa: E731
+        else:
+            wanted_ids = {id(t) for t in types}.__contains__
+            select = lambda part: map(wanted_ids, map(id, map(type, part)))  # noqa: E731
+            counted_ids = tallies.keys().__contains__
+            counted = lambda part: map(counted_ids, map(id, map(type, part)))  # noqa: E731
+        out: list[object] = []
+        items, probe = iter(objs), iter(objs)
+        for _ in range(0, len(objs), graph.SLICE):
+            chosen = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
+            if tallies and chosen:
+                mask = list(counted(chosen))
+                if True in mask:
+                    self._tally(list(compress(chosen, mask)), tallies, tallies)
+                    chosen = list(compress(chosen, map(not_, mask)))
+                del mask
+            out.extend(chosen)
+            del chosen
+            graph.pause()
+        return out
+
+    def _count_instances(
+        self,
+        objs: list[object],
+        tallies: dict[int, _Tally],
+        metas: list[type],
+        stale: dict[int, object],
+    ) -> None:
+        """Count and size the instances of the classes of ``tallies`` among ``objs``, in
+        slices (see ``_pick``), keeping the instances only while they are few (none that
+        is a stale class itself: ``stale``)."""
+        classes = [t.cls for t in tallies.values()]
+        if _hashes_by_identity(metas):
+            wanted = set(classes).__contains__
+            select = lambda part: map(wanted, map(type, part))  # noqa: E731
+        else:
+            wanted_ids = set(tallies).__contains__
+            select = lambda part: map(wanted_ids, map(id, map(type, part)))  # noqa: E731
+        items, probe = iter(objs), iter(objs)
+        for _ in range(0, len(objs), graph.SLICE):
+            hits = list(compress(islice(items, graph.SLICE), select(islice(probe, graph.SLICE))))
+            if hits:
+                self._tally(hits, tallies, stale)
+            del hits
+            graph.pause()
+
+    def _tally(self, hits: list[object], tallies: dict[int, _Tally], stale: Container[int]) -> None:
+        types = list(map(type, hits))
+        first = types[0]
+        if all(map(is_, types, repeat(first))):
+            groups: list[tuple[type, list[object]]] = [(first, hits)]
+        else:
+            distinct = {id(t): t for t in types}
+            groups = [
+                (t, list(compress(hits, map(is_, types, repeat(t))))) for t in distinct.values()
+            ]
+        del types
+        for t, objs in groups:
+            tally = tallies[id(t)]
+            if _type_flags(t) & _TYPE_SUBCLASS:
+                # Its instances are classes: a stale one among them stays a class; the rest
+                # are few, and always listed (the walk looks for classes by id).
+                objs = [o for o in objs if id(o) not in stale]
+                tally.count += len(objs)
+                tally.size += sum(map(safe.sizeof, objs))
+                if tally.objs is not None:
+                    tally.objs.extend(objs)
+                continue
+            tally.count += len(objs)
+            try:
+                tally.size += sum(map(_object_sizeof, objs))
+            except Exception:
+                tally.size += sum(map(safe.sizeof, objs))
+            if tally.objs is None:
+                continue
+            fits = len(tally.objs) + len(objs) <= LISTED_PER_CLASS
+            if fits and len(objs) <= self._listed_budget:
+                tally.objs.extend(objs)
+                self._listed_budget -= len(objs)
+            else:
+                # Too many to list: counted in bulk from now on.
+                self._listed_budget += len(tally.objs)
+                tally.objs = None
 
     def _running_frames(self, cls: Classifier) -> list[tuple[str, FrameType, Found | None]]:
         """(thread name, frame, finding if it runs old code) for every frame outside the agent."""
@@ -223,8 +418,9 @@ class Scan:
         frame = None
         return out
 
-    def _entries(self, found: dict[int, Found]) -> dict[tuple, _Entry]:
+    def _entries(self, cls: Classifier) -> dict[tuple, _Entry]:
         entries: dict[tuple, _Entry] = {}
+        found = cls.found
         for f in found.values():
             key = (
                 f.owner,
@@ -242,14 +438,97 @@ class Scan:
             e.count += 1
             e.size += safe.sizeof(f.obj)
             e.objs.append(f.obj)
+        # The instances counted in bulk: the entry their findings would have made.
+        for t in self._tallies.values():
+            c = found.get(id(t.cls))
+            if t.objs is not None or not t.count or c is None:
+                continue
+            bulk_key: tuple = (c.owner, "instance", c.qualname, c.qualname, c.generation)
+            bulk_key += (OLD_GENERATION, id(None), ev.MADE_BY_STALE)
+            e = entries.get(bulk_key)
+            if e is None:
+                e = entries[bulk_key] = _Entry(instance_finding(None, c, instance_evidence(c)))
+            e.count += t.count
+            e.size += t.size
+            e.kinds.append(t.cls)
+            e.counts.append(t.count)
+        self._tallies = {}  # their classes must have no holder the scan does not account for
+        for e in entries.values():
+            e.listed = len(e.objs)
         return entries
+
+    # -- instances counted in bulk -------------------------------------------------------------
+    def _kinds(
+        self,
+        entries: dict[tuple, _Entry],
+        want: dict[int, int] | None = None,
+        quota: dict[int, int] | None = None,
+    ) -> graph.Kinds:
+        """What a walk looks for by class: for each entry with instances counted in bulk,
+        as many as it shows (``want``: id(entry) -> how many, for a walk that looks for the
+        rest of what earlier walks did not find; ``quota``: id(entry) -> how many of its
+        instances the walk should reach, to tell whether some are held nowhere it looks)."""
+        kinds = graph.Kinds()
+        for e in entries.values():
+            if e.kinds:
+                n = PATHS_PER_ENTRY if want is None else want.get(id(e), 0)
+                e.group = kinds.add(e.kinds, n, (quota or {}).get(id(e), 0))
+        return kinds
+
+    def _adopt(
+        self,
+        kinds: graph.Kinds,
+        entries: dict[tuple, _Entry],
+        cls: Classifier,
+        targets: dict[int, object],
+    ) -> dict[int, object]:
+        """Make the samples a walk found by class stale objects of the scan like the listed
+        ones: a finding each, in their entry and in ``targets``.  Returns them."""
+        new: dict[int, object] = {}
+        for e in entries.values():
+            if not e.kinds or e.group < 0:
+                continue
+            for o in kinds.found[e.group]:
+                if id(o) in targets:
+                    continue
+                c = cls.found.get(id(type(o)))
+                if c is None:
+                    continue
+                cls.found[id(o)] = instance_finding(o, c, e.found.evidence)
+                e.objs.append(o)
+                targets[id(o)] = new[id(o)] = o
+                self.instances_sampled += 1
+            kinds.found[e.group] = []
+        return new
+
+    def _forget_samples(
+        self, entries: dict[tuple, _Entry], cls: Classifier, targets: dict[int, object]
+    ) -> None:
+        """Undo ``_adopt``: a later walk looks for the samples again."""
+        for e in entries.values():
+            for o in e.objs[e.listed :]:
+                cls.found.pop(id(o), None)
+                targets.pop(id(o), None)
+                self.instances_sampled -= 1
+            del e.objs[e.listed :]
+
+    def _missing_samples(self, entries: dict[tuple, _Entry]) -> dict[int, int]:
+        """id(entry) -> how many more samples an entry counted in bulk could show."""
+        out = {}
+        for e in entries.values():
+            if e.kinds:
+                more = min(PATHS_PER_ENTRY, e.count) - len(e.objs)
+                if more > 0 and e.unlisted() > 0:
+                    out[id(e)] = min(more, e.unlisted())
+        return out
 
     # -- paths ---------------------------------------------------------------------------------
     def _paths(self, cls: Classifier, entries: dict[tuple, _Entry]) -> dict[int, list[dict]]:
         """id(object) -> its paths, for a few sample objects of each entry."""
         targets = {id(o): o for e in entries.values() for o in e.objs}
         out: dict[int, list[dict]] = {}
-        if not targets:
+        kinds = self._kinds(entries)
+        if not targets and not kinds.wanted():
             return out
         seen: set[int] = set()
         roots, root_key = self._module_roots(seen)
@@ -261,10 +540,13 @@ class Scan:
             deadline=self.deadline,
             defer_fanout=None if self.full_walk else graph.DEFER_FANOUT,
             give_up_after=None if self.full_walk else self.n_objects * 2 // 5,
+            kinds=kinds,
         )
+        self._adopt(kinds, entries, cls, targets)
         self.walks = 1
         samples: dict[int, object] = {}
         found_chains: dict[int, list[list[object]]] = {}
+        filtered = False  # the objects the walk did not reach are not missing
         if w.gave_up:
             self.doubt = "the first walk saw most of the heap"
         else:
@@ -273,22 +555,38 @@ class Scan:
             # (with one holder search for all), or send the scan to the full walk.
             found_chains = self._chains(w, cls, entries, targets, samples, around=not w.deferred)
             if w.deferred and w.complete:
-                self.doubt = self._doubt(
-                    w, seen, cls, entries, targets, samples, found_chains, roots
-                )
+                if self._missing_samples(entries):
+                    # Fewer samples than an entry shows, and it has more instances: those may
+                    # be in the deferred containers (listed ones would be samples not found).
+                    self.doubt = "a sample without a module path may be inside a deferred container"
+                else:
+                    self.doubt = self._doubt(
+                        w, seen, cls, entries, targets, samples, found_chains, roots
+                    )
                 if self.doubt is None:
                     # What this walk did not reach may sit in a deferred container: it is not
                     # "missing" (held outside the module graph).
                     targets = {i: o for i, o in targets.items() if i in w.found}
+                    filtered = True
         if self.doubt is not None:
             # Some path may run through a big container: walk everything.
             self.walks = 2
             graph.release(w.levels)
+            self._forget_samples(entries, cls, targets)
+            samples = {}  # nothing of the first walk may hold the samples it found
+            found_chains = {}
             seen = set()
             roots, root_key = self._module_roots(seen)
+            kinds = self._kinds(entries)
             w = graph.walk(
-                roots, seen, set(targets), max_depth=self.max_depth, deadline=self.deadline
+                roots,
+                seen,
+                set(targets),
+                max_depth=self.max_depth,
+                deadline=self.deadline,
+                kinds=kinds,
             )
+            self._adopt(kinds, entries, cls, targets)
             samples = self._samples(entries, w.found)
             found_chains = self._chains(w, cls, entries, targets, samples)
         if not w.complete:
@@ -304,14 +602,31 @@ class Scan:
                     out[i][-1]["object_id"] = i
         missing = {i: o for i, o in targets.items() if i not in w.found}
         graph.release(w.levels)
-        if missing:
-            self._thread_paths(cls, missing, seen, out)
+        # Entries counted in bulk whose samples the module walk did not all find (it looked
+        # everywhere it could: the others are held elsewhere).
+        want = {} if filtered else self._missing_samples(entries)
+        # id(entry) -> its instances not reached yet: the walks below count them, so that
+        # the entry says when some are held where no walk looks (as a listed one would).
+        left = {id(e): e.unlisted() for e in entries.values() if id(e) in want}
+        bulk = _Bulk(entries, targets)
+        if missing or left:
+            reached = self._thread_paths(cls, missing, seen, out, bulk, want, left)
             missing = {i: o for i, o in missing.items() if i not in out}
-        if missing:
-            self._probed_paths(cls, missing, seen, out)
+            left = {k: n - reached.get(k, 0) for k, n in left.items()}
+            left = {k: n for k, n in left.items() if n > 0}
+            want = self._missing_samples(entries)
+        if missing or left:
+            reached = self._probed_paths(cls, missing, seen, out, bulk, want, left)
+            left = {k: n - reached.get(k, 0) for k, n in left.items()}
+            left = {k: n for k, n in left.items() if n > 0}
         for i in missing:
             if i not in out and i in cls.found:
                 out[i] = [self._other_path(cls.found[i], cut_short=not w.complete)]
+        for e in entries.values():
+            if id(e) in left:
+                # Instances no walk reached; they are not listed, so none is named.
+                e.other = self._other_path(e.found, cut_short=not w.complete)
+                e.other["object_id"] = None
         return out
 
     def _chains(
@@ -353,7 +668,7 @@ class Scan:
     ) -> str | None:
         """Why the first walk's paths may not be the shortest (None: they are).  The
         containers listed here are the scan's own, not holders of the stale objects."""
-        groups = [(e.objs, e.found.carrier) for e in entries.values()]
+        groups = [(e.objs, e.found.carrier, e.unlisted_by_class()) for e in entries.values()]
         ours = _own_ids(entries, targets, samples)
         ours.update((id(found_chains), id(roots)))
         ours.update(id(c) for cs in found_chains.values() for c in cs)
@@ -441,7 +756,10 @@ class Scan:
         missing: dict[int, object],
         seen: set[int],
         out: dict[int, list[dict]],
-    ) -> None:
+        bulk: _Bulk,
+        want: dict[int, int],
+        quota: dict[int, int],
+    ) -> dict[int, int]:
         """Walk from the locals of running frames (invisible to gc on 3.11+)."""
         roots: list[object] = []
         prefix: dict[int, str] = {}
@@ -461,11 +779,19 @@ class Scan:
                         prefix[id(v)] = f"{where} > local {k!r}"
                         roots.append(v)
         frame = f = v = None  # no cycle through this frame, no uncounted reference (see above)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "thread", "thread")
+        named = (roots, prefix)
+        return self._extra_paths(cls, missing, seen, out, named, "thread", bulk, want, quota)
 
     def _probed_paths(
-        self, cls: Classifier, missing: dict[int, object], seen: set[int], out: dict
-    ) -> None:
+        self,
+        cls: Classifier,
+        missing: dict[int, object],
+        seen: set[int],
+        out: dict,
+        bulk: _Bulk,
+        want: dict[int, int],
+        quota: dict[int, int],
+    ) -> dict[int, int]:
         """Holders gc cannot see but Python can ask about: signal handlers, trace hooks."""
         roots: list[object] = []
         prefix: dict[int, str] = {}
@@ -473,7 +799,8 @@ class Scan:
             if id(obj) not in prefix:
                 prefix[id(obj)] = expr
                 roots.append(obj)
-        self._extra_paths(cls, missing, seen, out, roots, prefix, "other", "probe")
+        named = (roots, prefix)
+        return self._extra_paths(cls, missing, seen, out, named, "probe", bulk, want, quota)
 
     def _extra_paths(
         self,
@@ -481,16 +808,33 @@ class Scan:
         missing: dict[int, object],
         seen: set[int],
         out: dict[int, list[dict]],
-        roots: list[object],
-        prefix: dict[int, str],
-        root: str,
+        where: tuple[list[object], dict[int, str]],
         hint_root: str,
-    ) -> None:
-        """Paths from roots outside the module namespaces (``prefix`` names each root)."""
-        w = graph.walk(roots, seen, set(missing), max_depth=self.max_depth, deadline=self.deadline)
+        bulk: _Bulk,
+        want: dict[int, int],
+        quota: dict[int, int],
+    ) -> dict[int, int]:
+        """Paths from roots outside the module namespaces (``where``: the roots, and the
+        name of each root by its id), for the ``missing`` objects and ``want`` more samples
+        of entries counted in bulk (``_kinds``).  Returns id(entry) -> how many of its
+        instances this walk reached."""
+        roots, prefix = where
+        root = "thread" if hint_root == "thread" else "other"
+        by_class = self._kinds(bulk.entries, want, quota)
+        w = graph.walk(
+            roots,
+            seen,
+            set(missing),
+            max_depth=self.max_depth,
+            deadline=self.deadline,
+            kinds=by_class,
+        )
         if not w.complete:
             self.incomplete.append(f"{hint_root} graph {w.reason}")
         samples = {i: o for i, o in missing.items() if i in w.found}
+        samples.update(self._adopt(by_class, bulk.entries, cls, bulk.targets))
+        reached = {id(e): by_class.reached[e.group] for e in bulk.entries.values() if e.kinds}
+        del by_class
         for i, chains in graph.chains(w, samples, PATHS_PER_ENTRY).items():
             found = cls.found.get(i)
             if found is None:
@@ -509,6 +853,7 @@ class Scan:
                         "_ids": frozenset(map(id, chain)),
                     }
                 )
+        return reached
 
     def _other_path(self, found: Found, cut_short: bool = False) -> dict:
         if cut_short:
@@ -546,9 +891,13 @@ class Scan:
         # (module, generation) -> the reported stale objects and their summed sizes (the
         # timeline: what each generation still has alive).
         groups: dict[tuple[str, int | None], tuple[list[object], list[int]]] = {}
+        partial: set[tuple[str, int | None]] = set()
+        counted: list[int] = []  # ids of the classes whose instances were counted in bulk
         for e in entries.values():
             f = e.found
             ps = [p for o in e.objs for p in paths.get(id(o), [])]
+            if e.other is not None:
+                ps.append(e.other)
             if f.carrier is not None:
                 # A method of a stale class is reported with its class unless something else
                 # holds it directly.
@@ -558,6 +907,10 @@ class Scan:
             ps = [{k: v for k, v in p.items() if k != "_ids"} for p in ps]
             objs, size = groups.setdefault((f.owner, f.generation), ([], [0, 0]))
             objs.extend(e.objs)
+            if e.unlisted() > 0:
+                # Only its samples are at hand: what the others retain is not counted.
+                partial.add((f.owner, f.generation))
+                counted.extend(map(id, e.kinds))
             size[0] += e.count
             size[1] += e.size
             # Module paths first, shortest first; a step only gc can name goes last.
@@ -603,7 +956,7 @@ class Scan:
                     ],
                 }
             )
-        timeline = self._timeline(groups)
+        timeline = self._timeline(groups, partial, set(counted))
         del groups
         records = cls.records
         names = set(by_module) | {n for n, r in records.items() if _reloaded(r)}
@@ -633,15 +986,33 @@ class Scan:
         }
 
     def _timeline(
-        self, groups: dict[tuple[str, int | None], tuple[list[object], list[int]]]
+        self,
+        groups: dict[tuple[str, int | None], tuple[list[object], list[int]]],
+        partial: set[tuple[str, int | None]] = frozenset(),  # type: ignore[assignment]
+        counted: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> dict[tuple[str, int | None], dict[str, Any]]:
-        """(module, generation) -> its stale count, their bytes and what they retain."""
+        """(module, generation) -> its stale count, their bytes and what they retain.
+        ``partial``: groups of which only some instances are at hand (a lower bound, capped);
+        ``counted``: ids of the classes whose instances are stale objects not listed."""
         keys = list(groups)
         stale_ids = {id(o) for objs, _ in groups.values() for o in objs}
         t0 = time.perf_counter()
-        kept = retained.retained(
-            ((groups[k][0], groups[k][1][1]) for k in keys), stale_ids, deadline=self.deadline
-        )
+        kept: list[retained.Retained | None] | None
+        try:
+            kept = retained.retained(
+                ((groups[k][0], groups[k][1][1]) for k in keys),
+                stale_ids,
+                deadline=self.deadline,
+                stale_classes=counted,
+            )
+        except MemoryError:
+            kept = None  # out of the except block first (see _run)
+        if kept is None:
+            kept = [None] * len(keys)
+            self.degraded.append(
+                "the process ran out of memory while the scan measured what the stale objects "
+                "retain: those figures are missing"
+            )
         self.retained_s = time.perf_counter() - t0
         out: dict[tuple[str, int | None], dict[str, Any]] = {}
         for k, r in zip(keys, kept):
@@ -650,7 +1021,7 @@ class Scan:
             if r is not None:
                 fig["retained_bytes"] = r.bytes
                 fig["retained_objects"] = r.objects
-                if r.capped:
+                if r.capped or k in partial:
                     fig["retained_capped"] = True
             out[k] = fig
         return out
@@ -731,6 +1102,29 @@ def _add_timeline(module: dict, timeline: dict[tuple[str, int | None], dict[str,
         module["unknown_generation"] = unknown
 
 
+class OutOfMemory(MemoryError):
+    """The scan ran out of memory in the process it scans: it gave up, and left everything
+    as it was (what it allocated is freed)."""
+
+    def __init__(self, objects: int) -> None:
+        heap = f" of {objects:,} objects" if objects else ""
+        super().__init__(
+            f"the process ran out of memory during the scan of its heap{heap}: the scan gave "
+            "up and changed nothing; free memory in it or raise its memory limit, then try again"
+        )
+
+
+class _Bulk:
+    """The entries and stale objects of one scan, for the walks that look for samples of
+    instances counted in bulk."""
+
+    __slots__ = ("entries", "targets")
+
+    def __init__(self, entries: dict[tuple, _Entry], targets: dict[int, object]) -> None:
+        self.entries = entries
+        self.targets = targets
+
+
 def _subclasses(root: type) -> list[type]:
     """``root`` and every live subclass of it (through ``type.__subclasses__``, never a
     metaclass's own method)."""
@@ -757,33 +1151,13 @@ def _hashes_by_identity(metas: list[type]) -> bool:
     return True
 
 
-def _of_types(objs: list[object], types: list[type], metas: list[type]) -> list[object]:
-    """The objects whose exact type is one of ``types``, in slices that run in C: between
-    slices the interpreter may switch threads, so the process's other threads never wait for
-    a whole pass (see ``graph.SLICE``)."""
-    if _hashes_by_identity(metas):
-        wanted = set(types).__contains__
-        return _select(objs, lambda part: map(wanted, map(type, part)))
-    wanted_ids = {id(t) for t in types}.__contains__
-    return _select(objs, lambda part: map(wanted_ids, map(id, map(type, part))))
-
-
-def _select(
-    objs: list[object], selectors: Callable[[Iterator[object]], Iterator[bool]]
-) -> list[object]:
-    out: list[object] = []
-    items, probe = iter(objs), iter(objs)
-    for _ in range(0, len(objs), graph.SLICE):
-        out.extend(compress(islice(items, graph.SLICE), selectors(islice(probe, graph.SLICE))))
-    return out
-
-
 def _own_ids(
     entries: dict[tuple, _Entry], targets: dict[int, object], samples: dict[int, object]
 ) -> set[int]:
     """Ids of the scan's containers that hold stale objects (not holders to report)."""
     ours = {id(targets), id(samples), id(entries)}
     ours.update(id(e.objs) for e in entries.values())
+    ours.update(id(e.kinds) for e in entries.values())
     return ours
 
 
@@ -797,6 +1171,7 @@ def _own_containers(
     for holders (``graph.outside_counts``)."""
     out: list[object] = [targets, samples]
     out.extend(e.objs for e in entries.values())
+    out.extend(e.kinds for e in entries.values() if e.kinds)
     out.extend(f for i, f in cls.found.items() if i in targets)
     return out
 

@@ -413,7 +413,13 @@ class Server:
         except ClientGone:
             raise
         except Exception as e:
-            return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}
+            said = str(e)
+            if not said and type(e) is MemoryError:
+                said = (
+                    "the process ran out of memory while the agent answered; nothing in it "
+                    "changed: free memory in it or raise its memory limit, then try again"
+                )
+            return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {said}"}
         finally:
             _answering.send = None
 

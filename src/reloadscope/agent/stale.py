@@ -370,21 +370,15 @@ class Classifier:
 
     def instances(self, objs: Iterable[object]) -> None:
         classes = {i: f for i, f in self.found.items() if f.kind == "class"}
+        said: dict[int, Evidence] = {}  # one per class, shared by its instances
         for obj in objs:
             if id(obj) in classes:
                 continue  # an old class made by an old metaclass stays a class
             cls = classes[id(type(obj))]
-            found = ev.made_by_stale(f"an instance of the stale class {cls.qualname}")
-            self._add(
-                obj,
-                "instance",
-                cls.owner,
-                cls.generation,
-                cls.qualname,
-                cls.qualname,
-                OLD_GENERATION,
-                found,
-            )
+            found = said.get(id(cls))
+            if found is None:
+                found = said[id(cls)] = instance_evidence(cls)
+            self.found[id(obj)] = instance_finding(obj, cls, found)
 
     def blind_spots(self) -> list[str]:
         """Sentences naming what this classification could not judge."""
@@ -455,6 +449,25 @@ class Classifier:
             m = self.found.get(id(fn))
             if m is not None and m.kind == "function":
                 m.carrier = cls
+
+
+def instance_evidence(cls: Found) -> Evidence:
+    """Why an instance of the stale class ``cls`` is stale."""
+    return ev.made_by_stale(f"an instance of the stale class {cls.qualname}")
+
+
+def instance_finding(obj: object, cls: Found, found: Evidence) -> Found:
+    """The finding for ``obj``, an instance of the stale class ``cls``."""
+    return Found(
+        obj,
+        "instance",
+        cls.owner,
+        cls.generation,
+        cls.qualname,
+        cls.qualname,
+        OLD_GENERATION,
+        found,
+    )
 
 
 def _globals_of(obj: object) -> dict[str, Any] | None:
