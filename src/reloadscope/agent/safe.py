@@ -12,7 +12,15 @@ import gc
 import sys
 from itertools import compress, repeat
 from operator import is_, is_not
-from types import FunctionType, GetSetDescriptorType, MemberDescriptorType, ModuleType
+from types import (
+    CoroutineType,
+    FrameType,
+    FunctionType,
+    GeneratorType,
+    GetSetDescriptorType,
+    MemberDescriptorType,
+    ModuleType,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -196,11 +204,19 @@ def code_qualname(code: Any) -> str:
     return getattr(code, "co_qualname", None) or code.co_name
 
 
+# Built-in types whose object.__sizeof__ is wrong: they declare an item size but keep no item
+# count where object.__sizeof__ reads one (3.11+ frames: it read a pointer, and reported
+# petabytes).  Their own __sizeof__ is C and runs no user code.
+OWN_SIZEOF = (FrameType, GeneratorType, CoroutineType)
+_OWN_SIZEOF = {id(t): t.__sizeof__ for t in OWN_SIZEOF}
+
+
 def sizeof(obj: object) -> int:
     try:
         if is_class(obj):
             return int(type.__sizeof__(obj))  # type: ignore[arg-type,unused-ignore]
-        return int(object.__sizeof__(obj))
+        own = _OWN_SIZEOF.get(id(type(obj)))
+        return int(own(obj) if own is not None else object.__sizeof__(obj))
     except Exception:
         return 0
 
