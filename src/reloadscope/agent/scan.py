@@ -9,7 +9,7 @@ import time
 from itertools import compress, islice
 from types import FrameType, FunctionType, ModuleType
 
-from . import exact, graph, paths, retained, safe
+from . import exact, forksafe, graph, paths, retained, safe
 from .hints import hint
 from .paths import module_root_step, render
 from .recorder import ModuleRecord, Recorder
@@ -79,14 +79,19 @@ class Scan:
         # traverse them all (tens of milliseconds each, with the GIL held).  So the cyclic
         # collector waits until the scan ends, then runs as before.  (Another thread that
         # switched it off meanwhile finds it on again: that window is the scan's length.)
+        # A child forked meanwhile never sees the end of the scan: it turns the collector on
+        # (forksafe.py), so the mark is set before the collector is switched off.
         automatic = gc.isenabled()
         if automatic:
+            forksafe.gc_paused = True
             gc.disable()
         try:
             return self._run()
         finally:
-            if automatic and not gc.isenabled():
-                gc.enable()
+            if automatic:
+                if not gc.isenabled():
+                    gc.enable()
+                forksafe.gc_paused = False
 
     def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
         started = time.time()

@@ -157,8 +157,10 @@ class Server:
         self.on_detach = on_detach
         self.idle = idle
         self.path = own_socket_path()
+        self.pid = os.getpid()  # a forked child has the object, not the socket file
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
+        self._conn: socket.socket | None = None  # the client being served
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -167,18 +169,62 @@ class Server:
             os.unlink(self.path)  # a socket left by a process that died
         except FileNotFoundError:
             pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Kept at once: a child forked from here on closes its copy (forget_in_child).
+        sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Bind under a temporary name and rename once listening: a client that sees the path
         # can connect.
         tmp = f"{self.path}.{threading.get_ident()}.tmp"
-        sock.bind(tmp)
-        os.chmod(tmp, 0o600)
-        sock.listen(4)
-        os.rename(tmp, self.path)
-        sock.settimeout(0.2)
-        self._sock = sock
+        try:
+            sock.bind(tmp)
+            os.chmod(tmp, 0o600)
+            sock.listen(4)
+            os.rename(tmp, self.path)
+            sock.settimeout(0.2)
+        except BaseException:
+            self._sock = None
+            sock.close()
+            raise
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
         self.thread.start()
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close the copies of the parent's listening socket and of the
+        connection it was serving.  Nothing is unlinked (the file is the parent's), no
+        ``on_detach`` runs, and this object is never used again (not even its event: the
+        parent's thread may have held its lock)."""
+        for sock in (self._conn, self._sock):
+            if sock is not None:
+                try:
+                    fd = sock.detach()  # not close(): a file made from it may still count
+                    if fd >= 0:
+                        os.close(fd)
+                except OSError:
+                    pass
+        self._conn = self._sock = None
+        # A connection the parent had accepted but not yet recorded (its thread was taking
+        # the GIL back after accept() when the fork came): found by its address, ours.
+        try:
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return
+        for name in fds:
+            try:
+                fd = int(name)
+                if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    continue
+                probe = socket.socket(fileno=fd)
+            except (OSError, ValueError):
+                continue
+            try:
+                address = probe.getsockname()
+            except OSError:
+                address = None
+            probe.detach()
+            if type(address) is str and address.startswith(self.path):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     @property
     def stopping(self) -> bool:
@@ -207,11 +253,13 @@ class Server:
                     continue
                 except OSError:
                     break
+                self._conn = conn
                 try:
                     served = self._client(conn)
                 except Exception:
                     served = False
                 finally:
+                    self._conn = None
                     conn.close()
                 if injected and served:
                     # Its client is gone, detached or not: an injected agent leaves with it.
