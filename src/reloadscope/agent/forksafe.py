@@ -51,6 +51,9 @@ gc_paused = False
 package_ready = False
 
 _child_callbacks: list[Callable[[], None]] = []
+# Native thread ids of the agent's threads seen so far: one that has left ``threading``'s tables
+# may still be an OS thread for a moment (it is exiting), and CPython counts those.
+_native: set[int] = set()
 _forking: tuple[int, ...] = ()  # idents of the agent's threads alive at the fork under way
 _filter: tuple[list[Any], tuple[Any, ...]] | None = None  # (the list it is in, the entry)
 _armed = False
@@ -82,8 +85,9 @@ def _before() -> None:
             return
         _drop_filter()  # one an earlier fork did not use
         _forking = _agent_threads()
-        if _forking and sys.version_info >= (3, 12):
-            _quiet_fork_warning(len(_forking))
+        exiting = _exiting_threads()
+        if (_forking or exiting) and sys.version_info >= (3, 12):
+            _quiet_fork_warning(len(_forking) + exiting)
     except BaseException:
         pass
 
@@ -104,6 +108,7 @@ def _after_in_child() -> None:
         if _abandoned:
             return
         dead, _forking = _forking, ()  # none of them runs here
+        _native.clear()
         _drop_filter()
         if gc_paused:
             gc_paused = False
@@ -136,7 +141,41 @@ def _agent_threads() -> tuple[int, ...]:
             if type(t) is threading.Thread and t.__dict__.get("_name") in THREAD_NAMES:
                 ident = t.__dict__.get("_ident")
                 found.append(ident if type(ident) is int else 0)
+                remember(t)
     return tuple(found)
+
+
+def remember(thread: threading.Thread) -> None:
+    """Note an agent thread's native id (see ``_exiting_threads``)."""
+    native = thread.__dict__.get("_native_id") if type(thread) is threading.Thread else None
+    if type(native) is int:
+        _native.add(native)
+
+
+def _exiting_threads() -> int:
+    """How many of the agent's threads have left ``threading``'s tables but are still OS
+    threads (/proc/self/task); forgets those that are gone."""
+    if not _native:
+        return 0
+    listed = set()
+    module = dict.get(sys.modules, "threading")
+    namespace = module.__dict__ if type(module) is type(sys) else {}
+    for name in ("_active", "_limbo"):
+        table = dict.get(namespace, name)
+        if type(table) is dict:
+            for t in list(dict.values(table)):
+                if type(t) is threading.Thread:
+                    listed.add(t.__dict__.get("_native_id"))
+    count = 0
+    for native in list(_native):
+        if native in listed:
+            continue
+        try:
+            os.stat(f"/proc/self/task/{native}")
+            count += 1
+        except OSError:
+            _native.discard(native)
+    return count
 
 
 # -- imports left half done by a thread the child does not have ------------------------------
@@ -312,4 +351,8 @@ def _drop_filter() -> None:
 # This copy is loading: a fork from now on runs the hooks; a finder an earlier fork left
 # behind goes.
 arm()
+_loader = threading.current_thread()
+if type(_loader) is threading.Thread and _loader.__dict__.get("_name") in THREAD_NAMES:
+    remember(_loader)  # the bootstrap's thread loads this copy
+del _loader
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))

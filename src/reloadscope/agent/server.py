@@ -35,6 +35,8 @@ import sys
 import threading
 import time
 
+from . import forksafe
+
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -186,6 +188,7 @@ class Server:
             raise
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
         self.thread.start()
+        forksafe.remember(self.thread)  # its fork warning is the agent's until it is gone
 
     def forget_in_child(self) -> None:
         """In a forked child: close the copies of the parent's listening socket and of the
