@@ -141,6 +141,7 @@ def serve_injected(idle: float = INJECTED_IDLE_S) -> str:
         # The last client detached a moment ago and its server is still closing (it would
         # then remove the recorder and listener this injection is about to set up): wait.
         server.stop(wait=True)
+    forksafe.this_thread()  # the bootstrap's thread
     had_recorder = _recorder is not None
     _install()
     _page_to_release = True

@@ -51,9 +51,11 @@ gc_paused = False
 package_ready = False
 
 _child_callbacks: list[Callable[[], None]] = []
-# Native thread ids of the agent's threads seen so far: one that has left ``threading``'s tables
-# may still be an OS thread for a moment (it is exiting), and CPython counts those.
-_native: set[int] = set()
+# The agent's threads seen so far, ident -> native id: the listener, and the bootstrap's thread
+# (a ``threading.Thread`` or a bare ``_thread`` one).  One is the agent's as long as its OS
+# thread exists (/proc/self/task): an exiting one has left ``threading``'s tables already,
+# and CPython still counts it.
+_known: dict[int, int] = {}
 _forking: tuple[int, ...] = ()  # idents of the agent's threads alive at the fork under way
 _filter: tuple[list[Any], tuple[Any, ...]] | None = None  # (the list it is in, the entry)
 _armed = False
@@ -85,9 +87,8 @@ def _before() -> None:
             return
         _drop_filter()  # one an earlier fork did not use
         _forking = _agent_threads()
-        exiting = _exiting_threads()
-        if (_forking or exiting) and sys.version_info >= (3, 12):
-            _quiet_fork_warning(len(_forking) + exiting)
+        if _forking and sys.version_info >= (3, 12):
+            _quiet_fork_warning(len(_forking))
     except BaseException:
         pass
 
@@ -108,7 +109,7 @@ def _after_in_child() -> None:
         if _abandoned:
             return
         dead, _forking = _forking, ()  # none of them runs here
-        _native.clear()
+        _known.clear()
         _drop_filter()
         if gc_paused:
             gc_paused = False
@@ -128,54 +129,46 @@ def _after_in_child() -> None:
 
 
 def _agent_threads() -> tuple[int, ...]:
-    """Idents of the agent's threads, started or starting (``threading``'s own tables: a
-    thread is in ``_limbo`` from ``start()`` until it runs).  Exact ``Thread`` objects only,
-    whose attributes are plain."""
+    """Idents of the agent's threads that are OS threads now (0 for one still starting)."""
+    starting = 0
     module = dict.get(sys.modules, "threading")
     namespace = module.__dict__ if type(module) is type(sys) else {}
-    found: list[int] = []
     for table in (dict.get(namespace, "_active"), dict.get(namespace, "_limbo")):
         if type(table) is not dict:
             continue
         for t in list(dict.values(table)):
-            if type(t) is threading.Thread and t.__dict__.get("_name") in THREAD_NAMES:
-                ident = t.__dict__.get("_ident")
-                found.append(ident if type(ident) is int else 0)
-                remember(t)
-    return tuple(found)
-
-
-def remember(thread: threading.Thread) -> None:
-    """Note an agent thread's native id (see ``_exiting_threads``)."""
-    native = thread.__dict__.get("_native_id") if type(thread) is threading.Thread else None
-    if type(native) is int:
-        _native.add(native)
-
-
-def _exiting_threads() -> int:
-    """How many of the agent's threads have left ``threading``'s tables but are still OS
-    threads (/proc/self/task); forgets those that are gone."""
-    if not _native:
-        return 0
-    listed = set()
-    module = dict.get(sys.modules, "threading")
-    namespace = module.__dict__ if type(module) is type(sys) else {}
-    for name in ("_active", "_limbo"):
-        table = dict.get(namespace, name)
-        if type(table) is dict:
-            for t in list(dict.values(table)):
-                if type(t) is threading.Thread:
-                    listed.add(t.__dict__.get("_native_id"))
-    count = 0
-    for native in list(_native):
-        if native in listed:
-            continue
+            # Exact ``Thread`` objects only, whose attributes are plain.  One in _limbo has
+            # no ids yet (start() was called): counted as starting.
+            ours = type(t) is threading.Thread and t.__dict__.get("_name") in THREAD_NAMES
+            if ours and not remember(t):
+                starting += 1
+    alive = []
+    for ident, native in list(_known.items()):
         try:
             os.stat(f"/proc/self/task/{native}")
-            count += 1
+            alive.append(ident)
         except OSError:
-            _native.discard(native)
-    return count
+            _known.pop(ident, None)
+    return tuple(alive) + (0,) * starting
+
+
+def remember(thread: threading.Thread) -> bool:
+    """Note one of the agent's ``threading.Thread`` objects; False while it has no ids yet."""
+    ident = thread.__dict__.get("_ident") if type(thread) is threading.Thread else None
+    native = thread.__dict__.get("_native_id") if type(thread) is threading.Thread else None
+    if type(ident) is int and type(native) is int:
+        _known[ident] = native
+        return True
+    return False
+
+
+def this_thread() -> None:
+    """The calling thread is the agent's (the bootstrap's), unless it is the main thread (a
+    program that loads the agent itself, ``reloadscope run --python``).  Asks ``threading``
+    nothing that would give a bare thread a Thread object."""
+    ident = threading.get_ident()
+    if ident != threading.main_thread().ident:
+        _known[ident] = threading.get_native_id()
 
 
 # -- imports left half done by a thread the child does not have ------------------------------
@@ -351,8 +344,6 @@ def _drop_filter() -> None:
 # This copy is loading: a fork from now on runs the hooks; a finder an earlier fork left
 # behind goes.
 arm()
-_loader = threading.current_thread()
-if type(_loader) is threading.Thread and _loader.__dict__.get("_name") in THREAD_NAMES:
-    remember(_loader)  # the bootstrap's thread loads this copy
-del _loader
+if not _PACKAGE.startswith("reloadscope"):
+    this_thread()  # loaded from the injector's text, by the bootstrap's thread
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))
