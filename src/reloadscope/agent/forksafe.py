@@ -131,6 +131,7 @@ def _after_in_child() -> None:
 def _agent_threads() -> tuple[int, ...]:
     """Idents of the agent's threads that are OS threads now (0 for one still starting)."""
     starting = 0
+    listed: list[int] = []
     module = dict.get(sys.modules, "threading")
     namespace = module.__dict__ if type(module) is type(sys) else {}
     for table in (dict.get(namespace, "_active"), dict.get(namespace, "_limbo")):
@@ -142,8 +143,13 @@ def _agent_threads() -> tuple[int, ...]:
             ours = type(t) is threading.Thread and t.__dict__.get("_name") in THREAD_NAMES
             if ours and not remember(t):
                 starting += 1
+            elif ours:
+                listed.append(t.__dict__["_ident"])
     alive = []
     for ident, native in list(_known.items()):
+        if ident in listed:
+            alive.append(ident)
+            continue
         try:
             os.stat(f"/proc/self/task/{native}")
             alive.append(ident)
