@@ -104,6 +104,9 @@ def _load() -> None:
 
 
 try:
+    # forksafe first of the agent's modules: from then on a fork runs its hooks.
+    from . import forksafe
+
     _load()
     from . import snapfile
     from .recorder import Recorder
@@ -135,6 +138,9 @@ __all__ = [
 
 _lock = threading.Lock()
 _recorder: Recorder | None = None
+# The program asked for recording (``install()``): a forked child keeps it.  A recorder only an
+# injection started is the injection's: it leaves with its client, and no child gets it.
+_recorder_asked = False
 _server: Server | None = None
 # The injected bootstrap's page may be unmapped once per injection (by the "release" request):
 # never twice, since by then the address may belong to someone else.  Not a set of addresses:
@@ -143,7 +149,15 @@ _page_to_release = False
 
 
 def install() -> Recorder:
-    """Start recording generations (idempotent); returns the recorder."""
+    """Start recording generations (idempotent); returns the recorder.  Children forked from
+    now on record too (they inherit the recorder, not the listener)."""
+    global _recorder_asked
+    rec = _install()
+    _recorder_asked = True
+    return rec
+
+
+def _install() -> Recorder:
     global _recorder
     with _lock:
         if _recorder is None:
@@ -154,9 +168,10 @@ def install() -> Recorder:
 
 def uninstall() -> None:
     """Stop recording and listening; the finder leaves ``sys.meta_path``, records are dropped."""
-    global _recorder
+    global _recorder, _recorder_asked
     stop_listening()
     with _lock:
+        _recorder_asked = False
         if _recorder is not None:
             _recorder.uninstall()
             _recorder = None
@@ -196,7 +211,7 @@ def stop_listening() -> None:
 
 def _remove_socket() -> None:
     server = _server
-    if server is not None:
+    if server is not None and server.pid == os.getpid():
         try:
             os.unlink(server.path)
         except OSError:
@@ -214,7 +229,7 @@ def _forget(server: Server) -> None:
         if _server is not server and _server is not None:
             return  # a new injection has set up its own agent since
         _server = None
-        if _recorder is not None:
+        if _recorder is not None and not _recorder_asked:
             _recorder.uninstall()
             _recorder = None
 
@@ -228,9 +243,10 @@ def serve_injected(idle: float = INJECTED_IDLE_S) -> str:
         # The last client detached a moment ago and its server is still closing (it would
         # then remove the recorder and listener this injection is about to set up): wait.
         server.stop(wait=True)
+    forksafe.this_thread()  # the bootstrap's thread
     had_recorder = _recorder is not None
     try:
-        install()
+        _install()  # not install(): a recording the program did not ask for (see forksafe)
         _page_to_release = True
         try:
             return listen(injected=True, idle=idle)
@@ -366,3 +382,29 @@ def scan(
     """The report document of this process, and the recorded source texts.  ``progress``
     (among ``budget``), when given, hears the number of objects the scan looks at."""
     return _scan(_recorder, collect=collect, **budget)
+
+
+def _in_forked_child() -> None:
+    """A child forked from this process (see forksafe.py): none of the parent's threads runs
+    here, so no lock it held is ever released, and the listener is the parent's.  Fresh locks;
+    the parent's socket descriptors closed (its file stays, it is the parent's); an injected
+    recorder removed, an asked-for one kept recording."""
+    global _lock, _server, _recorder, _page_to_release
+    _lock = threading.Lock()
+    _page_to_release = False
+    server, _server = _server, None
+    if server is not None:
+        server.forget_in_child()
+    rec = _recorder
+    if rec is not None:
+        rec.after_fork()
+        if not _recorder_asked:
+            _recorder = None
+            rec.uninstall()
+
+
+forksafe.on_child(_in_forked_child)
+# The last statement: a module without it did not finish loading (a child forked meanwhile);
+# the injector's bootstrap loads a fresh agent then (attach/inject.py).
+forksafe.package_ready = True
+_READY = True

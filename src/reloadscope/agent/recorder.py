@@ -216,6 +216,12 @@ class Recorder:
         if not any(f is self.finder for f in sys.meta_path):
             sys.meta_path.insert(0, self.finder)
 
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks (a thread of the parent that held one is not here to
+        release it)."""
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(threading.Lock())
+
     def uninstall(self) -> None:
         self.finder.active = False
         sys.meta_path[:] = [f for f in sys.meta_path if f is not self.finder]

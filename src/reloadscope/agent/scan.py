@@ -10,7 +10,7 @@ from itertools import compress, islice, repeat
 from operator import is_, not_
 from types import FrameType, FunctionType, ModuleType
 
-from . import blindspots, exact, frozen, graph, paths, retained, safe
+from . import blindspots, exact, forksafe, frozen, graph, paths, retained, safe
 from . import evidence as ev
 from .hints import hint
 from .paths import module_root_step, render
@@ -140,16 +140,21 @@ class Scan:
         # traverse them all (tens of milliseconds each, with the GIL held).  So the cyclic
         # collector waits until the scan ends, then runs as before.  (Another thread that
         # switched it off meanwhile finds it on again: that window is the scan's length.)
+        # A child forked meanwhile never sees the end of the scan: it turns the collector on
+        # (forksafe.py), so the mark is set before the collector is switched off.
         automatic = gc.isenabled()
         if automatic:
+            forksafe.gc_paused = True
             gc.disable()
         try:
             return self._run()
         except MemoryError:
             pass  # raised again below, once this frame no longer holds what the scan made
         finally:
-            if automatic and not gc.isenabled():
-                gc.enable()
+            if automatic:
+                if not gc.isenabled():
+                    gc.enable()
+                forksafe.gc_paused = False
         raise OutOfMemory(self.n_objects)
 
     def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:

@@ -41,6 +41,8 @@ import sys
 import threading
 import time
 
+from . import forksafe
+
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -167,8 +169,10 @@ class Server:
         self.on_detach = on_detach
         self.idle = idle
         self.path = own_socket_path()
+        self.pid = os.getpid()  # a forked child has the object, not the socket file
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
+        self._conn: socket.socket | None = None  # the client being served
         self.thread: threading.Thread | None = None
         # install()'s agent: the threads serving connections, and those connections.
         self._clients: dict[threading.Thread, socket.socket] = {}
@@ -181,18 +185,64 @@ class Server:
             os.unlink(self.path)  # a socket left by a process that died
         except FileNotFoundError:
             pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Kept at once: a child forked from here on closes its copy (forget_in_child).
+        sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Bind under a temporary name and rename once listening: a client that sees the path
         # can connect.
         tmp = f"{self.path}.{threading.get_ident()}.tmp"
-        sock.bind(tmp)
-        os.chmod(tmp, 0o600)
-        sock.listen(16)
-        os.rename(tmp, self.path)
-        sock.settimeout(0.2)
-        self._sock = sock
+        try:
+            sock.bind(tmp)
+            os.chmod(tmp, 0o600)
+            sock.listen(16)
+            os.rename(tmp, self.path)
+            sock.settimeout(0.2)
+        except BaseException:
+            self._sock = None
+            sock.close()
+            raise
         self.thread = threading.Thread(target=self._serve, name=THREAD_NAME, daemon=True)
         self.thread.start()
+        forksafe.remember(self.thread)  # its fork warning is the agent's until it is gone
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close the copies of the parent's listening socket and of the
+        connection it was serving.  Nothing is unlinked (the file is the parent's), no
+        ``on_detach`` runs, and this object is never used again (not even its event: the
+        parent's thread may have held its lock)."""
+        # (install()'s clients are served on threads of their own: their connections too.)
+        for sock in (self._conn, self._sock, *list(self._clients.values())):
+            if sock is not None:
+                try:
+                    fd = sock.detach()  # not close(): a file made from it may still count
+                    if fd >= 0:
+                        os.close(fd)
+                except OSError:
+                    pass
+        self._conn = self._sock = None
+        # A connection the parent had accepted but not yet recorded (its thread was taking
+        # the GIL back after accept() when the fork came): found by its address, ours.
+        try:
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return
+        for name in fds:
+            try:
+                fd = int(name)
+                if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    continue
+                probe = socket.socket(fileno=fd)
+            except (OSError, ValueError):
+                continue
+            try:
+                address = probe.getsockname()
+            except OSError:
+                address = None
+            probe.detach()
+            if type(address) is str and address.startswith(self.path):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     @property
     def stopping(self) -> bool:
@@ -227,11 +277,13 @@ class Server:
                 if not injected:
                     self._start_client(conn)
                     continue
+                self._conn = conn
                 try:
                     served = self._client(conn)
                 except Exception:
                     served = False
                 finally:
+                    self._conn = None
                     conn.close()
                 if injected and served:
                     # Its client is gone, detached or not: an injected agent leaves with it.

@@ -72,6 +72,26 @@ def _reloadscope_boot(packed, Finder, failed):
     # its names at once, and may well be faster than this thread (FIELD-NOTES).
     try:
         agent = sys.modules.get(NAME)
+        if agent is not None and getattr(agent.__spec__, "_initializing", False):
+            # Half loaded: inherited by a child forked while its parent loaded the agent.
+            # Unless a live thread is loading it still, forget it and every import lock the
+            # dead loading thread held (a held lock would hang any later import of that name).
+            locks = sys.modules["_frozen_importlib"]._module_locks
+            ref = locks.get(NAME)
+            owner = getattr(ref() if ref is not None else None, "owner", None)
+            # Not this thread's: a new thread here may get the ident a dead one had.
+            me = _thread.get_ident()
+            if owner in (None, 0, me) or owner not in sys._current_frames():
+                ours = lambda k: k == NAME or k.startswith(NAME + ".")
+                for key, ref in list(locks.items()):
+                    if ours(key) or (owner and getattr(ref(), "owner", None) == owner):
+                        del locks[key]
+                        spec = getattr(sys.modules.get(key), "__spec__", None)
+                        if getattr(spec, "_initializing", False):
+                            del sys.modules[key]
+                for key in [k for k in sys.modules if ours(k)]:
+                    del sys.modules[key]
+                agent = None
         if agent is None:
             parts = packed.split("\\0")
             finder = Finder(
@@ -99,6 +119,7 @@ def _reloadscope_boot(packed, Finder, failed):
 class Finder:
     # Serves the agent's modules from the text the injector sent: loading them from files
     # would be dozens of small reads, each giving up the GIL (slow when threads compete).
+    _reloadscope_boot = True  # how the agent's fork hooks know it (forksafe)
     def __init__(self, sources):
         self.sources = sources
     def find_spec(self, name, path=None, target=None):
