@@ -71,6 +71,19 @@ BEFORE = []  # the threads there were just before the fork
 
 def before():
     BEFORE[:] = [t.name for t in threading.enumerate()]
+    # The bootstrap's thread is a bare _thread one (no threading name): known by its function,
+    # or, in the moment after it was started, as an OS thread that runs no Python yet (this
+    # program's own threads are all threading ones).
+    frames = sys._current_frames()
+    for frame in frames.values():
+        while frame is not None:
+            if frame.f_code.co_name == "_reloadscope_boot":
+                BEFORE.append("reloadscope-boot")
+            frame = frame.f_back
+    with open("/proc/self/stat") as fh:
+        os_threads = int(fh.read().rsplit(")", 1)[1].split()[17])
+    if os_threads > len(frames):
+        BEFORE.append("reloadscope-boot")
 
 
 # First: the child runs it before the agent's hooks, the parent after the agent's "before".

@@ -42,7 +42,12 @@ if TYPE_CHECKING:
 _PACKAGE = __name__.rpartition(".")[0]
 # The agent's threads: its listener (server.THREAD_NAME) and the injector's bootstrap thread
 # (attach/inject.py), which loads the agent and starts the listener.
-THREAD_NAMES = ("reloadscope-agent", "reloadscope-boot")
+THREAD_NAMES = (
+    "reloadscope-agent",
+    "reloadscope-agent-client",  # install()'s agent serves each client on one (server.py)
+    "reloadscope-boot",
+    "reloadscope-load",  # loads the standard modules under a low recursion limit (__init__)
+)
 
 # A scan switched the automatic collector off and will switch it on again when it ends (a
 # child forked meanwhile never sees that end: it turns the collector on itself).
