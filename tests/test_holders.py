@@ -1,0 +1,134 @@
+"""The grouping of stale entries by their holder (reloadscope.holders), on documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from reloadscope.holders import GROWING_HINT, group, holder_path
+from reloadscope.model import Module, Path, Report, StaleObject
+
+
+@pytest.mark.parametrize(
+    ("root", "text", "steps", "holder"),
+    [
+        ("module", "__main__.SUBSCRIBERS[3]", 2, "__main__.SUBSCRIBERS"),
+        ("module", "__main__.HANDLERS['greet'][0]", 3, "__main__.HANDLERS['greet']"),
+        ("module", "__main__.HANDLERS['a.b[0]'][0]", 3, "__main__.HANDLERS['a.b[0]']"),
+        ("module", "consumer.greet", 1, "consumer"),
+        ("module", "app.main.greet", 1, "app.main"),
+        ("module", "app.main.REGISTRY['greet'][0].__func__", 4, "app.main.REGISTRY['greet'][0]"),
+        ("module", "app.main.make.__closure__[0].cell_contents", 2, "app.main.make"),
+        ("module", "app.main.Sub.__bases__[0]", 2, "app.main.Sub"),
+        ("module", "app.main.widget.__class__", 2, "app.main.widget"),
+        ("module", "app.main.obj.__dict__['x y']", 2, "app.main.obj"),
+        ("module", "m.S.__iter__().__reduce__()[1][0][2]", 2, "m.S"),
+        ("module", "m.D.values().__iter__().__reduce__()[1][0][2]", 2, "m.D"),
+        ("module", "m.__dict__['not an identifier']", 1, "m"),
+        ("module", "__import__('gc').get_referents(m.x.y)[1]", 3, "m.x.y"),
+        ("module", "<unnamed reference of m.x>", 2, "m.x"),
+        (
+            "thread",
+            "thread 'MainThread' > serve() app/server.py:42 > local 'handler'.__func__",
+            3,
+            "thread 'MainThread' > serve() app/server.py:42 > local 'handler'",
+        ),
+        (
+            "thread",
+            "thread 'MainThread' > serve() app/server.py:42 > local 'handler'",
+            2,
+            "thread 'MainThread' > serve() app/server.py:42",
+        ),
+        ("other", "sys.gettrace()", 1, "sys.gettrace()"),
+        ("other", "signal.getsignal(signal.SIGINT).__self__", 2, "signal.getsignal(signal.SIGINT)"),
+        ("other", "not reachable from any module: held outside the gc graph (x.y)", 0, None),
+    ],
+)
+def test_holder_path(root, text, steps, holder):
+    assert holder_path(root, text, steps) == (text if holder is None else holder)
+
+
+def entry(text, generation, *, count=1, size=100, hint="fix it", root="module", steps=2):
+    return StaleObject(
+        "function", "on_event", "function", generation, count, size,
+        (Path(root, text, hint, steps=steps),),
+    )  # fmt: skip
+
+
+def test_group_growing_list_and_dict():
+    stale = tuple(entry(f"__main__.SUBSCRIBERS[{g}]", g) for g in range(6)) + tuple(
+        entry(f"__main__.HANDLERS['greet'][{g}]", g, steps=3) for g in range(6)
+    ) + (entry("consumer.on_event", 0, size=50, steps=1),)  # fmt: skip
+    hs = group([Module("plugins", None, 6, (), (), stale)])
+    assert [(h.path, h.count, h.generations, h.growing) for h in hs] == [
+        ("__main__.SUBSCRIBERS", 6, (0, 1, 2, 3, 4, 5), True),
+        ("__main__.HANDLERS['greet']", 6, (0, 1, 2, 3, 4, 5), True),
+        ("consumer", 1, (0,), False),
+    ]
+    assert hs[0].hint == f"grows by one per reload; {GROWING_HINT}"
+    assert hs[0].bytes == 600
+    assert hs[0].entries == tuple(("plugins", i) for i in range(6))
+    assert hs[2].hint == "fix it"
+    assert hs[0].to_json()["generations"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_group_unknown_generations_and_gaps():
+    late = tuple(entry(f"__main__.SUBSCRIBERS[{i}]", None, count=2) for i in range(3))
+    (h,) = group([Module("plugins", None, None, (), (), late, generations_known=False)])
+    assert (h.count, h.generations, h.growing, h.hint) == (6, (None,), False, "fix it")
+    # Two generations that are not consecutive: not growing; mixed known and unknown.
+    gaps = (entry("m.L[0]", 0), entry("m.L[1]", 2), entry("m.L[2]", None, hint="other"))
+    (h,) = group([Module("plugins", None, 3, (), (), gaps)])
+    assert (h.generations, h.growing, h.hint) == ((0, 2, None), False, "fix it")
+    # Consecutive generations of different modules are not a run.
+    a = Module("a", None, 1, (), (), (entry("m.L[0]", 0),))
+    b = Module("b", None, 2, (), (), (entry("m.L[1]", 1),))
+    (h,) = group([a, b])
+    assert (h.count, h.generations, h.growing) == (2, (0, 1), False)
+
+
+def test_group_no_paths_and_roots_kept_apart():
+    s = StaleObject("other", "x", "object", 0, 1, 10, ())
+    t = entry("thread 'T' > f() a.py:1 > local 'm'.L[0]", 0, root="thread", steps=4)
+    hs = group([Module("m", None, 1, (), (), (s, t, entry("m.L[0]", 0)))])
+    assert sorted((h.root, h.path) for h in hs) == [
+        ("module", "m.L"),
+        ("other", "no path found"),
+        ("thread", "thread 'T' > f() a.py:1 > local 'm'.L"),
+    ]
+
+
+def test_report_document_gets_holders():
+    doc = {
+        "format": "reloadscope-report",
+        "version": 1,
+        "process": {"pid": 1, "python": "3.12.0", "argv": []},
+        "taken_at": "2026-01-01T00:00:00+00:00",
+        "scan": {"duration_s": 0.1, "objects": 10, "complete": True},
+        "modules": [
+            {
+                "name": "plugins",
+                "file": None,
+                "current_generation": 2,
+                "generations": [],
+                "leftover_names": [],
+                "stale": [
+                    {
+                        "kind": "function",
+                        "qualname": "on_event",
+                        "type": "function",
+                        "generation": g,
+                        "count": 1,
+                        "size": 136,
+                        "paths": [{"root": "module", "text": f"__main__.SUBS[{g}]"}],
+                    }
+                    for g in (0, 1)
+                ],
+            }
+        ],
+    }
+    r = Report.from_json(doc)
+    (h,) = r.to_json()["holders"]
+    assert h["path"] == "__main__.SUBS"
+    assert (h["count"], h["generations"], h["growing"], h["bytes"]) == (2, [0, 1], True, 272)
+    assert "holders" not in doc  # the caller's document is not changed
+    assert r.holders[0].path == "__main__.SUBS"
