@@ -132,3 +132,56 @@ def test_report_document_gets_holders():
     assert (h["count"], h["generations"], h["growing"], h["bytes"]) == (2, [0, 1], True, 272)
     assert "holders" not in doc  # the caller's document is not changed
     assert r.holders[0].path == "__main__.SUBS"
+
+
+# A real plugin host: it registers the plugin's callbacks again after every reload. ---------------
+HOST = """
+    import reloadscope, rs
+    {install}
+    import plugins
+    SUBSCRIBERS = []
+    HANDLERS = {{}}
+    def register():
+        SUBSCRIBERS.append(plugins.on_event)
+        HANDLERS.setdefault("greet", []).append(plugins.on_greet)
+    register()
+    for n in range(1, 7):
+        rs.edit(plugins, f"def on_event(): return {{n}}\\ndef on_greet(): return {{n}}\\n")
+        register()
+    report = reloadscope.scan()
+    rs.report(report.to_json(), text=report.text())
+"""
+
+
+@pytest.mark.parametrize("recording", [True, False], ids=["recording", "late"])
+def test_a_plugin_host_that_registers_on_every_reload(scenario, recording):
+    scenario.write("plugins.py", "def on_event(): return 0\ndef on_greet(): return 0\n")
+    install = "reloadscope.install()" if recording else ""
+    r = scenario.run(HOST.format(install=install))
+    holders = r.doc["holders"]
+    top = holders[:2]
+    assert sorted(h["path"] for h in top) == ["__main__.HANDLERS['greet']", "__main__.SUBSCRIBERS"]
+    gens = [0, 1, 2, 3, 4, 5] if recording else [None]
+    for h in top:
+        assert h["root"] == "module"
+        assert h["count"] == 6
+        assert h["generations"] == gens
+        assert h["growing"] is recording
+        fn = "on_event" if h["path"] == "__main__.SUBSCRIBERS" else "on_greet"
+        assert h["bytes"] == sum(s["size"] for s in r.stale("plugins", qualname=fn))
+        # Late, the old functions of unknown generation share one entry (count 6).
+        assert len(h["entries"]) == (6 if recording else 1)
+    if recording:
+        assert top[0]["hint"].startswith("grows by one per reload; registration is not idempotent")
+    else:
+        assert "grows" not in top[0]["hint"] and top[0]["hint"]
+    assert len(holders) == 2
+    # The readable report names them right after its header and count line.
+    lines = r.doc["_extra"]["text"].splitlines()
+    at = lines.index("12 stale objects in 1 module")
+    assert all(ln.startswith("  could not see:") for ln in lines[2:at])
+    assert lines[at + 2] == "Holders (root causes), most stale objects first:"
+    named = " ".join(lines[at + 3 : at + 7])
+    assert "__main__.SUBSCRIBERS: 6 stale (" in named
+    assert "__main__.HANDLERS['greet']: 6 stale (" in named
+    assert ("gens 0-5, growing" in named) is recording
