@@ -185,3 +185,84 @@ def test_a_plugin_host_that_registers_on_every_reload(scenario, recording):
     assert "__main__.SUBSCRIBERS: 6 stale (" in named
     assert "__main__.HANDLERS['greet']: 6 stale (" in named
     assert ("gens 0-5, growing" in named) is recording
+
+
+def test_the_ui_lists_the_holders_and_enter_shows_what_one_holds(tmp_path):
+    import asyncio
+    import json
+
+    from textual.widgets import DataTable
+
+    from reloadscope.ui.app import ReloadScopeApp
+    from reloadscope.ui.holders import HoldersScreen
+    from reloadscope.ui.source import FileSource
+
+    stale = [
+        {
+            "kind": "function",
+            "qualname": name,
+            "type": "function",
+            "generation": g,
+            "count": 1,
+            "size": 136,
+            "paths": [{"root": "module", "text": f"__main__.{holder}[{g}]", "steps": 2}],
+        }
+        for g in range(3)
+        for name, holder in (("on_event", "SUBSCRIBERS"), ("on_greet", "HANDLERS['greet']"))
+    ] + [
+        {
+            "kind": "function",
+            "qualname": "helper",
+            "type": "function",
+            "generation": 0,
+            "count": 1,
+            "size": 136,
+            "paths": [{"root": "module", "text": "consumer.helper", "steps": 1}],
+        }
+    ]
+    doc = {
+        "format": "reloadscope-report",
+        "version": 1,
+        "process": {"pid": 7, "python": "3.12.0", "argv": ["host.py"]},
+        "taken_at": "2026-01-01T00:00:00+00:00",
+        "scan": {"duration_s": 0.1, "objects": 10, "complete": True},
+        "modules": [
+            {
+                "name": "plugins",
+                "file": None,
+                "current_generation": 3,
+                "generations": [],
+                "leftover_names": [],
+                "stale": stale,
+            }
+        ],
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+
+    async def go():
+        app = ReloadScopeApp(FileSource(path))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("h")
+            await pilot.pause()
+            assert isinstance(app.screen, HoldersScreen)
+            table = app.screen.query_one("#holders-table", DataTable)
+            rows = [[str(c) for c in table.get_row_at(r)] for r in range(table.row_count)]
+            assert rows == [
+                ["__main__.SUBSCRIBERS", "3", "gens 0-2", "yes"],
+                ["__main__.HANDLERS['greet']", "3", "gens 0-2", "yes"],
+                ["consumer", "1", "gen 0", ""],
+            ]
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert not isinstance(app.screen, HoldersScreen)
+            stale = app.query_one("#stale", DataTable)
+            assert [r.qualname for r in app.rows] == ["on_greet"] * 3
+            assert "HANDLERS['greet']" in str(stale.border_title)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert len(app.rows) == 7
+
+    asyncio.run(go())
