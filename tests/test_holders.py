@@ -68,6 +68,10 @@ def test_group_growing_list_and_dict():
     assert hs[0].bytes == 600
     assert hs[0].entries == tuple(("plugins", i) for i in range(6))
     assert hs[2].hint == "fix it"
+    # Growing by attributes (a leftover name per reload): the entries' own advice.
+    names = tuple(entry(f"plugins.Handler{g}", g, hint="leftover name", steps=1) for g in (0, 1))
+    (h,) = group([Module("plugins", None, 2, (), (), names)])
+    assert (h.path, h.growing, h.hint) == ("plugins", True, "leftover name")
     assert hs[0].to_json()["generations"] == [0, 1, 2, 3, 4, 5]
 
 
@@ -266,3 +270,60 @@ def test_the_ui_lists_the_holders_and_enter_shows_what_one_holds(tmp_path):
             assert len(app.rows) == 7
 
     asyncio.run(go())
+
+
+def _doc(gens: range) -> dict:
+    stale = [
+        {
+            "kind": "function",
+            "qualname": "on_event",
+            "type": "function",
+            "generation": g,
+            "count": 1,
+            "size": 136,
+            "paths": [{"root": "module", "text": f"__main__.SUBSCRIBERS[{g}]", "steps": 2}],
+        }
+        for g in gens
+    ]
+    return {
+        "format": "reloadscope-report",
+        "version": 1,
+        "process": {"pid": 7, "python": "3.12.0", "argv": []},
+        "taken_at": "2026-01-01T00:00:00+00:00",
+        "scan": {"duration_s": 0.1, "objects": 10, "complete": True},
+        "modules": [
+            {
+                "name": "plugins",
+                "file": None,
+                "current_generation": len(gens),
+                "generations": [],
+                "leftover_names": [],
+                "stale": stale,
+            }
+        ],
+    }
+
+
+def test_watch_names_the_holders_that_grew():
+    from reloadscope.follow import grown_holders
+
+    one, two, three = (Report.from_json(_doc(range(n))) for n in (1, 2, 3))
+    assert grown_holders(None, one) == []  # one generation: not growing yet
+    (c,) = grown_holders(one, two)
+    assert c.new == 1
+    assert c.line() == (
+        f"holder __main__.SUBSCRIBERS grew: +1 stale (2 now, gens 0, 1): "
+        f"grows by one per reload; {GROWING_HINT}"
+    )
+    assert c.as_json() == {
+        "holder": "__main__.SUBSCRIBERS",
+        "root": "module",
+        "count": 2,
+        "new": 1,
+        "generations": [0, 1],
+        "growing": True,
+        "hint": f"grows by one per reload; {GROWING_HINT}",
+    }
+    assert [c.new for c in grown_holders(one, three)] == [2]
+    assert grown_holders(three, three) == []
+    assert grown_holders(three, two) == []  # it shrank

@@ -22,8 +22,9 @@ path ends in.  The rules, applied to the text of each entry's first (shortest) p
   generations (``g`` and ``g + 1``): it gained stale objects reload after reload, a
   registration that is not idempotent.  Unknown generations (a late agent) never make it
   growing.
-- ``hint``: for a growing holder, that it grows on every reload and how to stop it; otherwise
-  the hint most of its entries' paths give (ties: the first).
+- ``hint``: for a growing container (its entries are its items: a list, a dict), that it
+  grows on every reload and how to stop it; otherwise the hint most of its entries' paths give
+  (ties: the first; a module growing leftover names keeps the leftover-name advice).
 
 Pure functions over the host-side value objects: a snapshot file written before holders
 existed gets them when it is read (``Report.from_json``).  Nothing here imports anything, so
@@ -203,6 +204,13 @@ def _end_of_literal(text: str, i: int) -> int:
     return i
 
 
+def _contained(text: str, holder: str) -> bool:
+    """Does the path ``text`` go from ``holder`` into one of its items (a list, a dict, a
+    set), rather than an attribute?"""
+    rest = text[len(holder) :] if text.startswith(holder) else ""
+    return rest.startswith(("[", ".values()", _NTH))
+
+
 def _growing(known: dict[str, set[int]]) -> bool:
     return any(g + 1 in gens for gens in known.values() for g in gens)
 
@@ -242,11 +250,14 @@ def group(modules: tuple[Module, ...] | list[Module]) -> list[Holder]:
     """The holders of the modules' stale entries, most stale objects first (then most bytes,
     then in the order of their first entries in the document)."""
     groups: dict[tuple[str, str], list[tuple[str, int, StaleObject]]] = {}
+    items: set[tuple[str, str]] = set()  # holders that hold their entries as items
     for m in modules:
         for i, s in enumerate(m.stale):
             if s.paths:
                 p = s.paths[0]
                 key = (p.root, holder_path(p.root, p.text, p.steps))
+                if _contained(p.text, key[1]):
+                    items.add(key)
             else:
                 key = ("other", "no path found")
             groups.setdefault(key, []).append((m.name, i, s))
@@ -272,7 +283,9 @@ def group(modules: tuple[Module, ...] | list[Module]) -> list[Holder]:
                 tuple(gens),
                 growing,
                 sum(s.size for s in entries),
-                _growing_hint(entries) if growing else _common_hint(entries),
+                _growing_hint(entries)
+                if growing and (root, path) in items
+                else _common_hint(entries),
                 tuple((name, i) for name, i, _ in members),
             )
         )
