@@ -254,6 +254,49 @@ def test_watch_text_says_each_reload_and_when_the_process_ends(target):
         p.wait()
 
 
+@needs_gdb
+def test_watch_names_the_holder_that_grows_on_every_reload(target):
+    p, lines = _watch(target.pid)
+    try:
+        target.reload()
+        assert " gen 1 of plug: +2 stale" in lines.line("out", 15)
+        target.reload()  # ``kept`` now holds the handlers of generations 0 and 1: growing
+        assert " gen 2 of plug: +2 stale" in lines.line("out", 15)
+        # Also growing: plug itself, by one leftover name (class HandlerN) per reload.
+        grew = lines.line("out", 15)
+        assert " holder plug grew: +1 stale (2 now, gens 0, 1): leftover name" in grew, grew
+        grew = lines.line("out", 15)
+        assert grew.endswith(
+            "holder __main__.kept grew: +1 stale (2 now, gens 0, 1): grows by one per reload; "
+            "registration is not idempotent: key it by name or clear it when the module reloads"
+        ), grew
+        p.send_signal(signal.SIGINT)
+        assert _exits(p, lines) == 0
+    finally:
+        p.kill()
+        p.wait()
+    _agent_gone(target.pid)
+
+
+@needs_gdb
+def test_watch_json_has_a_record_for_each_holder_that_grew(target):
+    p, lines = _watch(target.pid, "--json")
+    try:
+        target.reload()
+        assert json.loads(lines.line("out", 15))["holder_changes"] == []  # one generation
+        target.reload()
+        doc = json.loads(lines.line("out", 15))
+        grown = {c["holder"]: c for c in doc["holder_changes"]}
+        assert sorted(grown) == ["__main__.kept", "plug"]
+        change = grown["__main__.kept"]
+        assert (change["count"], change["new"], change["generations"]) == (2, 1, [0, 1])
+        kept = next(h for h in doc["holders"] if h["path"] == "__main__.kept")
+        assert kept["growing"] and kept["hint"].startswith("grows by one per reload")
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_watch_refuses_a_file_and_fail_on_stale(tmp_path):
     snap = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
     for args in ([str(snap), "--watch"], ["123", "--watch", "--fail-on-stale"]):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
+    from .holders import Holder
     from .model import Report, StaleObject
 
 DEBOUNCE_S = 0.75
@@ -307,3 +308,51 @@ def changes(old: Report | None, new: Report) -> list[Change]:
             went = [f"{s.kind} {s.qualname}" for s in prev.stale]
             found.append(Change(name, [], None, None, 0, [], len(prev.stale), went))
     return found
+
+
+# -- holders that grew ---------------------------------------------------------------------------
+
+
+class HolderChange:
+    """A holder (``reloadscope.holders``) that grew between two reports: it is growing (holds
+    stale objects of consecutive generations) and holds ``new`` more than before."""
+
+    __slots__ = ("holder", "new")
+
+    def __init__(self, holder: Holder, new: int) -> None:
+        self.holder = holder
+        self.new = new
+
+    def line(self) -> str:
+        """``holder __main__.SUBSCRIBERS grew: +1 stale (3 now, gens 0-2)``."""
+        from .inert import inert
+        from .textreport import generations_text
+
+        h = self.holder
+        return (
+            f"holder {inert(h.path)} grew: +{self.new} stale ({h.count} now, "
+            f"{generations_text(h.generations)}): {inert(h.hint)}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        h = self.holder
+        return {
+            "holder": h.path,
+            "root": h.root,
+            "count": h.count,
+            "new": self.new,
+            "generations": list(h.generations),
+            "growing": h.growing,
+            "hint": h.hint,
+        }
+
+
+def grown_holders(old: Report | None, new: Report) -> list[HolderChange]:
+    """The growing holders of ``new`` that hold more stale objects than in ``old``, in
+    ``new``'s order (most stale first)."""
+    before = {(h.root, h.path): h.count for h in old.holders} if old is not None else {}
+    return [
+        HolderChange(h, h.count - before.get((h.root, h.path), 0))
+        for h in new.holders
+        if h.growing and h.count > before.get((h.root, h.path), 0)
+    ]

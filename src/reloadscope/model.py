@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # typing is not imported at run time: starting must stay 
 if TYPE_CHECKING:
     from typing import Any
 
+    from .holders import Holder
+
 FORMAT = "reloadscope-report"
 VERSION = 1
 KINDS = ("function", "class", "instance", "module", "code", "other")
@@ -512,6 +514,18 @@ class Report(_Value):
     def stale_count(self) -> int:
         return sum(m.stale_count for m in self.modules)
 
+    @property
+    def holders(self) -> tuple[Holder, ...]:
+        """The root causes: stale entries grouped by what holds them, most stale objects
+        first (SPEC: ``"holders"``; computed from ``modules``, see ``reloadscope.holders``)."""
+        cached = self.__dict__.get("_holders")
+        if cached is None:
+            from .holders import group
+
+            cached = tuple(group(self.modules))
+            object.__setattr__(self, "_holders", cached)
+        return cached
+
     def module(self, name: str) -> Module | None:
         return next((m for m in self.modules if m.name == name), None)
 
@@ -575,7 +589,7 @@ class Report(_Value):
         process = _get(doc, "process", dict, "report")
         scan = _get(doc, "scan", dict, "report")
         modules = _get(doc, "modules", list, "report")
-        return cls(
+        report = cls(
             pid=_get(process, "pid", int, "report.process"),
             python=_get(process, "python", str, "report.process"),
             argv=_list_of_str(process, "argv", "report.process"),
@@ -592,6 +606,9 @@ class Report(_Value):
             if "blind_spots" in scan
             else (),
         )
+        # Computed here, so that documents from before holders existed get them too.
+        report.document["holders"] = [h.to_json() for h in report.holders]
+        return report
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:

@@ -114,6 +114,43 @@ def timeline_lines(m: Module) -> list[str]:
     return out
 
 
+TOP_HOLDERS = 5
+
+
+def generations_text(gens: tuple[int | None, ...]) -> str:
+    """``gens 0-5``, ``gens 0, 2``, ``gen 3``, ``gens 1, ?``; ``earlier executions`` when
+    none is known."""
+    known = [g for g in gens if g is not None]
+    if not known:
+        return "earlier executions"
+    if len(known) > 2 and known == list(range(known[0], known[-1] + 1)):
+        shown = f"{known[0]}-{known[-1]}"
+    else:
+        shown = ", ".join(map(str, known))
+    return ("gen " if len(gens) == 1 else "gens ") + shown + (", ?" if None in gens else "")
+
+
+def holder_lines(report: Report, st: _Style, top: int = TOP_HOLDERS) -> list[str]:
+    """The root causes: the ``top`` holders with their counts, generations and hint."""
+    holders = report.holders
+    if not holders:
+        return []
+    lines = ["Holders (root causes), most stale objects first:"]
+    for h in holders[:top]:
+        facts = [generations_text(h.generations)]
+        if h.growing:
+            facts.append(st(_RED, "growing"))
+        facts.append(f"{h.bytes} B")
+        tail = f": {h.count} stale ({', '.join(facts)})"
+        lines += st.wrap("  ", inert(h.path), _CYAN, path=True)
+        lines[-1] += tail
+        if h.hint:
+            lines += st.wrap("      ", inert(h.hint))
+    if len(holders) > top:
+        lines.append(f"  ... and {plural(len(holders) - top, 'more holder')}")
+    return lines
+
+
 def _module(m: Module, st: _Style) -> list[str]:
     gens = len(m.generations)
     failed = [g.number for g in m.generations if g.status == "failed"]
@@ -164,6 +201,10 @@ def render(report: Report, *, color: bool = False, width: int | None = None) -> 
         return "\n".join(lines) + "\n"
     lines.extend(blind)
     lines.append(f"{plural(total, 'stale object')} in {plural(len(report.modules), 'module')}")
+    held = holder_lines(report, st)
+    if held:
+        lines.append("")
+        lines.extend(held)
     for m in sorted(report.modules, key=lambda m: (-m.stale_count, m.name)):
         lines.append("")
         lines.extend(_module(m, st))

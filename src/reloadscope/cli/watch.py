@@ -64,7 +64,7 @@ def _watch(pid: int, args: argparse.Namespace, opened: list[Session]) -> int:
 
     from ..attach.client import AttachError
     from ..attach.session import Session
-    from ..follow import changes, follow
+    from ..follow import changes, follow, grown_holders
     from ..inert import inert
     from ..textreport import plural
 
@@ -96,18 +96,21 @@ def _watch(pid: int, args: argparse.Namespace, opened: list[Session]) -> int:
 
     def on_report(report: Report) -> None:
         found = changes(last[0], report)
+        grown = grown_holders(last[0], report)
         last[0] = report
-        if not found:
+        if not found and not grown:
             return
         if args.json:
             import json
 
             doc = dict(report.document)
             doc["changes"] = [c.as_json() for c in found]  # a field of its own (readers skip it)
+            doc["holder_changes"] = [h.as_json() for h in grown]  # the holders that grew
             sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
         else:
             stamp = time.strftime("%H:%M:%S")
-            sys.stdout.write("".join(f"{stamp} {c.line()}\n" for c in found))
+            lines = [c.line() for c in found] + [h.line() for h in grown]
+            sys.stdout.write("".join(f"{stamp} {line}\n" for line in lines))
         sys.stdout.flush()
 
     try:

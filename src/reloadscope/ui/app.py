@@ -13,9 +13,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from ..holders import Holder
 from ..inert import inert
 from ..model import Module, Report, StaleObject
 from . import live, picker, view
+from .holders import HoldersScreen
 from .source import Source
 from .timeline import TimelineScreen
 
@@ -28,6 +30,9 @@ paths that hold the selected one, each with the fix.
   arrows / tab   move; enter selects
   /              filter the stale objects (escape clears)
   enter          on a module: its generations (time, trigger, status, source hash)
+  h              holders: what keeps the stale objects alive (a list that grows on every
+                 reload, a dict...), most stale first; enter on one shows only the stale
+                 objects it holds (escape shows all again)
   t              timeline: each module's generations over time, with the stale objects,
                  bytes and retained bytes each still has alive, and a bar
   d              source diff between generations ([ ] and { } pick which two)
@@ -107,11 +112,14 @@ class ReloadScopeApp(App[None]):
     TITLE = "reloadscope"
     BINDINGS: ClassVar = [
         Binding("q", "quit", "quit"),
+        Binding("h", "holders", "holders"),
         Binding("r", "rescan", "rescan"),
         # Following first: its state (pause/resume) is worth seeing in a narrow footer.
         Binding("f", "pause_follow", "pause follow"),
         Binding("f", "resume_follow", "resume follow"),
         Binding("g", "collect", "gc"),
+        # A file cannot rescan: r and g only say so, and leave the narrow footer's room to others.
+        Binding("r,g", "cannot_rescan", "rescan", show=False),
         Binding("s", "save", "save"),
         Binding("d", "diff", "diff"),
         Binding("t", "timeline", "timeline"),
@@ -130,6 +138,7 @@ class ReloadScopeApp(App[None]):
         self.modules: list[Module] = []
         self.rows: list[StaleObject] = []
         self.sort = "kind"
+        self.holder: Holder | None = None  # the stale table shows only what it holds
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -181,6 +190,11 @@ class ReloadScopeApp(App[None]):
     def show(self, report: Report) -> None:
         first = self.report is None
         previous, self.report = self.report, report
+        if self.holder is not None:  # the same holder in the new scan, if it still holds any
+            old = self.holder
+            self.holder = next(
+                (h for h in report.holders if (h.root, h.path) == (old.root, old.path)), None
+            )
         chosen = self.current_module()
         live.noted(self, previous, report)
         self.sub_title = view.title(report, self.source.kind, self.source.description)
@@ -211,8 +225,17 @@ class ReloadScopeApp(App[None]):
     def _fill_stale(self) -> None:
         module = self.current_module()
         text = self.query_one("#filter", Input).value
-        self.rows = view.visible_stale(module.stale if module else [], text, self.sort)
+        stale = list(module.stale) if module else []
         table = self.query_one("#stale", DataTable)
+        if self.holder is not None and module is not None:
+            mine = {i for name, i in self.holder.entries if name == module.name}
+            stale = [s for i, s in enumerate(stale) if i in mine]
+            table.border_title = f"stale objects held by {inert(self.holder.path)}"
+            table.border_subtitle = "escape: all"
+        else:
+            table.border_title = "stale objects"
+            table.border_subtitle = ""
+        self.rows = view.visible_stale(stale, text, self.sort)
         table.clear()
         width = self._held_by_width()
         for i, s in enumerate(self.rows):
@@ -284,6 +307,27 @@ class ReloadScopeApp(App[None]):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.remove_class("visible")
+        if self.holder is not None:
+            self.holder = None
+            self._fill_stale()
+        self.query_one("#stale", DataTable).focus()
+
+    def action_holders(self) -> None:
+        if self.report is not None:
+            self.push_screen(HoldersScreen(self.report.holders), self.show_holder)
+
+    def show_holder(self, holder: Holder | None) -> None:
+        """The main screen with only the stale objects ``holder`` holds, in the module of
+        its first entry."""
+        if holder is None or not holder.entries:
+            return
+        self.holder = holder
+        name = holder.entries[0][0]
+        table = self.query_one("#modules", DataTable)
+        row = next((i for i, m in enumerate(self.modules) if m.name == name), None)
+        if row is not None:
+            table.move_cursor(row=row)
+        self._fill_stale()
         self.query_one("#stale", DataTable).focus()
 
     def action_rescan(self) -> None:
@@ -291,6 +335,9 @@ class ReloadScopeApp(App[None]):
             self.load(collect=False)
         else:
             self.notify("a snapshot file cannot be rescanned", severity="warning")
+
+    def action_cannot_rescan(self) -> None:
+        self.notify("a snapshot file cannot be rescanned", severity="warning")
 
     def action_collect(self) -> None:
         if self.source.can_rescan:
@@ -344,6 +391,10 @@ class ReloadScopeApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause_follow", "resume_follow"):
             return live.check(self, action)
+        if action in ("rescan", "collect"):
+            return self.source.can_rescan
+        if action == "cannot_rescan":
+            return not self.source.can_rescan
         if action == "pick":  # only a live process has a tree to pick from
             return picker.can_pick(self.source)
         if action == "ending":  # only a post-mortem file knows how its process ended
