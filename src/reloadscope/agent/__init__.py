@@ -77,6 +77,12 @@ def report_start_failure(exc: BaseException) -> bool:
             os.write(fd, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
         finally:
             os.close(fd)
+        try:
+            # Said once: the bootstrap, which sees this exception again when the import of
+            # the agent fails, must not write it a second time after the client took it.
+            exc._reloadscope_reported = True  # type: ignore[attr-defined]
+        except BaseException:
+            pass
         return True
     except BaseException:
         return False

@@ -111,9 +111,10 @@ def _reloadscope_boot(packed, Finder, failed):
     except BaseException as e:
         # Say why where the client looks (the agent's own words when it got that far).
         try:
-            report = getattr(sys.modules.get(NAME), "report_start_failure", None)
-            if report is None or not report(e):
-                exec(failed, {"e": e})
+            if not getattr(e, "_reloadscope_reported", False):  # the agent said it already
+                report = getattr(sys.modules.get(NAME), "report_start_failure", None)
+                if report is None or not report(e):
+                    exec(failed, {"e": e})
         except BaseException:
             pass
 class Finder:
