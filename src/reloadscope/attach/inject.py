@@ -322,9 +322,27 @@ def _remote_exec(pid: int, uid: int | None) -> bool:
     if not _wait_for_agent(
         pid, uid, REMOTE_EXEC_PATIENCE, final=False, began=began
     ) and main_thread_blocked(pid):
-        return False  # the script stays scheduled; the agent it starts later is idempotent
-    _wait_for_agent(pid, uid, began=began)
+        # gdb takes over.  The script stays scheduled (it cannot be taken back): when it
+        # runs, it only removes itself, and starts no second agent after this one has gone.
+        _neutralize(script, unlink)
+        return False
+    try:
+        _wait_for_agent(pid, uid, began=began)
+    except BaseException:
+        _neutralize(script, unlink)
+        raise
     return True
+
+
+def _neutralize(script: str, unlink: str) -> None:
+    """Rewrite a scheduled script that has not run (it removes itself when it runs) so that
+    it does nothing but remove itself."""
+    try:
+        fd = os.open(script, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    except OSError:
+        return  # it ran already (and removed itself)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"try:\n    {unlink}\nexcept BaseException:\n    pass\n")
 
 
 def _remove_orphan_scripts(directory: str) -> None:
