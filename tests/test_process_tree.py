@@ -275,10 +275,11 @@ def test_ui_picker_switches_to_a_worker_and_back_then_detaches_from_all(tree, tm
     t.keys("p")
     t.wait_for(f"processes under PID {tree.pid}")
     t.keys("Down", "Enter")  # the first worker
-    screen = t.wait_for(f"child of {tree.pid}")
+    # The header: while the worker's report loads it shows the description, then the title.
+    header = f"live process | pid {tree.workers[0]} | child of {tree.pid}"
+    t.wait_for(header)
     t.wait_for("work0")
-    first = screen.splitlines()[0]
-    assert f"live process | pid {tree.workers[0]} | child of {tree.pid}" in first  # the header
+    assert header in t.screen().splitlines()[0]
     assert _agents(tree) == {p: p in (tree.pid, tree.workers[0]) for p in tree.all}
     t.keys("p")
     screen = t.wait_for(f"processes under PID {tree.pid}")
