@@ -419,7 +419,7 @@ def inject(
         progress(f"injecting the agent into PID {pid} (gdb)")
     began = time.time()
     with _ctrl_c_deferred() as interrupted:
-        _inject_with_gdb(pid, version, interrupted)
+        _inject_with_gdb(pid, interrupted)
     if interrupted:
         raise KeyboardInterrupt
     _wait_for_agent(pid, uid, began=began)
@@ -502,7 +502,7 @@ def _gdb_error(pid: int, text: str) -> AttachError:
     return AttachError(f"gdb could not attach to process {pid}: {text}")
 
 
-def _inject_with_gdb(pid: int, version: str | None, interrupted: _Flag) -> None:
+def _inject_with_gdb(pid: int, interrupted: _Flag) -> None:
     code = bootstrap()
     size = page_size(code)
     with tempfile.NamedTemporaryFile(prefix="reloadscope-boot-", suffix=".bin") as fh:
@@ -512,18 +512,16 @@ def _inject_with_gdb(pid: int, version: str | None, interrupted: _Flag) -> None:
         try:
             try:
                 gdb.attach()
-            except GdbGone:
-                raise
             except AttachError as e:
+                if isinstance(e, GdbGone):
+                    raise  # says what happened to gdb already
                 raise _gdb_error(pid, str(e)) from None
-            _run_at_a_safe_point(gdb, pid, version, fh.name, size, interrupted)
+            _run_at_a_safe_point(gdb, pid, fh.name, size, interrupted)
         finally:
             gdb.close()
 
 
-def _run_at_a_safe_point(
-    gdb: Gdb, pid: int, version: str | None, boot_file: str, size: int, interrupted: _Flag
-) -> None:
+def _run_at_a_safe_point(gdb: Gdb, pid: int, boot_file: str, size: int, interrupted: _Flag) -> None:
     x86 = platform.machine() in ("x86_64", "AMD64")
     first_arg = "$rdi" if x86 else "$x0"
     threads = gdb.threads()
