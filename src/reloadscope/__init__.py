@@ -12,15 +12,20 @@ import sys
 TYPE_CHECKING = False  # typing is not imported at run time: importing must stay cheap
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
+    from .fixplan import FixPlan, FixResult
     from .model import Report, ReportError
     from .snapshot import SnapshotError
 
 __all__ = [
+    "FixPlan",
+    "FixResult",
     "Report",
     "ReportError",
     "SnapshotError",
     "breakpoint",
+    "fix",
     "install",
     "load",
     "load_ipython_extension",
@@ -36,6 +41,8 @@ ENV_SNAPSHOT_ON_EXIT = "RELOADSCOPE_SNAPSHOT_ON_EXIT"
 # Loaded when first used, not by ``import reloadscope``: the command line starts without the
 # agent, the model or the snapshot code (benchmarks/cli_start.py).
 _LAZY = {
+    "FixPlan": ("fixplan", "FixPlan"),
+    "FixResult": ("fixplan", "FixResult"),
     "Report": ("model", "Report"),
     "ReportError": ("model", "ReportError"),
     "SnapshotError": ("snapshot", "SnapshotError"),
@@ -122,6 +129,30 @@ def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120
 
     doc, sources = _agent.scan(collect=collect, max_depth=max_depth, time_budget=time_budget)
     return Report.from_json(doc, sources, own=True)
+
+
+def fix(
+    dry_run: bool = True, *, remove_leftovers: bool = False, only: list[str] | None = None
+) -> FixPlan | FixResult:
+    """The repair plan of this process (``dry_run``: nothing is changed), or, with
+    ``dry_run=False``, the plan carried out and the process scanned again.  ``only``: the keys
+    of the changes to carry out (those reviewed in an earlier plan); the others are skipped.
+    Printable; ``.to_json()`` gives the document.  No code of the program runs during either.
+    """
+    from .agent import repair
+    from .fixplan import FixPlan, FixResult
+
+    rec = _recorder()
+    if dry_run:
+        return FixPlan.from_json(repair.plan(rec, remove_leftovers=remove_leftovers))
+    doc = repair.apply(rec, remove_leftovers=remove_leftovers, only=only)
+    return FixResult.from_json(doc)
+
+
+def _recorder() -> Any:
+    from . import agent as _agent
+
+    return _agent.recorder()
 
 
 def snapshot(path: str | os.PathLike[str] | None = None) -> Path:

@@ -324,8 +324,22 @@ def _handlers() -> dict[str, Any]:
         gens = [g for g in rec.generations if g.number == n]
         return gens[0].text if gens else None
 
+    def do_fix(req: dict[str, Any]) -> dict[str, Any]:
+        """The repair plan (``apply`` false), or the plan carried out and the scan run again
+        (``only``: the keys of the changes reviewed; absent: all of the new plan)."""
+        from . import repair
+
+        remove = req.get("remove_leftovers") is True
+        collect = bool(req.get("collect", True))
+        if req.get("apply") is not True:
+            return repair.plan(_recorder, remove_leftovers=remove, collect=collect)
+        asked = req.get("only")
+        only = [k for k in asked if type(k) is str] if type(asked) is list else None
+        return repair.apply(_recorder, remove_leftovers=remove, only=only, collect=collect)
+
     return {
         "ping": lambda req: "pong",
+        "fix": do_fix,
         "wait": wait_events,
         "scan": do_scan,
         "snapshot": do_snapshot,

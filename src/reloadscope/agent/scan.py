@@ -108,8 +108,13 @@ class Scan:
         time_budget: float = TIME_BUDGET_S,
         full_walk: bool = False,
         progress: Callable[[int], None] | None = None,
+        keep_findings: bool = False,
     ) -> None:
         self.recorder = recorder
+        # The classifier, kept after the run for repair.py (it holds the stale objects: one
+        # request only); None unless asked for.
+        self.keep_findings = keep_findings
+        self.findings: Classifier | None = None
         self.full_walk = full_walk  # always walk everything (the reference the tests compare with)
         self.collect = collect
         self.max_depth = max_depth
@@ -178,6 +183,8 @@ class Scan:
                 pass  # a progress line is never worth a scan
         cls = Classifier(self.recorder)
         self._classify(cls, objs)
+        if self.keep_findings:
+            self.findings = cls
         graph.release([objs])  # emptied in slices: freeing it at once holds the GIL
         del objs
         running = self._running_frames(cls)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ..fixplan import FixPlan, FixResult
     from ..model import Report
 
 # The agent's protocol and where it listens, as ``reloadscope.agent.server`` has them
@@ -391,6 +392,31 @@ class Client:
         sequence = result.get("sequence")
         self.last_sequence = sequence if type(sequence) is int else None
         return report
+
+    def fix(
+        self,
+        *,
+        apply: bool = False,
+        remove_leftovers: bool = False,
+        only: list[str] | None = None,
+        collect: bool = True,
+    ) -> FixPlan | FixResult:
+        """The target's repair plan, or (``apply``) the plan carried out (only the changes
+        whose keys are in ``only``, when given) and the result of the scan run again."""
+        from ..fixplan import FixPlan, FixResult
+
+        params: dict[str, Any] = {"apply": apply, "remove_leftovers": remove_leftovers}
+        params["collect"] = collect
+        if only is not None:
+            params["only"] = list(only)
+        result = self.request("fix", **params)
+        try:
+            if apply:
+                return FixResult.from_json(result)
+            return FixPlan.from_json(result)
+        except (ValueError, KeyError, TypeError) as e:
+            msg = f"the agent in process {self.pid} sent a plan that is not valid: {e}"
+            raise AttachError(msg) from None
 
     def snapshot(self, path: str | None = None, *, collect: bool = True) -> str:
         return str(self.request("snapshot", path=path, collect=collect))

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "attach": "terminal UI on a live process (injects an agent when none runs)",
     "open": "terminal UI on a snapshot file",
     "report": "summarise a live process or a snapshot file (stale objects, paths, fixes)",
+    "fix": "plan (and with --apply make) the changes that point old references at new code",
     "snapshot": "write a snapshot file of a live process (no UI)",
     "ps": "list the Python processes you can attach to",
     "run": "run a program with reload recording on from its first line",
