@@ -225,6 +225,7 @@ class _Planner:
         self.module_of_ns: dict[int, str] = {}
         self._index: dict[str, int] = {}  # change key -> its position
         self._cannot_index: dict[tuple, int] = {}
+        self._set_class: list[int] = []  # positions of the set-class changes
         self.interior: set[int] = set()
         self.owners: dict[int, object] = {}
         self.class_tuples: set[int] = set()
@@ -432,6 +433,7 @@ class _Planner:
             return
         where = f"instances of {f.owner}.{f.qualname} (generation {_gen(f)})"
         code = f"obj.__class__ = {f.owner}.{f.qualname}"
+        self._set_class.append(len(self.plan.changes))
         self._add(SET_CLASS, ("class-of", [r]), old, new, f, where, code, 1)
 
     def _subclass(self, c: type, old: object, f: Found, new: object | None, why: str) -> None:
@@ -541,12 +543,14 @@ class _Planner:
     def _name_unnamed(self, unnamed: dict[int, tuple[object, list]]) -> None:
         """Containers and instances that hold stale objects get the shortest path from a
         module that reaches them (one walk for all), or a description."""
-        if not unnamed:
+        samples = {id(self.plan.ops[n][1][0]): n for n in self._set_class}
+        if not unnamed and not samples:
             return
-        seen = set(self.stale)
+        seen = set(self.stale).difference(samples)
         scan = Scan(self.recorder)
         roots, root_key = scan._module_roots(seen)
         targets = {i: v[0] for i, v in unnamed.items()}
+        targets.update((i, self.plan.ops[n][1][0]) for i, n in samples.items())
         w = graph.walk(roots, seen, set(targets), max_depth=100, deadline=time.monotonic() + 30.0)
         found = {i: o for i, o in targets.items() if i in w.found}
         names: dict[int, str] = {}
@@ -559,6 +563,17 @@ class _Planner:
             text, _ = module_root_step(key, chain[0], chain[1])  # type: ignore[arg-type]
             names[i], _ = render(text, chain[1:])
         graph.release(w.levels)
+        del w, found, with_paths, targets
+        for i, n in samples.items():
+            change = self.plan.changes[n]
+            name = names.get(i)
+            cls = f"{change['module']}.{change['qualname']}"
+            if change["count"] == 1 and name is not None:
+                change["code"] = f"{name}.__class__ = {cls}"
+            elif name is not None:
+                change["code"] = f"obj.__class__ = {cls}  # each of {change['count']}, e.g. {name}"
+            else:
+                change["code"] = f"obj.__class__ = {cls}  # each of {change['count']}"
         for i, (holder, items) in unnamed.items():
             name = names.get(i) or _describe(holder)
             for item in items:
