@@ -8,6 +8,8 @@ path ends in.  The rules, applied to the text of each entry's first (shortest) p
 - The holder's path is that text with its last step taken off: ``__main__.SUBSCRIBERS[3]`` ->
   ``__main__.SUBSCRIBERS``, ``__main__.HANDLERS['greet'][0]`` -> ``__main__.HANDLERS['greet']``,
   ``consumer.greet`` -> ``consumer`` (the module's namespace).
+- A bound method is only a wrapper: ``X[0].__func__``, ``X[0].__self__`` and
+  ``X[0].__self__.__class__`` have the holder ``X`` (the list of callbacks).
 - A step that only looks inside its holder goes with it: ``x.__closure__[0].cell_contents``,
   ``x.__bases__[0]``, ``x.__dict__['k']``, ``x.values()...[i]`` and ``x.f_locals['k']`` all
   have the holder ``x``; ``<unnamed reference of x>`` and ``gc.get_referents(x)[i]`` too.
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 # Steps that only look inside the object before them: a holder never ends in one of these.
 _VIEWS = (".__closure__", ".__bases__", ".__mro__", ".__dict__", ".f_locals", ".values()")
+_METHOD_PARTS = (".__func__", ".__self__")
 _NTH = ".__iter__().__reduce__()[1][0]"  # the agent's n-th item of a set or a dict view
 _QUOTES = "'\""
 _UNNAMED = "<unnamed reference of "
@@ -180,6 +183,13 @@ def holder_path(root: str, text: str, steps: int | None = None) -> str:
     stripped = _strip(text, 0)
     if stripped is None:
         return text
+    # A bound method only wraps its function and object: what holds it holds them.
+    method = text[len(stripped) :] in _METHOD_PARTS or stripped.endswith(".__self__")
+    if root == "module" and method:
+        base = stripped[: -len(".__self__")] if stripped.endswith(".__self__") else stripped
+        again = _strip(base, 0)
+        if again is not None and text.startswith(again):
+            return again
     if text.endswith(".cell_contents") and stripped.endswith("]"):
         # ``f.__closure__[0].cell_contents``: the cell is f's
         again = _strip(stripped, 0)

@@ -43,7 +43,7 @@ from types import FunctionType, MethodType, ModuleType
 from . import frozen, graph, safe
 from .paths import module_root_step, render
 from .scan import Scan
-from .stale import Found
+from .stale import LEFTOVER, Found
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -226,6 +226,7 @@ class _Planner:
         self._index: dict[str, int] = {}  # change key -> its position
         self._cannot_index: dict[tuple, int] = {}
         self._set_class: list[int] = []  # positions of the set-class changes
+        self._classes: dict[int, int] = {}  # id(old class) -> its set-class change
         self.interior: set[int] = set()
         self.owners: dict[int, object] = {}
         self.class_tuples: set[int] = set()
@@ -244,6 +245,12 @@ class _Planner:
         self.plan.blind = list(self.plan.report.get("scan", {}).get("blind_spots", []))
         for i, f in self.stale.items():
             obj, why = current(f, self.stale)
+            head = f.qualname.partition(".")[0]
+            if obj is None and (f.reason == LEFTOVER or head in self.leftovers.get(f.owner, ())):
+                why = (
+                    f"{f.owner} no longer defines {f.qualname} (its namespace keeps the old one "
+                    "under a leftover name): there is no current object to point at"
+                )
             if obj is None:
                 self.why_none[i] = why
             else:
@@ -339,7 +346,10 @@ class _Planner:
             if d is not None and any(v is old for v in dict.values(d)):
                 self._dict(d, old, f, new, why, unnamed, owner=r)
                 return
-        self._cannot(f, _describe(r), _why_not(r, f))
+        # Named by its path from a module when one reaches it (see _name_unnamed).
+        unnamed.setdefault(id(r), (r, []))[1].append(
+            ("cannot", ("other", r), f, _why_not(r, f), None)
+        )
 
     def _dict(
         self,
@@ -388,7 +398,9 @@ class _Planner:
             return
         for k in keys:
             if module is not None:
-                if module == f.owner and k in self.leftovers.get(module, ()):
+                if module == f.owner and (
+                    f.reason == LEFTOVER or k in self.leftovers.get(module, ())
+                ):
                     self._leftover(d, k, old, f, unnamed)
                     continue
                 where = (
@@ -425,13 +437,17 @@ class _Planner:
         if refused:
             self._cannot(f, f"instances of {f.owner}.{f.qualname}", refused, count=1)
             return
-        where = f"instances of {f.owner}.{f.qualname} (generation {_gen(f)})"
-        n = self._index.get(f"{SET_CLASS} {where} {f.owner}.{f.qualname}@{f.generation}")
+        n = self._classes.get(id(old))
         if n is not None:
             self.plan.ops[n][1].append(r)
             self.plan.changes[n]["count"] += 1
             return
         where = f"instances of {f.owner}.{f.qualname} (generation {_gen(f)})"
+        if f.generation is None:
+            # Old classes of unknown generation (a late agent) told apart by their order.
+            same = [c for c in self.plan.changes if c["where"].startswith(where[:-1])]
+            where = f"{where[:-1]}, old class {len(same) + 1})"
+        self._classes[id(old)] = len(self.plan.changes)
         code = f"obj.__class__ = {f.owner}.{f.qualname}"
         self._set_class.append(len(self.plan.changes))
         self._add(SET_CLASS, ("class-of", [r]), old, new, f, where, code, 1)
