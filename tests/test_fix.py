@@ -96,9 +96,9 @@ for c in plan.changes:
 unchanged = results()
 result = reloadscope.fix(dry_run=False)
 after = results()
-rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), text=plan.text(), result=result.to_json(),
-          result_text=result.text(), before=before, unchanged=unchanged, after=after,
-          evaluated=evaluated)
+rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), text=plan.text(),
+          result=result.to_json(), result_text=result.text(), before=before,
+          unchanged=unchanged, after=after, evaluated=evaluated)
 """
     )
     r = scenario.run(script)
