@@ -117,7 +117,18 @@ rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), text=plan.text(),
         )
     # The current generation's own registration is not stale: nothing to change there.
     assert not any("SUBSCRIBERS[3]" in c or "['greet'][3]" in c for c in codes)
-    assert plan["cannot"] == []
+    assert plan["not_fixable"] == []
+    assert plan["format"] == "reloadscope-fix"
+    actions = {c["code"]: c["action"] for c in plan["changes"]}
+    assert actions["__main__.Sub.__bases__ = (plugins.Base,)"] == "rebase"
+    assert actions["__main__.widget.__class__ = plugins.Widget"] == "migrate"
+    assert actions["__main__.on_event = plugins.on_event"] == "rebind"
+    greet = next(c for c in plan["changes"] if c["path"] == "__main__.HANDLERS['greet'][0]")
+    assert greet["replacement"] == "plugins.on_greet"
+    assert greet["stale"] == {
+        "module": "plugins", "qualname": "on_greet", "kind": "function", "generation": 0
+    }  # fmt: skip
+    assert "applied" not in greet
     assert extra["evaluated"]
     assert all(extra["evaluated"].values()), extra["evaluated"]
     # Making the plan changed nothing.
@@ -136,8 +147,9 @@ rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), text=plan.text(),
         "callback": 3,
     }
     result = extra["result"]
-    assert len(result["applied"]) == len(plan["changes"])
-    assert result["skipped"] == [] and result["remains"] == []
+    assert [c["path"] for c in result["changes"]] == [c["path"] for c in plan["changes"]]
+    assert all(c["applied"] is True for c in result["changes"])
+    assert result["result"]["not_applied"] == 0 and result["result"]["remains"] == []
     assert r.all_stale() == []
     assert "Nothing stale remains." in extra["result_text"]
     assert "Nothing has been changed." in extra["text"]
@@ -183,7 +195,7 @@ rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), plan2=plan2.to_json
 """
     r = scenario.run(script)
     extra = r.doc["_extra"]
-    why = {c["where"]: c["why"] for c in extra["plan"]["cannot"]}
+    why = {c["path"]: c["reason"] for c in extra["plan"]["not_fixable"]}
     assert any("tuple" in w for w in why.values()), why
     assert any("functools.partial" in w for w in why.values()), why
     assert any("closure cell" in w for w in why.values()), why
@@ -192,7 +204,7 @@ rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), plan2=plan2.to_json
     assert [c["code"] for c in extra["plan"]["changes"]] == []
     # Left alone: the tuple and the closure still run the old code.
     assert extra["tuple_old"] == 0 and extra["closure"] == 0
-    assert extra["result"]["applied"] == []
+    assert extra["result"]["result"]["applied"] == 0
     assert {s["qualname"] for s in r.all_stale()} == {"f", "gone"}
 
 
@@ -235,7 +247,7 @@ def test_a_snapshot_gets_a_plan_and_is_never_fixed(tmp_path):
     out = cli("fix", str(path), "--json")
     plan = json.loads(out.stdout)
     assert plan["applicable"] is False
-    assert [c["where"] for c in plan["changes"]] == ["__main__.SUBSCRIBERS[0]"]
+    assert [c["path"] for c in plan["changes"]] == ["__main__.SUBSCRIBERS[0]"]
     out = cli("fix", str(path), "--apply")
     assert out.returncode == 2
     assert out.stdout == ""
@@ -373,8 +385,9 @@ def test_fix_a_live_plugin_host_through_the_cli(tmp_path, how):
         out = cli("fix", str(p.pid), "--apply", "--json")
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout)
-        assert result["skipped"] == [] and result["remains"] == []
-        assert len(result["applied"]) == len(result["plan"]["changes"]) >= 10
+        assert result["result"]["not_applied"] == 0 and result["result"]["remains"] == []
+        assert len(result["changes"]) >= 10
+        assert all(c["applied"] for c in result["changes"])
         assert ask(p, tmp_path) == {
             "on_event": 3,
             "subscribers": ["3:x"] * 4,
@@ -388,3 +401,33 @@ def test_fix_a_live_plugin_host_through_the_cli(tmp_path, how):
     finally:
         p.kill()
         p.wait()
+
+
+def test_plan_and_result_documents_read_back():
+    from reloadscope.fixplan import Cannot, Change, FixPlan, FixResult
+
+    c = Change(
+        key="rebind m.x p.f@0", action="rebind-method", where="m.x", code="m.x = p.f",
+        module="p", qualname="f", kind="function", generation=0, count=1,
+    )  # fmt: skip
+    k = Cannot(
+        where="m.t", module="p", qualname="g", kind="function", generation=None, count=2,
+        why="a tuple holds it",
+    )  # fmt: skip
+    plan = FixPlan(4, (c,), (k,), 3)
+    doc = plan.to_json()
+    assert doc["changes"][0]["action"] == "rebind" and doc["changes"][0]["how"] == "rebind-method"
+    assert doc["not_fixable"] == [
+        {
+            "path": "m.t",
+            "reason": "a tuple holds it",
+            "stale": {"module": "p", "qualname": "g", "kind": "function", "generation": None},
+            "count": 2,
+        }
+    ]
+    assert FixPlan.from_json(doc) == plan
+    done = FixResult(plan, (), gone=("p.f (function, generation 0)",), remains=())
+    back = FixPlan.from_json(done.to_json())
+    assert isinstance(back, FixResult) and back.gone == done.gone and back.changes == plan.changes
+    with pytest.raises(ValueError, match="not a reloadscope-fix document"):
+        FixPlan.from_json({"format": "reloadscope-report"})

@@ -132,18 +132,27 @@ def scan(*, collect: bool = True, max_depth: int = 100, time_budget: float = 120
 
 
 def fix(
-    dry_run: bool = True, *, remove_leftovers: bool = False, only: list[str] | None = None
-) -> FixPlan | FixResult:
-    """The repair plan of this process (``dry_run``: nothing is changed), or, with
-    ``dry_run=False``, the plan carried out and the process scanned again.  ``only``: the keys
-    of the changes to carry out (those reviewed in an earlier plan); the others are skipped.
-    Printable; ``.to_json()`` gives the document.  No code of the program runs during either.
+    *,
+    apply: bool = False,
+    remove_leftovers: bool = False,
+    dry_run: bool | None = None,
+    only: list[str] | None = None,
+) -> FixPlan:
+    """The repair plan of this process: for each stale object, the change that makes its
+    holder point at the current object, or why it cannot (nothing is changed).  With
+    ``apply=True`` (or ``dry_run=False``) the plan is carried out and the process scanned
+    again: the result (a ``FixResult``, itself a plan) says what was applied and what was not,
+    and why, and what is gone and what remains.  ``only``: the keys (``Change.key``) of the
+    changes to carry out, those reviewed in an earlier plan.  Printable; ``.to_json()`` gives
+    the plan document.  No code of the program runs while planning or applying.
     """
     from .agent import repair
     from .fixplan import FixPlan, FixResult
 
+    if dry_run is not None:
+        apply = not dry_run
     rec = _recorder()
-    if dry_run:
+    if not apply:
         return FixPlan.from_json(repair.plan(rec, remove_leftovers=remove_leftovers))
     doc = repair.apply(rec, remove_leftovers=remove_leftovers, only=only)
     return FixResult.from_json(doc)

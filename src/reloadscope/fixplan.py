@@ -1,8 +1,10 @@
-"""Repair plans and their results, host side (SPEC: ``"reloadscope-fix-plan"``).
+"""Repair plans and their results, host side (SPEC: "The fix plan document").
 
-The agent makes the plan (``agent/repair.py``: it holds the objects); these are its documents
-as value objects, printable (``text()``, ``str()``) and JSON (``to_json()``), shared by the
-command line, the UI, IPython and the API.  A snapshot file holds no objects: its plan
+The agent makes the plan (``agent/repair.py``: it holds the objects) and sends it in its own
+protocol document (``"reloadscope-fix-plan"``, and ``"-result"`` after ``apply``); these value
+objects read either that or the public document (``"reloadscope-fix"``), and write the public
+one (``to_json()``), printable (``text()``, ``str()``), shared by the command line, the UI,
+IPython and the API.  A snapshot file holds no objects: its plan
 (``from_report``) names what a live repair would rebind, from the paths it recorded, and can
 never be applied.
 """
@@ -17,9 +19,19 @@ if TYPE_CHECKING:
 
     from .model import Report
 
-FORMAT = "reloadscope-fix-plan"
-RESULT_FORMAT = FORMAT + "-result"
+FORMAT = "reloadscope-fix"  # the public document (SPEC)
+AGENT_FORMAT = "reloadscope-fix-plan"  # the agent's answer
+RESULT_FORMAT = AGENT_FORMAT + "-result"
 ACTIONS = ("set-bases", "set-class", "rebind", "rebind-method", "remove-leftover")
+# The agent's actions as the public document names them.
+PUBLIC_ACTION = {
+    "set-bases": "rebase",
+    "set-class": "migrate",
+    "rebind": "rebind",
+    "rebind-method": "rebind",
+    "remove-leftover": "remove",
+}
+_AGENT_ACTION = {"rebase": "set-bases", "migrate": "set-class", "remove": "remove-leftover"}
 _SECTIONS = (
     (("set-bases", "set-class"), "Classes and instances"),
     (("rebind", "rebind-method"), "References"),
@@ -44,9 +56,11 @@ class Change(_Value):
         "kind",
         "generation",
         "count",
+        "applied",
+        "reason",
     )
     key: str
-    action: str
+    action: str  # the agent's (ACTIONS); the document says PUBLIC_ACTION[action]
     where: str
     code: str
     module: str
@@ -54,21 +68,73 @@ class Change(_Value):
     kind: str
     generation: int | None
     count: int
+    applied: bool | None  # None: not tried (a plan only)
+    reason: str | None  # why it was not applied
 
     def __init__(self, **fields: Any) -> None:
+        fields.setdefault("applied", None)
+        fields.setdefault("reason", None)
         _set(self, **{f: fields[f] for f in self._FIELDS})
 
     @classmethod
     def from_json(cls, d: Any, where: str = "change") -> Change:
+        """From the agent's document or the public one."""
         if not isinstance(d, dict):
             raise ReportError(f"{where}: expected an object")
         try:
-            return cls(**{f: d[f] for f in cls._FIELDS})
+            if "path" in d and isinstance(d.get("stale"), dict):  # the public document
+                st = d["stale"]
+                action = d.get("how") or _AGENT_ACTION.get(d["action"], d["action"])
+                return cls(
+                    key=d["key"],
+                    action=action,
+                    where=d["path"],
+                    code=d["code"],
+                    module=st["module"],
+                    qualname=st["qualname"],
+                    kind=st["kind"],
+                    generation=st.get("generation"),
+                    count=d.get("count", 1),
+                    applied=d.get("applied"),
+                    reason=d.get("reason"),
+                )
+            return cls(**{f: d[f] for f in cls._FIELDS if f not in ("applied", "reason")})
         except KeyError as e:
             raise ReportError(f"{where}: missing field {e.args[0]!r}") from None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_fields(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self._FIELDS}
+
+    @property
+    def path(self) -> str:
+        return self.where
+
+    @property
+    def replacement(self) -> str | None:
+        """The current object's dotted name (None: a name removed)."""
+        return None if self.action == "remove-leftover" else f"{self.module}.{self.qualname}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.where,
+            "action": PUBLIC_ACTION.get(self.action, self.action),
+            "stale": {
+                "module": self.module,
+                "qualname": self.qualname,
+                "kind": self.kind,
+                "generation": self.generation,
+            },
+            "replacement": self.replacement,
+            "code": self.code,
+            "count": self.count,
+            "how": self.action,
+            "key": self.key,
+        }
+        if self.applied is not None:
+            out["applied"] = self.applied
+            if not self.applied:
+                out["reason"] = self.reason
+        return out
 
     @property
     def stale(self) -> str:
@@ -92,15 +158,45 @@ class Cannot(_Value):
 
     @classmethod
     def from_json(cls, d: Any, where: str = "cannot") -> Cannot:
+        """From the agent's document or the public one (``not_fixable``)."""
         if not isinstance(d, dict):
             raise ReportError(f"{where}: expected an object")
         try:
+            if "path" in d and isinstance(d.get("stale"), dict):
+                st = d["stale"]
+                return cls(
+                    where=d["path"],
+                    module=st["module"],
+                    qualname=st["qualname"],
+                    kind=st["kind"],
+                    generation=st.get("generation"),
+                    count=d.get("count", 1),
+                    why=d["reason"],
+                )
             return cls(**{f: d[f] for f in cls._FIELDS})
         except KeyError as e:
             raise ReportError(f"{where}: missing field {e.args[0]!r}") from None
 
+    @property
+    def path(self) -> str:
+        return self.where
+
+    @property
+    def reason(self) -> str:
+        return self.why
+
     def to_json(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self._FIELDS}
+        return {
+            "path": self.where,
+            "reason": self.why,
+            "stale": {
+                "module": self.module,
+                "qualname": self.qualname,
+                "kind": self.kind,
+                "generation": self.generation,
+            },
+            "count": self.count,
+        }
 
 
 class FixPlan(_Value):
@@ -146,8 +242,13 @@ class FixPlan(_Value):
 
     @classmethod
     def from_json(cls, d: Any) -> FixPlan:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
+        """From the agent's plan or the public document (a result document gives its plan)."""
+        if isinstance(d, dict) and d.get("format") == RESULT_FORMAT:
+            return FixResult.from_json(d)
+        if not isinstance(d, dict) or d.get("format") not in (FORMAT, AGENT_FORMAT):
             raise ReportError(f"not a {FORMAT} document")
+        if d.get("format") == FORMAT and "result" in d:
+            return FixResult.from_public(d)
         process = d.get("process")
         pid = process.get("pid") if isinstance(process, dict) else None
         return cls(
@@ -156,7 +257,8 @@ class FixPlan(_Value):
                 Change.from_json(c, f"changes[{i}]") for i, c in enumerate(d.get("changes", []))
             ),
             cannot=tuple(
-                Cannot.from_json(c, f"cannot[{i}]") for i, c in enumerate(d.get("cannot", []))
+                Cannot.from_json(c, f"cannot[{i}]")
+                for i, c in enumerate(d.get("cannot") or d.get("not_fixable") or [])
             ),
             stale=int(d.get("stale", 0)),
             freed_with_others=int(d.get("freed_with_others", 0)),
@@ -170,7 +272,7 @@ class FixPlan(_Value):
             "version": 1,
             "process": {"pid": self.pid},
             "changes": [c.to_json() for c in self.changes],
-            "cannot": [c.to_json() for c in self.cannot],
+            "not_fixable": [c.to_json() for c in self.cannot],
             "stale": self.stale,
             "freed_with_others": self.freed_with_others,
             "blind_spots": list(self.blind_spots),
@@ -225,64 +327,114 @@ class FixPlan(_Value):
         return self.text()
 
 
-class FixResult(_Value):
-    """What ``fix --apply`` did: the changes carried out, those skipped (and why), and the
-    stale entries before and after (the scan run again)."""
+class FixResult(FixPlan):
+    """A plan carried out (``fix --apply``): its changes say whether each was ``applied`` and,
+    when not, the ``reason``; ``gone`` and ``remains`` are the stale entries the scan run
+    again no longer finds and still finds; ``report`` is that scan's report."""
 
-    _FIELDS = __match_args__ = ("plan", "applied", "skipped", "gone", "remains", "report")
-    plan: FixPlan
-    applied: tuple[Change, ...]
-    skipped: tuple[tuple[str, str], ...]  # (the change's code or key, why)
+    _FIELDS = (*FixPlan._FIELDS, "skipped", "gone", "remains")  # type: ignore[assignment]
+    __match_args__ = _FIELDS  # type: ignore[literal-required]
+    skipped: tuple[tuple[str, str], ...]  # (the change's code, or a key no longer planned; why)
     gone: tuple[str, ...]
     remains: tuple[str, ...]
     report: Report | None
 
-    def __init__(self, **fields: Any) -> None:
-        _set(self, **{f: fields[f] for f in self._FIELDS})
+    def __init__(
+        self,
+        plan: FixPlan,
+        skipped: tuple[tuple[str, str], ...],
+        gone: tuple[str, ...],
+        remains: tuple[str, ...],
+        report: Report | None = None,
+    ) -> None:
+        super().__init__(
+            plan.pid,
+            plan.changes,
+            plan.cannot,
+            plan.stale,
+            plan.freed_with_others,
+            plan.blind_spots,
+            plan.applicable,
+        )
+        _set(self, skipped=skipped, gone=gone, remains=remains, report=report)
+
+    @property
+    def plan(self) -> FixPlan:
+        return self
+
+    @property
+    def applied(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.applied)
 
     @classmethod
     def from_json(cls, d: Any, sources: dict | None = None) -> FixResult:
+        """From the agent's result document."""
         if not isinstance(d, dict) or d.get("format") != RESULT_FORMAT:
             raise ReportError(f"not a {RESULT_FORMAT} document")
         from .model import Report
 
+        plan = FixPlan.from_json(d["plan"])
+        done = {c.get("key"): c for c in d.get("applied", []) if isinstance(c, dict)}
+        why = {c.get("key"): str(c.get("why")) for c in d.get("skipped", []) if isinstance(c, dict)}
+        changes = []
+        for c in plan.changes:
+            if c.key in done:
+                n = done[c.key].get("count", c.count)
+                changes.append(Change(**dict(c.to_fields(), applied=True, count=n)))
+            else:
+                reason = why.get(c.key, "not carried out")
+                changes.append(Change(**dict(c.to_fields(), applied=False, reason=reason)))
+        planned = {c.key for c in plan.changes}
+        skipped = tuple((c.code, c.reason or "") for c in changes if c.applied is False) + tuple(
+            (str(k), w) for k, w in why.items() if k not in planned
+        )
         before = [_entry(e) for e in d.get("before", [])]
         after = [_entry(e) for e in d.get("after", [])]
         report = d.get("report")
+        _set(plan, changes=tuple(changes))
         return cls(
-            plan=FixPlan.from_json(d["plan"]),
-            applied=tuple(Change.from_json(c) for c in d.get("applied", [])),
-            skipped=tuple(
-                (str(s.get("code") or s.get("key")), str(s.get("why")))
-                for s in d.get("skipped", [])
-            ),
+            plan,
+            skipped,
             gone=tuple(e for e in before if e not in after),
             remains=tuple(after),
             report=Report.from_json(report, sources or {}, own=True) if report else None,
         )
 
+    @classmethod
+    def from_public(cls, d: dict[str, Any]) -> FixResult:
+        """From this class's own ``to_json()``."""
+        got = d.get("result")
+        result: dict[str, Any] = got if isinstance(got, dict) else {}
+        plan = FixPlan.from_json(_plain(d))
+        skipped = tuple((c.code, c.reason or "") for c in plan.changes if c.applied is False)
+        return cls(
+            plan,
+            skipped,
+            gone=tuple(str(x) for x in result.get("gone", [])),
+            remains=tuple(str(x) for x in result.get("remains", [])),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": RESULT_FORMAT,
-            "version": 1,
-            "plan": self.plan.to_json(),
-            "applied": [c.to_json() for c in self.applied],
-            "skipped": [{"code": c, "why": w} for c, w in self.skipped],
+        out = super().to_json()
+        out["result"] = {
+            "applied": len(self.applied),
+            "not_applied": len(self.skipped),
             "gone": list(self.gone),
             "remains": list(self.remains),
         }
+        return out
 
     def text(self) -> str:
-        who = f"process {self.plan.pid}" if self.plan.pid is not None else "this process"
+        who = f"process {self.pid}" if self.pid is not None else "this process"
         lines = [
             f"Applied {_n(len(self.applied), 'change')} in {who}"
-            + (f", skipped {len(self.skipped)}" if self.skipped else "")
+            + (f", {len(self.skipped)} not applied" if self.skipped else "")
             + "."
         ]
         for c in self.applied:
             lines.append(f"  {c.code}")
         if self.skipped:
-            lines += ["", "Skipped:"]
+            lines += ["", "Not applied:"]
             for code, why in self.skipped:
                 lines.append(f"  {code}")
                 lines.append(f"      {why}")
@@ -291,14 +443,19 @@ class FixResult(_Value):
         if self.remains:
             lines.append(f"{_n(len(self.remains), 'entry', 'entries')} remain:")
             lines += [f"  - {e}" for e in self.remains]
-            if self.plan.cannot:
-                lines.append("(the plan says why each cannot be rebound: reloadscope fix PID)")
+            if self.cannot:
+                lines.append("Why they could not be changed:")
+                for k in self.cannot:
+                    lines.append(f"  {k.where}: {k.why}")
         else:
             lines.append("Nothing stale remains.")
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.text()
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    out.pop("result", None)
+    return out
 
 
 def _entry(e: Any) -> str:

@@ -29,7 +29,8 @@ def add_parser(sub: Any, summary: str) -> None:
             "the plan saw it, scans again and says what is gone and what remains. No code of "
             "the program runs during either (no __setattr__, __eq__, __hash__ or metaclass "
             "hook). A snapshot file gets the plan its recorded paths give, and is never "
-            "fixed. Exit status 0; 1 when stale objects remain after --apply; 2 for errors."
+            "fixed. Exit status 0 when the plan was printed or carried out (even if some "
+            "stale objects remain: the output says which and why); 2 for errors."
         ),
         epilog="Examples: reloadscope fix 4242 (review); reloadscope fix 4242 --apply; "
         "reloadscope fix 4242 --json | jq '.changes[].code'",
@@ -65,16 +66,12 @@ def add_parser(sub: Any, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fixplan import FixResult
-
     result = plan_or_apply(args)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print(result.text())
-    if isinstance(result, FixResult) and result.remains:
-        return 1
     return 0
 
 
