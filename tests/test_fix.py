@@ -431,3 +431,67 @@ def test_plan_and_result_documents_read_back():
     assert isinstance(back, FixResult) and back.gone == done.gone and back.changes == plan.changes
     with pytest.raises(ValueError, match="not a reloadscope-fix document"):
         FixPlan.from_json({"format": "reloadscope-report"})
+
+
+def _readme_session() -> list[tuple[str, list[str]]]:
+    """The README's 'Fixing what it found' session: (command, the lines shown after it)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Fixing what it found", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    out: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            out.append((line[2:], []))
+        else:
+            out[-1][1].append(line)
+    return out
+
+
+def _shown_in(expected: list[str], got: list[str]) -> None:
+    """Each expected line appears in ``got``, in order; ``  ...`` stands for any lines."""
+    at = 0
+    for line in expected:
+        if line.strip() == "...":
+            continue
+        assert line in got[at:], f"{line!r} is not in what the tool printed:\n" + "\n".join(got)
+        at = got.index(line, at) + 1
+
+
+def test_the_readme_example_prints_what_the_readme_shows(tmp_path):
+    session = _readme_session()
+    assert [c for c, _ in session] == [
+        "reloadscope run examples/plugin_host.py &",
+        "reloadscope fix 4242",
+        "reloadscope fix 4242 --apply",
+        "kill -USR1 4242",
+    ]
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.Popen(
+        [sys.executable, "-m", "reloadscope", "run", "examples/plugin_host.py"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=root,
+    )
+    try:
+        assert p.stdout is not None
+        started = [p.stdout.readline().rstrip("\n") for _ in range(4)]
+        pid = str(p.pid)
+
+        def real(lines: list[str]) -> list[str]:
+            return [ln.replace(pid, "4242") for ln in lines]
+
+        _shown_in(session[0][1], real(started))
+        out = cli("fix", pid)
+        assert out.returncode == 0, out.stderr
+        _shown_in(session[1][1], real(out.stdout.splitlines()))
+        out = cli("fix", pid, "--apply")
+        assert out.returncode == 0, out.stderr
+        _shown_in(session[2][1], real(out.stdout.splitlines()))
+        p.send_signal(signal.SIGUSR1)
+        after = [p.stdout.readline().rstrip("\n") for _ in range(3)]
+        _shown_in(session[3][1], after)
+    finally:
+        p.kill()
+        p.wait()

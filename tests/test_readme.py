@@ -8,13 +8,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-TOP = ("src/", "tests/", "benchmarks/", "docs/", "scripts/", "screenshots/", ".ci/")
+TOP = ("src/", "tests/", "benchmarks/", "docs/", "scripts/", "screenshots/", "examples/", ".ci/")
 
 
 def _named_files() -> set[str]:
     names = set()
     for m in re.finditer(
-        r"[`(\s]((?:src|tests|benchmarks|docs|scripts|screenshots|\.ci)/[\w./-]+)", README
+        r"[`(\s]((?:src|tests|benchmarks|docs|scripts|screenshots|examples|\.ci)/[\w./-]+)", README
     ):
         name = m.group(1).rstrip(".,)")
         names.add(name.split("::")[0])
