@@ -319,3 +319,35 @@ def test_children_needs_a_pid(tmp_path):
     out = cli("report", str(tmp_path / "x.rsnap"), "--children")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == "reloadscope: error: --children needs a process ID, not a snapshot file\n"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "own"),
+    [
+        (["python3", "-m", "reloadscope", "report", "42"], True),
+        (["/usr/bin/python3.11", "/home/u/.local/bin/reloadscope", "attach", "42"], True),
+        (["/home/u/.local/bin/reloadscope", "ps"], True),
+        (["python", "-m", "reloadscope", "fix", "42", "--apply"], True),
+        (["python", "-m", "reloadscope", "run", "server.py"], False),
+        (["reloadscope", "run", "-m", "app"], False),
+        (["python", "serve.py", "reloadscope", "report"], False),
+        (["python", "-m", "reloadscope"], False),
+        ([], False),
+    ],
+)
+def test_own_commands_are_not_targets(cmdline, own):
+    from reloadscope.attach.discovery import own_command
+
+    assert own_command(cmdline) is own
+
+
+def test_ps_cuts_command_lines_to_the_width(tree):
+    e = dict(_env(), COLUMNS="60")
+    out = subprocess.run(
+        [sys.executable, "-m", "reloadscope", "ps"], capture_output=True, text=True, env=e
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines and all(len(ln) <= 60 for ln in lines), lines
+    assert any(ln.endswith("...") for ln in lines)
+    assert not any("reloadscope ps" in ln for ln in lines)

@@ -14,6 +14,7 @@ __all__ = [
     "ProcessNode",
     "PythonProcess",
     "is_python",
+    "own_command",
     "process_parents",
     "python_processes",
     "python_tree",
@@ -58,6 +59,23 @@ class ProcessNode:
         return doc
 
 
+# reloadscope's own commands: never a target (``run`` is: the program runs in that process).
+_OWN_COMMANDS = frozenset({"attach", "open", "report", "snapshot", "ps", "fix", "demo"})
+
+
+def own_command(cmdline: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``cmdline`` is one of reloadscope's own commands (``python -m reloadscope ps``,
+    ``reloadscope report 42``), not a program it runs."""
+    args = list(cmdline)
+    for i, a in enumerate(args[:4]):
+        named = a == "reloadscope" and i > 0 and args[i - 1] == "-m"
+        script = os.path.basename(a) == "reloadscope" and i <= 1
+        if named or script:
+            rest = args[i + 1 :]
+            return bool(rest) and rest[0] in _OWN_COMMANDS
+    return False
+
+
 def process_parents() -> dict[int, int]:
     """PID -> parent PID, for every process visible now."""
     parents = {}
@@ -96,7 +114,7 @@ def python_processes(
     out = []
     for proc in psutil.process_iter(["pid", "ppid", "uids", "cmdline", "memory_info"]):
         try:
-            if proc.pid == me:
+            if proc.pid == me or own_command(proc.info["cmdline"] or ()):
                 continue
             if wanted is not None:
                 if proc.pid not in wanted:

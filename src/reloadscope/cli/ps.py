@@ -17,7 +17,10 @@ def add_parser(sub: Any, summary: str) -> None:
     p = sub.add_parser(
         "ps",
         help=summary,
-        description="PID, Python version, memory, whether an agent already listens, command line.",
+        description="PID, Python version (3.13t: a free-threaded build), memory, whether an "
+        "agent already listens, command line (cut to the terminal's width; whole on a pipe or "
+        "with --json). reloadscope's own commands are left out; a program started with "
+        "'reloadscope run' is listed.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument(
@@ -74,9 +77,14 @@ def run(args: argparse.Namespace) -> int:
             dump_json([p.to_json() for p in procs])
             return 0
         lines = [_line(p) for p in procs]
+    import sys
+
+    from .output import text_width
+
+    width = text_width(sys.stdout)
     print(f"{'PID':>7}  {'PYTHON':<6}  {'RSS':>8}  AGENT  COMMAND")
     for line in lines:
-        print(line)
+        print(line if width is None or len(line) <= width else line[: max(width - 3, 0)] + "...")
     if not procs:
         print("(no Python processes of this user)")
     return 0
