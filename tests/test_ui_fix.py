@@ -122,6 +122,11 @@ def test_fix_in_this_process_lists_first_then_applies_only_what_was_listed(tmp_p
                 ):
                     assert line in text, text
                 assert uifixhost.results() == old
+                # Focus is on the list (arrows scroll it), not on Apply: enter applies nothing.
+                assert app.focused is _dialog(app).query_one("#fix-body")
+                await pilot.press("enter")
+                await _settled(app, pilot)
+                assert _dialog(app).state == "review" and uifixhost.results() == old
                 await pilot.press("escape")
                 await pilot.pause()
                 assert not isinstance(app.screen, FixScreen)
