@@ -29,7 +29,7 @@ import pytest
 
 import reloadscope
 from scenario import SRC, Scenario, python_versions, pythons, version_id
-from targets import python_with
+from targets import RUNNING, python_with
 from test_safety import HOSTILE
 
 VERSIONS = list(python_versions())
@@ -378,3 +378,103 @@ def test_terminal_ipython(tmp_path):
         t.wait_for("BACK 42")
     finally:
         t.close()
+
+
+FIX_V1 = """\
+import functools
+
+RELEASE = (functools.__name__, 1)  # not a constant: autoreload reloads the whole module
+
+class Base:
+    def hello(self):
+        return "hello"
+
+class Greeter(Base):
+    def hello(self):
+        return "hello v1"
+
+def greet():
+    return "greet v1"
+"""
+
+# Greeter.hello now calls super(): its code needs a __class__ cell the old function has not,
+# so autoreload's in-place update of the old class fails there (and leaves the rest undone).
+FIX_V2 = (
+    FIX_V1.replace(", 1)", ", 2)")
+    .replace('"hello v1"', 'super().hello() + " v2"')
+    .replace("greet v1", "greet v2")
+)
+
+SHOW = """\
+def show():
+    results = []
+    for f in (greet, hello, g.hello, fixmod.greet, fixmod.Greeter().hello):
+        try:
+            results.append(f())
+        except Exception as e:
+            results.append(repr(e))
+    print(json.dumps([os.getpid(), id(g), hello.__self__ is g, results]))
+"""
+
+
+def test_kernel_fix_after_autoreload(tmp_path):
+    """``%autoreload 2`` reloads the module but cannot update its old objects (it stops at a
+    method that now calls super()): an instance made before the edit, its bound method and a
+    ``from mod import func`` copy run the old code.  ``%reloadscope --fix`` lists the changes
+    and changes nothing; ``--fix --apply`` makes them run the new code, in the same kernel."""
+    pytest.importorskip("jupyter_client")
+    python = python_with(RUNNING, "ipython", "ipykernel")
+    from kernel_driver import Kernel
+
+    mod = tmp_path / "fixmod.py"
+    mod.write_text(FIX_V1)
+    with Kernel(tmp_path, python) as k:
+        k.run("%load_ext autoreload\n%autoreload 2")
+        k.run("%load_ext reloadscope")
+        k.run("import json, os\n" + SHOW)
+        k.run("import fixmod\nfrom fixmod import greet\ng = fixmod.Greeter()\nhello = g.hello")
+        k.run("pass")  # autoreload learns the module's source at the check after the import
+        pid, g_id, bound_to_g, results = k.run("show()").json()
+        assert bound_to_g and results == [
+            "greet v1",
+            "hello v1",
+            "hello v1",
+            "greet v1",
+            "hello v1",
+        ]
+
+        write_future(mod, FIX_V2)
+        cell = k.run("show()")
+        assert "fixmod" in cell.stderr  # autoreload's failure, and reloadscope's warning
+        old = [pid, g_id, True, ["greet v1", "hello v1", "hello v1", "greet v2", "hello v2"]]
+        assert cell.json() == old, cell.stderr  # reloaded, yet the old objects run old code
+
+        cell = k.run("%reloadscope --fix")
+        assert cell.result is None and cell.stderr == "", cell.stderr
+        plan = cell.stdout
+        for line in (
+            "__main__.greet = fixmod.greet",
+            "obj.__class__ = fixmod.Greeter",
+            "__main__.hello = MethodType(fixmod.Greeter.hello, __main__.hello.__self__)",
+            "%reloadscope --fix --apply carries them out",
+        ):
+            assert line in plan, plan
+        assert k.run("show()").json() == old  # the plan changed nothing
+
+        cell = k.run("%reloadscope --fix --apply")
+        assert cell.result is None and cell.stderr == "", cell.stderr  # no reload warning
+        assert cell.stdout.startswith("Applied "), cell.stdout
+        assert "Nothing stale remains." in cell.stdout, cell.stdout
+        new = [pid, g_id, True, ["greet v2", "hello v2", "hello v2", "greet v2", "hello v2"]]
+        assert k.run("show()").json() == new  # same kernel, same instance, new code
+
+        got = k.run("d = %reloadscope --fix --json\nprint(d['format'], d['changes'])")
+        assert got.stdout.splitlines()[-1] == "reloadscope-fix-plan []", got.stdout
+        got = k.run("r = %reloadscope --fix --apply --json\nprint(r['format'], r['remains'])")
+        assert got.stdout.splitlines()[-1] == "reloadscope-fix-plan-result []", got.stdout
+
+        for bad in ("--apply", "--fix --ui", "--fix --fix", "--json --remove-leftovers"):
+            cell = k.run(f"%reloadscope {bad}")
+            assert cell.error is None and cell.stdout == "", (bad, cell.stdout)
+            assert cell.stderr.startswith("reloadscope: error:"), (bad, cell.stderr)
+            assert len(cell.stderr.splitlines()) == 1, (bad, cell.stderr)

@@ -20,6 +20,7 @@ SCREENS = {
     "timeline": ["t"],
     "diff": ["d"],
     "help": ["question_mark"],
+    "fix": ["B"],  # a snapshot's plan: shown, not applicable
 }
 
 

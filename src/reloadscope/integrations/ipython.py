@@ -8,6 +8,10 @@ since the last cell; only then does it scan, and it warns on stderr, in that cel
 about the stale objects it has not warned about before.  Each stale object is warned about
 once (``%reloadscope`` shows all of them, and counts as a warning for the ones it shows).
 
+``%reloadscope --fix`` prints the repair plan of the kernel (``reloadscope.fix()``: nothing is
+changed), ``--fix --apply`` carries it out and prints what is gone and what remains; the
+rebinds are not taken for a reload by the after-cell check.
+
 Nothing of IPython is imported here: the shell is handed in.
 """
 
@@ -28,7 +32,8 @@ if TYPE_CHECKING:
 
 MAGIC = "reloadscope"
 SHOWN = 3  # stale objects a warning names; %reloadscope shows the rest
-USAGE = "usage: %reloadscope [--json | --ui]"
+USAGE = "usage: %reloadscope [--json | --ui | --fix [--apply] [--remove-leftovers] [--json]]"
+_FLAGS = ("--json", "--ui", "--fix", "--apply", "--remove-leftovers")
 
 _extension: _Extension | None = None
 
@@ -155,32 +160,62 @@ class _Extension:
 
     # -- %reloadscope ---------------------------------------------------------------------------
     def magic(self, line: str) -> dict[str, Any] | None:
-        """%reloadscope [--json | --ui]: the readable report of this kernel now; with --json
-        the report document alone; with --ui the terminal UI."""
+        """%reloadscope [--json | --ui | --fix [--apply] [--remove-leftovers] [--json]]: the
+        readable report of this kernel now; with --json the report document alone; with --ui
+        the terminal UI; with --fix the repair plan (nothing is changed), and with --fix
+        --apply the plan carried out and what it left (--json: their documents)."""
         args = line.split()
         if args in (["-h"], ["--help"]):
             print(USAGE)
             return None
-        if len(args) > 1 or (args and args[0] not in ("--json", "--ui")):
+        flags = set(args)
+        if (
+            len(flags) != len(args)
+            or not flags <= set(_FLAGS)
+            or ("--ui" in flags and len(flags) > 1)
+            or (flags & {"--apply", "--remove-leftovers"} and "--fix" not in flags)
+        ):
             print(
                 f"reloadscope: error: unknown arguments {inert(line.strip())!r}; {USAGE}",
                 file=sys.stderr,
             )
             return None
-        if args == ["--ui"]:
+        if "--ui" in flags:
             self.ui()
             return None
+        if "--fix" in flags:
+            return self.fix(
+                apply="--apply" in flags,
+                remove_leftovers="--remove-leftovers" in flags,
+                as_json="--json" in flags,
+            )
         from .. import scan
 
         report = scan()
         self.seen(report)
-        if args == ["--json"]:
-            import json
-
-            doc = _Document(report.to_json())
-            print(json.dumps(doc, indent=2))
-            return doc  # d = %reloadscope --json
+        if "--json" in flags:
+            return _print_document(report.to_json())  # d = %reloadscope --json
         print(report.text(), end="")
+        return None
+
+    def fix(self, *, apply: bool, remove_leftovers: bool, as_json: bool) -> dict[str, Any] | None:
+        """%reloadscope --fix [--apply]: ``reloadscope.fix`` in this kernel, printed."""
+        from .. import fix
+        from ..fixplan import FixResult
+
+        done = fix(dry_run=not apply, remove_leftovers=remove_leftovers)
+        if isinstance(done, FixResult):
+            # The rebinds are no reload: the cell's check must not take them for one.
+            self.mark = self._mark()
+            if done.report is not None:
+                self.seen(done.report)
+        if as_json:
+            return _print_document(done.to_json())
+        # The texts name the command line's options; here they are the magic's.
+        text = done.text().replace(
+            "; --apply carries them out", "; %reloadscope --fix --apply carries them out"
+        )
+        print(text.replace(": reloadscope fix PID)", ": %reloadscope --fix)"))
         return None
 
     def ui(self) -> None:
@@ -195,9 +230,17 @@ class _Extension:
         breakpoint()
 
 
+def _print_document(doc: dict[str, Any]) -> _Document:
+    import json
+
+    printed = _Document(doc)
+    print(json.dumps(printed, indent=2))
+    return printed
+
+
 class _Document(dict):
-    """The report document ``%reloadscope --json`` returns: a dict, which the cell does not
-    display again (the magic printed it already)."""
+    """The document ``%reloadscope --json`` (or ``--fix [--apply] --json``) returns: a dict,
+    which the cell does not display again (the magic printed it already)."""
 
     def _ipython_display_(self) -> None:
         pass

@@ -17,6 +17,7 @@ from ..holders import Holder
 from ..inert import inert
 from ..model import Module, Report, StaleObject
 from . import live, picker, view
+from .fix import FixScreen, Scope
 from .holders import HoldersScreen
 from .source import Source
 from .timeline import TimelineScreen
@@ -33,6 +34,12 @@ paths that hold the selected one, each with the fix.
   h              holders: what keeps the stale objects alive (a list that grows on every
                  reload, a dict...), most stale first; enter on one shows only the stale
                  objects it holds (escape shows all again)
+  b              fix the selected stale object: a dialog lists every change the fix would
+                 make (the code of each rebind) and every holder it cannot change, and why,
+                 before anything is written; y (or enter on Apply) carries out exactly those
+                 changes, then shows what is gone and what remains, and rescans; escape
+                 cancels (nothing is written). A snapshot file's plan is shown, never applied
+  B              the same for every stale object
   t              timeline: each module's generations over time, with the stale objects,
                  bytes and retained bytes each still has alive, and a bar
   d              source diff between generations ([ ] and { } pick which two)
@@ -113,6 +120,8 @@ class ReloadScopeApp(App[None]):
     BINDINGS: ClassVar = [
         Binding("q", "quit", "quit"),
         Binding("h", "holders", "holders"),
+        Binding("b", "fix_this", "fix"),
+        Binding("B", "fix_all", "fix all", show=False),
         Binding("r", "rescan", "rescan"),
         # Following first: its state (pause/resume) is worth seeing in a narrow footer.
         Binding("f", "pause_follow", "pause follow"),
@@ -329,6 +338,24 @@ class ReloadScopeApp(App[None]):
             table.move_cursor(row=row)
         self._fill_stale()
         self.query_one("#stale", DataTable).focus()
+
+    def action_fix_this(self) -> None:
+        """The fix dialog for the selected stale object."""
+        module = self.current_module()
+        if self.report is None or module is None or not self.rows:
+            self.notify("no stale object selected (B plans a fix of all)", severity="warning")
+            return
+        s = self.rows[min(self.query_one("#stale", DataTable).cursor_row, len(self.rows) - 1)]
+        self.push_screen(FixScreen(self.source, Scope(module.name, s), self._fixed))
+
+    def action_fix_all(self) -> None:
+        """The fix dialog for every stale object."""
+        if self.report is not None:
+            self.push_screen(FixScreen(self.source, None, self._fixed))
+
+    def _fixed(self, result: object) -> None:
+        """A fix was applied: scan again (the dialog still shows its result)."""
+        self.load()
 
     def action_rescan(self) -> None:
         if self.source.can_rescan:

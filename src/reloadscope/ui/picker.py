@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from textual.app import App, ComposeResult
 
     from ..attach.discovery import PythonProcess
+    from ..fixplan import FixPlan, FixResult
     from ..model import Report
 
 
@@ -131,6 +132,13 @@ class LiveTree:
 
     def save(self, report: Report, path: str | None = None) -> Path:
         return self.current.save(report, path)
+
+    def fix(self, *, apply: bool = False, only: list[str] | None = None) -> FixPlan | FixResult:
+        """The current process's plan or repair (the fix dialog is modal: no switch between
+        its plan and its apply)."""
+        source = self.current
+        with self._lock(source.pid):
+            return source.fix(apply=apply, only=only)
 
     def vitals(self) -> str:
         return self.current.vitals()

@@ -7,6 +7,11 @@ The two that can rescan can also be followed (``reloadscope.follow``): ``follows
 whether the process can tell when it reloads, ``wait(after, timeout)`` waits for that (the
 agent's ``wait`` request), and ``hurry()`` ends a pending wait from another thread.  A file
 does not change, so ``FileSource`` has none of them.
+
+``fix`` gives the repair plan (``reloadscope.fixplan``), or with ``apply`` carries out the
+changes whose keys are in ``only`` (those the user reviewed) and returns the result.  A file's
+plan comes from the paths it recorded (``fixplan.from_report``) and is never applied
+(``CannotApply``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..fixplan import FixPlan, FixResult
 from ..model import Report
+
+
+class CannotApply(Exception):
+    """A snapshot file holds no objects: its plan can be read, never carried out."""
 
 
 class Source(Protocol):
@@ -28,6 +38,11 @@ class Source(Protocol):
     def load(self, *, collect: bool = True) -> Report: ...
 
     def save(self, report: Report, path: str | None = None) -> Path: ...
+
+    def fix(self, *, apply: bool = False, only: list[str] | None = None) -> FixPlan | FixResult:
+        """The repair plan (``apply`` false: nothing is written), or the changes whose keys are
+        in ``only`` (all of a new plan when None) carried out, and the scan run again."""
+        ...
 
     def close(self) -> None: ...
 
@@ -49,6 +64,16 @@ class FileSource:
         from ..snapshot import write
 
         return write(report, path)
+
+    def fix(self, *, apply: bool = False, only: list[str] | None = None) -> FixPlan | FixResult:
+        if apply:
+            raise CannotApply(
+                f"{self.path.name} is a snapshot: it holds no objects and cannot be fixed; fix "
+                "the live process instead (reloadscope fix PID --apply)"
+            )
+        from ..fixplan import from_report
+
+        return from_report(self.load())
 
     def close(self) -> None:
         pass
@@ -107,6 +132,13 @@ class ProcessSource:
         from ..snapshot import write
 
         return write(report, path)
+
+    def fix(self, *, apply: bool = False, only: list[str] | None = None) -> FixPlan | FixResult:
+        """``reloadscope.fix`` in this process, one at a time with the scans."""
+        from .. import fix
+
+        with self._scanning:
+            return fix(dry_run=not apply, only=only)
 
     def close(self) -> None:
         pass
@@ -177,6 +209,16 @@ class LiveSource:
         from ..snapshot import write
 
         return write(report, path)
+
+    def fix(self, *, apply: bool = False, only: list[str] | None = None) -> FixPlan | FixResult:
+        """``Client.fix`` on the agent; like a scan asked for, it goes before a pending wait."""
+        self._free.clear()
+        try:
+            self.session.client.hurry()
+            with self._lock:
+                return self.session.client.fix(apply=apply, only=only)
+        finally:
+            self._free.set()
 
     def close(self) -> None:
         self._free.clear()  # a follower waits no more
