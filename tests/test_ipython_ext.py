@@ -454,7 +454,7 @@ def test_kernel_fix_after_autoreload(tmp_path):
         plan = cell.stdout
         for line in (
             "__main__.greet = fixmod.greet",
-            "obj.__class__ = fixmod.Greeter",
+            "__main__.g.__class__ = fixmod.Greeter",
             "__main__.hello = MethodType(fixmod.Greeter.hello, __main__.hello.__self__)",
             "%reloadscope --fix --apply carries them out",
         ):
@@ -469,9 +469,11 @@ def test_kernel_fix_after_autoreload(tmp_path):
         assert k.run("show()").json() == new  # same kernel, same instance, new code
 
         got = k.run("d = %reloadscope --fix --json\nprint(d['format'], d['changes'])")
-        assert got.stdout.splitlines()[-1] == "reloadscope-fix-plan []", got.stdout
-        got = k.run("r = %reloadscope --fix --apply --json\nprint(r['format'], r['remains'])")
-        assert got.stdout.splitlines()[-1] == "reloadscope-fix-plan-result []", got.stdout
+        assert got.stdout.splitlines()[-1] == "reloadscope-fix []", got.stdout
+        got = k.run(
+            "r = %reloadscope --fix --apply --json\nprint(r['format'], r['result']['remains'])"
+        )
+        assert got.stdout.splitlines()[-1] == "reloadscope-fix []", got.stdout
 
         for bad in ("--apply", "--fix --ui", "--fix --fix", "--json --remove-leftovers"):
             cell = k.run(f"%reloadscope {bad}")

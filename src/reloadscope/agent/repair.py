@@ -228,6 +228,7 @@ class _Planner:
         self._set_class: list[int] = []  # positions of the set-class changes
         self._classes: dict[int, int] = {}  # id(old class) -> its set-class change
         self.interior: set[int] = set()
+        self.held_by_stale: set[int] = set()  # stale objects other stale objects hold
         self.owners: dict[int, object] = {}
         self.class_tuples: set[int] = set()
 
@@ -278,8 +279,11 @@ class _Planner:
             for r in holders:
                 if type(r) is f.obj and f.kind == "class":
                     pass  # an instance of the stale class (itself stale): migrated
-                elif id(r) in self.interior or id(r) in self.stale or _agent_own(r):
-                    continue  # part of an old generation (it goes with it), or the agent's
+                elif id(r) in self.interior or id(r) in self.stale:
+                    self.held_by_stale.add(i)
+                    continue  # part of an old generation: it goes with it
+                elif _agent_own(r):
+                    continue
                 if type(r) is MethodType and r.__func__ is f.obj:
                     new = self.current.get(i)
                     rebuilt = MethodType(new, r.__self__) if new is not None else None  # type: ignore[arg-type]
@@ -638,6 +642,8 @@ class _Planner:
                 self._cannot(
                     f, p["text"], "held outside the module graph (a probed hook): not rewritten"
                 )
+            elif i in self.held_by_stale:
+                self.plan.freed_with_others += 1  # its holders are old too: freed with them
             elif p is not None and p.get("root") == "module" and f.kind != "code":
                 self._cannot(
                     f, p["text"], "its holders are not in the gc graph reloadscope can write to"

@@ -135,10 +135,20 @@ def plan_text(plan: FixPlan, scope: Scope | None) -> str:
 def result_text(result: FixResult) -> str:
     """What applying did (``FixResult.text``), without the changes left out because they were
     not listed in the dialog."""
+    from ..fixplan import FixPlan
+
+    shown = FixPlan(
+        result.pid,
+        tuple(c for c in result.changes if c.reason != NOT_REVIEWED),
+        result.cannot,
+        result.stale,
+        result.freed_with_others,
+        result.blind_spots,
+        result.applicable,
+    )
     listed = FixResult(
-        plan=result.plan,
-        applied=result.applied,
-        skipped=tuple((c, why) for c, why in result.skipped if why != NOT_REVIEWED),
+        shown,
+        tuple((c, why) for c, why in result.skipped if why != NOT_REVIEWED),
         gone=result.gone,
         remains=result.remains,
         report=result.report,
