@@ -98,7 +98,14 @@ def test_the_sdist_carries_its_tests_and_they_run(dist, tmp_path):
     with tarfile.open(sdist) as tar:
         tar.extractall(tmp_path, filter="data")
     (top,) = tmp_path.iterdir()
-    for name in ("LICENSE", "README.md", ".ci/run", "tests/fixtures/snapshot-v1.rsnap"):
+    for name in (
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "docs/conf.py",
+        ".ci/run",
+        "tests/fixtures/snapshot-v1.rsnap",
+    ):
         assert (top / name).exists(), name
     env = dict(_env(), PYTHONPATH=str(top / "src"))
 

@@ -1,5 +1,5 @@
 """The timeline screen and the UI's polish (issue 15): focus, shortened paths, step counts,
-plurals, the header, keys in the help and the README, evidence and blind spots."""
+plurals, the header, keys in the help and the docs, evidence and blind spots."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from scenario import Scenario, python_versions
 from test_timeline import GROW
 
 FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+# The UI's reference page (the README links to it).
+UI_DOC = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "ui.md").read_text(
+    encoding="utf-8"
+)
 
 
 async def _loaded(app: ReloadScopeApp, pilot) -> None:
@@ -238,15 +241,15 @@ def _key_name(key: str) -> str:
     return {"slash": "/", "question_mark": "?"}.get(key, key)
 
 
-def test_every_footer_key_is_in_the_help_and_the_readme():
+def test_every_footer_key_is_in_the_help_and_the_docs():
     shown = [b for b in ReloadScopeApp.BINDINGS if b.show]
     assert len(shown) >= 8
-    keys_paragraph = README.split("Keys: ", 1)[1].split("\n\n", 1)[0]
+    keys_paragraph = UI_DOC.split("Keys: ", 1)[1].split("\n\n", 1)[0]
     for b in shown:
         for key in b.key.split(","):
             name = _key_name(key)
             assert re.search(rf"^  {re.escape(name)} ", HELP, re.M), f"{name} not in the help"
-            assert f"`{name}`" in keys_paragraph, f"{name} not in the README's keys"
+            assert f"`{name}`" in keys_paragraph, f"{name} not in the docs' keys"
 
 
 def test_the_held_by_panel_shows_evidence_and_blind_spots(tmp_path):

@@ -1,0 +1,234 @@
+"""Every code example in the README and the docs runs here.
+
+Each ```python block runs, in page order, in a directory of the page's own (where the
+repository's ``examples/`` is at hand and ``reloadscope``, ``python`` and ``pytest`` are this
+checkout's).  An HTML comment on the line above a block says what else to do with it
+(docs/contributing.md lists the markers): ``file: NAME`` writes it there, ``run`` runs a ``sh``
+block, ``output: COMMAND`` checks a block against what COMMAND prints, ``session`` runs a shell
+session and checks each command's output, ``not run: REASON`` leaves a python block out.
+Every ```json block must parse.  Output is compared line by line, in order: ``...`` stands for
+any lines, and numbers (sizes, times, PIDs, versions) may differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+MARKER = re.compile(r"^<!--\s*([\w ]+?)(?::\s*(.*?))?\s*-->\s*$")
+PID = "4242"  # what the docs write for the PID of the process a session started
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int
+    lang: str
+    text: str
+    marker: str | None
+    argument: str | None
+
+    def __str__(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    out = []
+    lines = page.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        m = re.match(r"^(`{3,})(\S*)", lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, lang, start = m.group(1), m.group(2), i
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence))
+        marker = argument = None
+        if start > 0 and (mm := MARKER.match(lines[start - 1])):
+            marker, argument = mm.group(1).strip(), mm.group(2)
+        text = "\n".join(lines[start + 1 : end]) + "\n"
+        out.append(Block(page, start + 1, lang, text, marker, argument))
+        i = end + 1
+    return out
+
+
+ALL = [b for page in PAGES for b in blocks(page)]
+RUN = [b for b in ALL if b.lang == "python" or b.marker in ("run", "output", "session", "file")]
+
+
+def _normal(line: str) -> str:
+    return re.sub(r"\d+(?:[.,]\d+)*", "N", line.rstrip())
+
+
+def shown_in(expected: str | list[str], got: str | list[str], where: object) -> None:
+    """Each expected line appears in ``got`` in order (numbers aside); ``...`` is any lines."""
+    exp = expected.splitlines() if isinstance(expected, str) else expected
+    lines = [_normal(x) for x in (got.splitlines() if isinstance(got, str) else got)]
+    at = 0
+    for line in exp:
+        if line.strip() == "...":
+            continue
+        want = _normal(line)
+        assert want in lines[at:], f"{where}: {line!r} is not in what was printed:\n" + "\n".join(
+            lines
+        )
+        at = lines.index(want, at) + 1
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of commands that are this checkout's: reloadscope, python, pytest."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    for name, run in [
+        ("reloadscope", "-m reloadscope"),
+        ("python", ""),
+        ("pytest", "-m pytest"),
+    ]:
+        path = bin_dir / name
+        path.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {run} "$@"\n')
+        path.chmod(0o755)
+    return bin_dir
+
+
+_workdirs: dict[Path, Path] = {}
+
+
+def workdir(page: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page's own directory, the same for all its blocks (they run in page order)."""
+    if page not in _workdirs:
+        d = tmp_path_factory.mktemp(page.stem)
+        (d / "examples").symlink_to(ROOT / "examples")
+        _workdirs[page] = d
+    return _workdirs[page]
+
+
+def environ(tools: Path, cwd: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELOADSCOPE_", "PYTEST_"))}
+    env["PATH"] = f"{tools}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(cwd)])
+    env["NO_COLOR"] = "1"
+    env.pop("COLUMNS", None)  # pytest then writes 80 columns, as the pages show it
+    env.pop("PYTHONBREAKPOINT", None)
+    return env
+
+
+def test_the_pages_have_examples_and_every_marker_is_known():
+    assert len([b for b in ALL if b.lang == "python"]) >= 5
+    known = {"file", "run", "output", "session", "not run"}
+    unknown = [(str(b), b.marker) for b in ALL if b.marker and b.marker not in known]
+    assert not unknown, unknown
+    skipped = [b for b in ALL if b.marker == "not run"]
+    assert all(b.argument for b in skipped), "'not run' needs a reason"
+
+
+@pytest.mark.parametrize("block", [b for b in ALL if b.lang == "json"], ids=str)
+def test_every_json_block_parses(block: Block) -> None:
+    json.loads(block.text)
+
+
+@pytest.mark.parametrize("block", RUN, ids=str)
+def test_example(block: Block, tools: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    cwd = workdir(block.page, tmp_path_factory)
+    env = environ(tools, cwd)
+    if block.marker == "not run":
+        pytest.skip(block.argument)
+    for earlier in ALL:  # the files this block may use (also when it runs alone)
+        if earlier.page == block.page and earlier.marker == "file" and earlier.line < block.line:
+            (cwd / earlier.argument).write_text(earlier.text)  # type: ignore[operator]
+    if block.marker == "file":
+        (cwd / block.argument).write_text(block.text)  # type: ignore[operator]
+    elif block.marker == "output":
+        done = _sh(block.argument, cwd, env)
+        assert done.returncode == 0, f"{block}: {block.argument}\n{done.stdout}{done.stderr}"
+        shown_in(block.text, done.stdout, block)
+    elif block.marker == "session":
+        _session(block, cwd, env)
+    elif block.lang == "python":
+        script = cwd / f"example_{block.line}.py"
+        script.write_text(block.text)
+        done = subprocess.run(
+            [sys.executable, script.name],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, f"{block} failed:\n{done.stdout}{done.stderr}"
+    else:
+        assert block.lang == "sh", f"{block}: 'run' is for sh blocks"
+        done = _sh(block.text, cwd, env)
+        assert done.returncode == 0, f"{block} failed:\n{done.stdout}{done.stderr}"
+
+
+def _sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _session(block: Block, cwd: Path, env: dict[str, str]) -> None:
+    """``$ COMMAND`` lines and what each prints.  ``COMMAND &`` starts a process in the
+    background (its PID stands in for 4242 afterwards) and reads as many lines of its output
+    as the block shows; ``kill -SIG 4242`` signals it and reads the lines shown after it."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.text.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            assert steps, f"{block}: output before the first '$ ' command"
+            steps[-1][1].append(line)
+    background: subprocess.Popen[str] | None = None
+    pid = None
+    try:
+        for command, shown in steps:
+            if pid:
+                command = command.replace(PID, pid)
+            if command.endswith("&"):
+                background = subprocess.Popen(
+                    shlex.split(command[:-1]),
+                    cwd=cwd,
+                    env=env,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                )
+                pid = str(background.pid)
+                got = _read(background, shown)
+            elif (m := re.fullmatch(r"kill -(\w+) (\d+)", command)) and m.group(2) == pid:
+                assert background is not None
+                background.send_signal(getattr(signal, "SIG" + m.group(1)))
+                got = _read(background, shown)
+            else:
+                done = _sh(command, cwd, env)
+                assert done.returncode == 0, f"{block}: {command}\n{done.stdout}{done.stderr}"
+                got = done.stdout.splitlines()
+            shown_in(shown, [x.replace(pid, PID) if pid else x for x in got], f"{block} {command}")
+    finally:
+        if background is not None:
+            background.kill()
+            background.wait()
+
+
+def _read(process: subprocess.Popen[str], shown: list[str]) -> list[str]:
+    assert process.stdout is not None
+    return [process.stdout.readline().rstrip("\n") for _ in shown]
