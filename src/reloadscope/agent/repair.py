@@ -28,8 +28,10 @@ What runs no user code, and why:
   whose metaclass, and whose subclasses' metaclasses, are ``type`` (no ``mro()`` override).
 - Names come from ``safe``: no ``repr``, ``getattr`` or ``isinstance`` on user objects.
 
-A replaced old object loses a reference: if that was its last, it is freed then, as Python
-frees anything (its ``__del__`` runs, as it would when the process restarts).
+A replaced old object loses a reference: if that was its last, it is freed once every change
+is made (or, in a cycle, by the scan after them), as Python frees anything: a ``__del__`` of
+what only it held runs then, as it would when the process restarts.  That is the one user
+hook an apply may run (never a plan); the result counts those objects (``"freed"``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import gc
 import os
 import sys
 import time
-from types import FunctionType, MethodType, ModuleType
+from _weakref import ref as _weakref
+from types import FunctionType, MemberDescriptorType, MethodType, ModuleType
 
 from . import frozen, graph, safe
 from .paths import module_root_step, render
@@ -66,7 +69,10 @@ SET_BASES, SET_CLASS, REBIND, REBIND_METHOD, REMOVE = (
 )
 _ORDER = {SET_BASES: 0, SET_CLASS: 1, REBIND: 2, REBIND_METHOD: 2, REMOVE: 3}
 _MISSING = object()
-_TYPE_ATTRS = frozenset(vars(type))
+# Names type.__setattr__ finds on the metaclass (type, then object) first: a data descriptor
+# there (``__class__``, ``__name__``, ``__bases__``...) would run instead of the dict write.
+_TYPE_ATTRS = frozenset(vars(type)) | frozenset(vars(object))
+_OBJECT_SETATTR = object.__dict__["__setattr__"]
 _set_class = object.__dict__["__class__"].__set__
 _set_bases = type.__dict__["__bases__"].__set__
 _get_bases = type.__dict__["__bases__"].__get__
@@ -93,6 +99,37 @@ def _all_builtin_keys(d: dict) -> bool:
     return all(map(builtin_key, dict.keys(d)))
 
 
+def _one_of(t: object, types: tuple[type, ...]) -> bool:
+    """``t in types`` by identity: ``in`` compares with ``==``, which a metaclass may define."""
+    return any(t is x for x in types)
+
+
+def _in_mro(cls: type, name: str) -> tuple[bool, object]:
+    """(found, value) of ``name`` in the dicts of ``cls``'s MRO, comparing keys only when they
+    are exact strs (a dict lookup could call a colliding user key's ``__eq__``)."""
+    for base in safe.class_mro(cls):
+        for k, v in dict.items(safe.class_dict(base)):
+            if type(k) is str and k == name:
+                return True, v
+    return False, None
+
+
+def _instance_write_refused(t: type, key: object) -> str:
+    """Why ``obj.key = value`` for an instance of ``t`` cannot be done as a write to its
+    ``__dict__`` ("" when it can): ``t`` overrides ``__setattr__`` (the program wants its code
+    to see every write), or a data descriptor of ``t`` handles that name (the program never
+    reads the dict entry; setting it would call the descriptor's ``__set__``)."""
+    found, hook = _in_mro(t, "__setattr__")
+    if found and hook is not _OBJECT_SETATTR:
+        return "its class overrides __setattr__: writing around it is not done"
+    if type(key) is not str:
+        return "an attribute named by a non-str key: not rewritten"
+    found, desc = _in_mro(t, key)
+    if found and (_in_mro(type(desc), "__set__")[0] or _in_mro(type(desc), "__delete__")[0]):
+        return f"a data descriptor of its class handles .{key}: its __set__ would run"
+    return ""
+
+
 def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
     """(the current object of the stale ``f``, "") or (None, why there is none)."""
     mod = dict.get(sys.modules, f.owner)
@@ -107,7 +144,7 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
     if "<locals>" in f.qualname or "<" in f.qualname:
         return None, "defined inside a function call: there is no current object of that name"
     ns = safe.module_dict(mod)
-    if ns is None or not all(type(k) is str for k in dict.keys(ns)):
+    if ns is None or not _all_builtin_keys(ns):
         return None, f"module {f.owner}'s namespace cannot be read safely"
     obj: object = ns
     parts = f.qualname.split(".")
@@ -115,6 +152,8 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
         d = ns if n == 0 else (safe.class_dict(obj) if safe.is_class(obj) else None)  # type: ignore[arg-type]
         if d is None:
             return None, f"{f.owner}.{'.'.join(parts[:n])} is not a class any more"
+        if n and not _all_builtin_keys(d):
+            return None, f"{f.owner}.{'.'.join(parts[:n])}'s namespace cannot be read safely"
         obj = dict.get(d, part, _MISSING)
         if obj is _MISSING:
             return (
@@ -150,7 +189,7 @@ def _slot_names(cls: type) -> list[str]:
     out = []
     for base in safe.class_mro(cls):
         for k, v in dict.items(safe.class_dict(base)):
-            if type(v).__name__ == "member_descriptor" and type(k) is str:
+            if type(v) is MemberDescriptorType and type(k) is str:
                 out.append(k)
     return sorted(out)
 
@@ -238,7 +277,7 @@ class _Planner:
         s.findings = None
         if cls is None:
             return self.plan
-        self.stale = dict(cls.found)
+        self.stale = _defined_there(dict(cls.found))
         self.leftovers = cls.leftover_names
         del cls
         self.plan.blind = list(self.plan.report.get("scan", {}).get("blind_spots", []))
@@ -271,7 +310,7 @@ class _Planner:
             for r in holders:
                 if type(r) is f.obj and f.kind == "class":
                     pass  # an instance of the stale class (itself stale): migrated
-                elif id(r) in self.interior or id(r) in self.stale or _agent_own(r):
+                elif id(r) in self.interior or self._old_part(r) or _agent_own(r):
                     continue  # part of an old generation (it goes with it), or the agent's
                 if type(r) is MethodType and r.__func__ is f.obj:
                     new = self.current.get(i)
@@ -285,7 +324,7 @@ class _Planner:
             for i, holders in more_refs.items():
                 m, rebuilt, f = methods[i]
                 for r in holders:
-                    if id(r) in self.interior or id(r) in self.stale or id(r) in methods:
+                    if id(r) in self.interior or self._old_part(r) or id(r) in methods:
                         continue
                     why = self.why_none.get(id(f.obj), "")
                     pending.append((r, m, f, rebuilt, why))
@@ -310,6 +349,12 @@ class _Planner:
         self._unreached(handled)
         return self.plan
 
+    def _old_part(self, r: object) -> bool:
+        """``r`` is a stale function, class, module...: it goes with its generation.  A stale
+        instance is not: it is migrated to the current class, and what it holds rebound."""
+        f = self.stale.get(id(r))
+        return f is not None and f.kind != "instance"
+
     def holder(
         self, r: Any, old: Any, f: Found, new: object | None, why: str, unnamed: dict
     ) -> None:
@@ -332,14 +377,14 @@ class _Planner:
             return
         if t is tuple and id(r) in self.class_tuples:
             return
-        if not safe.is_class(r) and id(t) not in self.stale and t not in _NOT_INSTANCES:
+        if not safe.is_class(r) and not _one_of(t, _NOT_INSTANCES):
             # An instance whose attributes live in its object (3.11+ inline values): its
             # __dict__ is made when asked for, with the same keys and values.
             d = safe.instance_dict(r)
             if d is not None and any(v is old for v in dict.values(d)):
                 self._dict(d, old, f, new, why, unnamed, owner=r)
                 return
-        self._cannot(f, _describe(r), _why_not(r, f))
+        _unnamed_cannot(unnamed, r, f, _why_not(r, f))
 
     def _dict(
         self,
@@ -352,7 +397,15 @@ class _Planner:
         owner: Any = None,
     ) -> None:
         module = self.module_of_ns.get(id(d))
-        keys = [k for k, v in list(dict.items(d)) if v is old]
+        items = list(dict.items(d))
+        keys = [k for k, v in items if v is old]
+        if any(k is old for k, _ in items):
+            _unnamed_cannot(
+                unnamed,
+                d if owner is None else owner,
+                f,
+                "a dict key holds it: replacing a key would hash and compare objects",
+            )
         if module is None and owner is None:
             owner = self.owners.get(id(d))
         if owner is not None and safe.is_class(owner):
@@ -360,11 +413,27 @@ class _Planner:
                 return  # the old class's own namespace
             for k in keys:
                 where = f"{safe.class_module(owner) or '?'}.{safe.class_qualname(owner)}.{k}"
-                if type(owner) is not type or type(k) is not str or k in _TYPE_ATTRS:
+                if type(owner) is not type:
                     self._cannot(
                         f,
                         where,
                         "the class's metaclass is not type: setting an attribute may run its code",
+                    )
+                    continue
+                if type(k) is not str or k in _TYPE_ATTRS:
+                    self._cannot(
+                        f,
+                        where,
+                        f"type defines {k} itself (a descriptor such as __class__): setting it "
+                        "would not just rebind the name",
+                    )
+                    continue
+                if not _all_builtin_keys(d):
+                    self._cannot(
+                        f,
+                        where,
+                        "the class's namespace has keys of user-defined types: writing to it "
+                        "could run their __hash__ or __eq__",
                     )
                     continue
                 self._change(REBIND, ("class", owner, k), old, f, new, why, unnamed, where=where)
@@ -379,9 +448,10 @@ class _Planner:
             return
         if not _all_builtin_keys(d):
             for _ in keys:
-                self._cannot(
+                _unnamed_cannot(
+                    unnamed,
+                    d if owner is None or module is not None else owner,
                     f,
-                    _describe(d),
                     "a dict with keys of user-defined types: writing to it could run their "
                     "__hash__ or __eq__",
                 )
@@ -398,6 +468,12 @@ class _Planner:
                 )
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed, where=where)
             elif owner is not None:
+                refused = _instance_write_refused(type(owner), k)
+                if refused:
+                    unnamed.setdefault(id(owner), (owner, []))[1].append(
+                        ("cannot", ("dict", d, k), f, refused, owner)
+                    )
+                    continue
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed, attr_of=owner)
             else:
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed)
@@ -416,7 +492,8 @@ class _Planner:
 
     def _instance(self, r: object, old: object, f: Found, new: object | None, why: str) -> None:
         if safe.is_class(r):
-            self._cannot(f, _describe(r), "a class made by this old metaclass: not changed")
+            where = f"{safe.class_module(r) or '?'}.{safe.class_qualname(r)}"  # type: ignore[arg-type]
+            self._cannot(f, where, "a class made by this old metaclass: not changed")
             return
         if new is None:
             self._cannot(f, f"instances of {f.owner}.{f.qualname}", why, count=1)
@@ -630,6 +707,32 @@ class _Planner:
                 self.plan.freed_with_others += 1
 
 
+def _unnamed_cannot(unnamed: dict, holder: object, f: Found, why: str) -> None:
+    """A holder refused as a whole, named (with the others) by ``_name_unnamed``."""
+    unnamed.setdefault(id(holder), (holder, []))[1].append(
+        ("cannot", ("whole", holder), f, why, None)
+    )
+
+
+def _defined_there(stale: dict[int, Found]) -> dict[int, Found]:
+    """The findings a repair acts on: a class defined in another module than the one it is
+    stale for (a class of ``__main__`` whose attribute holds an old function of ``plug``,
+    found for that "method") is not an old object of that module but a holder of one; it, and
+    its instances, are left out (its attributes are then rebound as any class's)."""
+    held = {
+        i
+        for i, f in stale.items()
+        if f.kind == "class" and safe.class_module(f.obj) != f.owner  # type: ignore[arg-type]
+    }
+    if not held:
+        return stale
+    return {
+        i: f
+        for i, f in stale.items()
+        if i not in held and not (f.kind == "instance" and id(type(f.obj)) in held)
+    }
+
+
 def _gen(f: Found) -> str:
     return "?" if f.generation is None else str(f.generation)
 
@@ -676,7 +779,7 @@ def _owners(heap: list[object], dicts: dict[int, dict], own: set[int]) -> dict[i
             elif type(r) is FunctionType:
                 if r.__dict__ is d:
                     out[i] = r
-            elif type(r) not in _NOT_INSTANCES and safe.instance_dict(r) is d:
+            elif not _one_of(type(r), _NOT_INSTANCES) and safe.instance_dict(r) is d:
                 out[i] = r
             if i in out:
                 break
@@ -749,7 +852,7 @@ def _describe(obj: object) -> str:
     t = type(obj)
     name = safe.class_qualname(t)
     mod = safe.type_module(t)
-    if mod not in (None, "builtins"):
+    if mod is not None and mod != "builtins":
         name = f"{mod}.{name}"
     return f"<{name} object at {id(obj):#x}>"
 
@@ -763,13 +866,13 @@ def _why_not(r: object, f: Found) -> str:
         return "a functools.partial holds it: its function cannot be replaced"
     if name == "cell":
         return "a closure cell holds it: redefine the function that closes over it"
-    if t in (set, frozenset):
+    if t is set or t is frozenset:
         return "a set holds it: replacing it would hash objects"
     if name in ("frame", "generator", "coroutine", "async_generator"):
         return "a running or suspended frame holds it: it goes when that call ends"
     if t is dict or safe.is_dict_subclass(r):
         return "a dict subclass (or a dict key) holds it: not rewritten"
-    if t is list or issubclass(t, list):
+    if t is list or list in safe.class_mro(t):
         return "a list subclass holds it: not rewritten"
     if t is FunctionType:
         return "a function's own reference (defaults, globals, code): redefine that function"
@@ -819,10 +922,11 @@ def _still(op: tuple) -> bool:
         return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "del":
         _, d, k, old, _new = op
-        return dict.get(d, k, _MISSING) is old
+        return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "class":
         _, c, k, old, _new = op
-        return dict.get(safe.class_dict(c), k, _MISSING) is old
+        d = safe.class_dict(c)
+        return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "bases":
         _, c, bases, _new_bases, _old, _new = op
         return _get_bases(c) is bases
@@ -878,10 +982,17 @@ def apply(
     p = _Planner(recorder, remove_leftovers=remove_leftovers, collect=collect).run()
     doc = p.document()
     before = p.report
-    applied, skipped = _carry_out(p, None if only is None else set(only))
+    retired: list[object] = []
+    applied, skipped = _carry_out(p, None if only is None else set(only), retired)
     p.ops.clear()
     del p
+    # The old objects the changes let go of, watched: those whose last reference a change
+    # dropped are freed here, after every write (and those in cycles by the scan's collection),
+    # each with what only it held, whose __del__ runs then, as on a restart.
+    watched = _watch(retired)
     after, _ = Scan(recorder, collect=collect).run()
+    freed = sum(1 for w in watched if w() is None)
+    del watched
     return {
         "format": FORMAT + "-result",
         "version": VERSION,
@@ -889,6 +1000,7 @@ def apply(
         "plan": doc,
         "applied": applied,
         "skipped": skipped,
+        "freed": freed,
         "before": _entries(before),
         "after": _entries(after),
         "report": after,
@@ -896,10 +1008,28 @@ def apply(
     }
 
 
+def _watch(retired: list[object]) -> list[Any]:
+    """Weak references to the distinct objects of ``retired``, which is emptied (this frame,
+    and the caller's, hold none of them afterwards)."""
+    watched = []
+    seen: set[int] = set()
+    for o in retired:
+        if id(o) not in seen:
+            seen.add(id(o))
+            try:
+                watched.append(_weakref(o))
+            except TypeError:
+                pass
+    retired.clear()
+    return watched
+
+
 def _carry_out(
-    p: Plan, wanted: set[str] | None
+    p: Plan, wanted: set[str] | None, retired: list[object]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(applied, skipped): the plan's changes in ``_ORDER``, each checked again first."""
+    """(applied, skipped): the plan's changes in ``_ORDER``, each checked again first; the
+    old objects of the changes carried out are appended to ``retired`` (kept alive until the
+    caller lets go: none is freed between two writes)."""
     applied: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     order = sorted(range(len(p.changes)), key=lambda i: _ORDER[p.changes[i]["action"]])
@@ -917,6 +1047,7 @@ def _carry_out(
             skipped.append(dict(change, why=f"CPython refused it: {type(e).__name__}: {e}"))
             continue
         applied.append(dict(change, count=n))
+        retired.append(op[-2])  # every operation ends with (old, new)
     if wanted is not None:
         made = {c["key"] for c in p.changes}
         for k in sorted(wanted - made):
