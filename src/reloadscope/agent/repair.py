@@ -83,6 +83,12 @@ _int_attr.update(
 _HAVE_GC = 1 << 14
 _MANAGED = (1 << 2) | (1 << 4)  # Py_TPFLAGS_MANAGED_DICT / MANAGED_WEAKREF (3.12+)
 _PAUSE_EVERY = 4096  # referrers examined one by one between pauses (see graph.pause)
+# For a few targets gc.get_referrers finds their referrers in one pass in C, several times
+# faster than slicing the heap through gc.get_referents; but it compares every reference with
+# each target in turn, so past _IN_C_MAX targets the sliced pass is faster.  Not on 3.12, whose
+# traversal of _asyncio's module state is unsafe (safe._TRAVERSE_GUARD).
+_IN_C = not safe._TRAVERSE_GUARD
+_IN_C_MAX = 32
 
 
 def builtin_key(key: object) -> bool:
@@ -95,8 +101,14 @@ def builtin_key(key: object) -> bool:
     return False
 
 
-def _all_builtin_keys(d: dict) -> bool:
-    return all(map(builtin_key, dict.keys(d)))
+def _all_builtin_keys(d: dict, cache: dict[int, bool] | None = None) -> bool:
+    """Every key of ``d`` of a built-in type (``cache``: id(d) -> the answer, within a plan)."""
+    if cache is None:
+        return all(map(builtin_key, dict.keys(d)))
+    ok = cache.get(id(d))
+    if ok is None:
+        ok = cache[id(d)] = all(map(builtin_key, dict.keys(d)))
+    return ok
 
 
 def _one_of(t: object, types: tuple[type, ...]) -> bool:
@@ -130,8 +142,11 @@ def _instance_write_refused(t: type, key: object) -> str:
     return ""
 
 
-def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
-    """(the current object of the stale ``f``, "") or (None, why there is none)."""
+def current(
+    f: Found, stale: dict[int, Found], keys_ok: dict[int, bool] | None = None
+) -> tuple[object | None, str]:
+    """(the current object of the stale ``f``, "") or (None, why there is none); ``keys_ok``
+    caches the dicts' key checks (see ``_all_builtin_keys``)."""
     mod = dict.get(sys.modules, f.owner)
     if mod is None or not issubclass(type(mod), ModuleType):
         return None, f"module {f.owner} is no longer in sys.modules: no current object"
@@ -144,7 +159,7 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
     if "<locals>" in f.qualname or "<" in f.qualname:
         return None, "defined inside a function call: there is no current object of that name"
     ns = safe.module_dict(mod)
-    if ns is None or not _all_builtin_keys(ns):
+    if ns is None or not _all_builtin_keys(ns, keys_ok):
         return None, f"module {f.owner}'s namespace cannot be read safely"
     obj: object = ns
     parts = f.qualname.split(".")
@@ -152,7 +167,7 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
         d = ns if n == 0 else (safe.class_dict(obj) if safe.is_class(obj) else None)  # type: ignore[arg-type]
         if d is None:
             return None, f"{f.owner}.{'.'.join(parts[:n])} is not a class any more"
-        if n and not _all_builtin_keys(d):
+        if n and not _all_builtin_keys(d, keys_ok):
             return None, f"{f.owner}.{'.'.join(parts[:n])}'s namespace cannot be read safely"
         obj = dict.get(d, part, _MISSING)
         if obj is _MISSING:
@@ -268,6 +283,8 @@ class _Planner:
         self.interior: set[int] = set()
         self.owners: dict[int, object] = {}
         self.class_tuples: set[int] = set()
+        self.keys_ok: dict[int, bool] = {}  # id(dict) -> all its keys of built-in types
+        self.unlisted = 0
 
     # -- the plan ------------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -282,7 +299,7 @@ class _Planner:
         del cls
         self.plan.blind = list(self.plan.report.get("scan", {}).get("blind_spots", []))
         for i, f in self.stale.items():
-            obj, why = current(f, self.stale)
+            obj, why = current(f, self.stale, self.keys_ok)
             if obj is None:
                 self.why_none[i] = why
             else:
@@ -294,6 +311,7 @@ class _Planner:
         heap = gc.get_objects()
         more, _, _ = frozen.unlisted(heap)
         heap.extend(more)
+        self.unlisted = len(more)  # the last ones of heap: gc.get_referrers misses them
         del more
         targets = {
             i: f.obj for i, f in self.stale.items() if f.kind in ("function", "class", "module")
@@ -334,7 +352,8 @@ class _Planner:
         dicts = {
             id(r): r for r, *_ in pending if type(r) is dict and id(r) not in self.module_of_ns
         }
-        self.owners = _owners(heap, dicts, own | {id(pending), id(dicts)}) if dicts else {}
+        own |= {id(pending), id(dicts)}
+        self.owners = _owners(heap, dicts, own, self.unlisted) if dicts else {}
         # The __bases__ and __mro__ tuples of classes (their class is changed itself).
         self.class_tuples = _class_tuples(r for r, *_ in pending)
         graph.release([heap])
@@ -428,7 +447,7 @@ class _Planner:
                         "would not just rebind the name",
                     )
                     continue
-                if not _all_builtin_keys(d):
+                if not _all_builtin_keys(d, self.keys_ok):
                     self._cannot(
                         f,
                         where,
@@ -446,7 +465,7 @@ class _Planner:
                     "a function attribute (such as __wrapped__): not rewritten",
                 )
             return
-        if not _all_builtin_keys(d):
+        if not _all_builtin_keys(d, self.keys_ok):
             for _ in keys:
                 _unnamed_cannot(
                     unnamed,
@@ -767,10 +786,14 @@ _PARTS = (
 )
 
 
-def _owners(heap: list[object], dicts: dict[int, dict], own: set[int]) -> dict[int, object]:
+def _owners(
+    heap: list[object], dicts: dict[int, dict], own: set[int], unlisted: int
+) -> dict[int, object]:
     """id(d) -> the class, function or instance whose ``__dict__`` each of ``dicts`` is."""
     out: dict[int, object] = {}
-    for i, holders in _referrers(heap, dicts, own).items():
+    # Any referrer will do here (one made since the heap was listed, a tuple of the plan's
+    # own): only the object whose __dict__ is d by identity is taken.
+    for i, holders in _referrers(heap, dicts, own, unlisted, in_c=True).items():
         d = dicts[i]
         for r in holders:
             if safe.is_class(r):
@@ -884,22 +907,44 @@ def _why_not(r: object, f: Found) -> str:
 
 
 def _referrers(
-    heap: list[object], targets: Mapping[int, object], own: set[int]
+    heap: list[object],
+    targets: Mapping[int, object],
+    own: set[int],
+    unlisted: int = 0,
+    *,
+    in_c: bool = False,
 ) -> dict[int, list[object]]:
     """id(target) -> the objects of ``heap`` that refer to it directly, in one pass: slices
-    whose referents miss every target are skipped in C."""
+    whose referents miss every target are skipped in C.  With ``in_c``, for a few targets
+    (``_IN_C``), those gc.get_referrers finds instead, plus those of the last ``unlisted`` of
+    ``heap`` (found by ``frozen.unlisted``: gc.get_referrers does not see them): then also
+    objects made since the heap was listed (the caller's own among them)."""
     keys = targets.keys()
     out: dict[int, list[object]] = {}
     if not keys:
         return out
     referents = safe.referents
+    seen: set[int] = set()
+    if in_c and _IN_C and len(keys) <= _IN_C_MAX:
+        found = gc.get_referrers(*targets.values())  # not its own argument tuple or result
+        graph.pause()
+        for n, r in enumerate(found):
+            if id(r) in own or id(r) in seen:
+                continue
+            seen.add(id(r))
+            for i in keys & set(map(id, referents(r))):
+                out.setdefault(i, []).append(r)
+            if n % _PAUSE_EVERY == _PAUSE_EVERY - 1:
+                graph.pause()
+        del found
+        heap = heap[len(heap) - unlisted :] if unlisted else []
     step = graph.SLICE // 16
     for start in range(0, len(heap), step):
         part = heap[start : start + step]
         if keys.isdisjoint(map(id, referents(*part))):
             continue
         for n, r in enumerate(part):
-            if id(r) in own:
+            if id(r) in own or id(r) in seen:
                 continue
             hits = keys & set(map(id, referents(r)))
             for i in hits:
