@@ -111,6 +111,28 @@ def test_stale_instances_quick_counts_them_in_bulk_and_searches_only_the_samples
             assert r[key] is None, (key, r[key])
 
 
+def test_fix_cost_quick_plans_and_applies_every_change():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fix_cost.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["command"] == "python benchmarks/fix_cost.py --quick --json"
+    (r,) = figures["runs"]
+    assert "error" not in r, (r, out.stderr)
+    assert r["reloadscope"] == str(ROOT / "src" / "reloadscope"), r
+    assert r["problems"] == [] and r["ok"], r["problems"]
+    # 30 stale functions, the class and its 30 instances; one change per function, one
+    # __class__ change for the instances.
+    assert r["stale"] == 61 and r["changes"] == 31 and r["cannot"] == 0, r
+    for what in ("scan", "plan", "apply"):
+        assert len(r["times"][what]) == 1 and r["median"][what] > 0, (what, r["times"])
+    assert r["plan_per_scan"] > 0 and r["apply_per_scan"] > 0
+
+
 def test_cli_start_quick_measures_every_command():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "cli_start.py"), "--quick", "--json"],

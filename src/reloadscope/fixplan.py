@@ -332,11 +332,12 @@ class FixResult(FixPlan):
     when not, the ``reason``; ``gone`` and ``remains`` are the stale entries the scan run
     again no longer finds and still finds; ``report`` is that scan's report."""
 
-    _FIELDS = (*FixPlan._FIELDS, "skipped", "gone", "remains")  # type: ignore[assignment]
+    _FIELDS = (*FixPlan._FIELDS, "skipped", "gone", "remains", "freed")  # type: ignore[assignment]
     __match_args__ = _FIELDS  # type: ignore[literal-required]
     skipped: tuple[tuple[str, str], ...]  # (the change's code, or a key no longer planned; why)
     gone: tuple[str, ...]
     remains: tuple[str, ...]
+    freed: int  # old objects the changes dropped the last reference to (Python freed them)
     report: Report | None
 
     def __init__(
@@ -346,6 +347,7 @@ class FixResult(FixPlan):
         gone: tuple[str, ...],
         remains: tuple[str, ...],
         report: Report | None = None,
+        freed: int = 0,
     ) -> None:
         super().__init__(
             plan.pid,
@@ -356,7 +358,7 @@ class FixResult(FixPlan):
             plan.blind_spots,
             plan.applicable,
         )
-        _set(self, skipped=skipped, gone=gone, remains=remains, report=report)
+        _set(self, skipped=skipped, gone=gone, remains=remains, report=report, freed=freed)
 
     @property
     def plan(self) -> FixPlan:
@@ -398,6 +400,7 @@ class FixResult(FixPlan):
             gone=tuple(e for e in before if e not in after),
             remains=tuple(after),
             report=Report.from_json(report, sources or {}, own=True) if report else None,
+            freed=int(d.get("freed") or 0),
         )
 
     @classmethod
@@ -412,6 +415,7 @@ class FixResult(FixPlan):
             skipped,
             gone=tuple(str(x) for x in result.get("gone", [])),
             remains=tuple(str(x) for x in result.get("remains", [])),
+            freed=int(result.get("freed") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -421,6 +425,7 @@ class FixResult(FixPlan):
             "not_applied": len(self.skipped),
             "gone": list(self.gone),
             "remains": list(self.remains),
+            "freed": self.freed,
         }
         return out
 
@@ -440,6 +445,11 @@ class FixResult(FixPlan):
                 lines.append(f"      {why}")
         lines += ["", f"Scanned again: {_n(len(self.gone), 'stale entry', 'stale entries')} gone"]
         lines += [f"  - {e}" for e in self.gone]
+        if self.freed:
+            lines.append(
+                f"(Python freed {_n(self.freed, 'old object')} that only the changed holders kept "
+                "alive, as a restart would.)"
+            )
         if self.remains:
             lines.append(f"{_n(len(self.remains), 'entry', 'entries')} remain:")
             lines += [f"  - {e}" for e in self.remains]

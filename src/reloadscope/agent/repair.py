@@ -28,8 +28,10 @@ What runs no user code, and why:
   whose metaclass, and whose subclasses' metaclasses, are ``type`` (no ``mro()`` override).
 - Names come from ``safe``: no ``repr``, ``getattr`` or ``isinstance`` on user objects.
 
-A replaced old object loses a reference: if that was its last, it is freed then, as Python
-frees anything (its ``__del__`` runs, as it would when the process restarts).
+A replaced old object loses a reference: if that was its last, it is freed once every change
+is made (or, in a cycle, by the scan after them), as Python frees anything: a ``__del__`` of
+what only it held runs then, as it would when the process restarts.  That is the one user
+hook an apply may run (never a plan); the result counts those objects (``"freed"``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ import gc
 import os
 import sys
 import time
-from types import FunctionType, MethodType, ModuleType
+from _weakref import ref as _weakref
+from types import FunctionType, MemberDescriptorType, MethodType, ModuleType
 
 from . import frozen, graph, safe
 from .paths import module_root_step, render
@@ -66,7 +69,10 @@ SET_BASES, SET_CLASS, REBIND, REBIND_METHOD, REMOVE = (
 )
 _ORDER = {SET_BASES: 0, SET_CLASS: 1, REBIND: 2, REBIND_METHOD: 2, REMOVE: 3}
 _MISSING = object()
-_TYPE_ATTRS = frozenset(vars(type))
+# Names type.__setattr__ finds on the metaclass (type, then object) first: a data descriptor
+# there (``__class__``, ``__name__``, ``__bases__``...) would run instead of the dict write.
+_TYPE_ATTRS = frozenset(vars(type)) | frozenset(vars(object))
+_OBJECT_SETATTR = object.__dict__["__setattr__"]
 _set_class = object.__dict__["__class__"].__set__
 _set_bases = type.__dict__["__bases__"].__set__
 _get_bases = type.__dict__["__bases__"].__get__
@@ -77,6 +83,12 @@ _int_attr.update(
 _HAVE_GC = 1 << 14
 _MANAGED = (1 << 2) | (1 << 4)  # Py_TPFLAGS_MANAGED_DICT / MANAGED_WEAKREF (3.12+)
 _PAUSE_EVERY = 4096  # referrers examined one by one between pauses (see graph.pause)
+# For a few targets gc.get_referrers finds their referrers in one pass in C, several times
+# faster than slicing the heap through gc.get_referents; but it compares every reference with
+# each target in turn, so past _IN_C_MAX targets the sliced pass is faster.  Not on 3.12, whose
+# traversal of _asyncio's module state is unsafe (safe._TRAVERSE_GUARD).
+_IN_C = not safe._TRAVERSE_GUARD
+_IN_C_MAX = 32
 
 
 def builtin_key(key: object) -> bool:
@@ -89,12 +101,52 @@ def builtin_key(key: object) -> bool:
     return False
 
 
-def _all_builtin_keys(d: dict) -> bool:
-    return all(map(builtin_key, dict.keys(d)))
+def _all_builtin_keys(d: dict, cache: dict[int, bool] | None = None) -> bool:
+    """Every key of ``d`` of a built-in type (``cache``: id(d) -> the answer, within a plan)."""
+    if cache is None:
+        return all(map(builtin_key, dict.keys(d)))
+    ok = cache.get(id(d))
+    if ok is None:
+        ok = cache[id(d)] = all(map(builtin_key, dict.keys(d)))
+    return ok
 
 
-def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
-    """(the current object of the stale ``f``, "") or (None, why there is none)."""
+def _one_of(t: object, types: tuple[type, ...]) -> bool:
+    """``t in types`` by identity: ``in`` compares with ``==``, which a metaclass may define."""
+    return any(t is x for x in types)
+
+
+def _in_mro(cls: type, name: str) -> tuple[bool, object]:
+    """(found, value) of ``name`` in the dicts of ``cls``'s MRO, comparing keys only when they
+    are exact strs (a dict lookup could call a colliding user key's ``__eq__``)."""
+    for base in safe.class_mro(cls):
+        for k, v in dict.items(safe.class_dict(base)):
+            if type(k) is str and k == name:
+                return True, v
+    return False, None
+
+
+def _instance_write_refused(t: type, key: object) -> str:
+    """Why ``obj.key = value`` for an instance of ``t`` cannot be done as a write to its
+    ``__dict__`` ("" when it can): ``t`` overrides ``__setattr__`` (the program wants its code
+    to see every write), or a data descriptor of ``t`` handles that name (the program never
+    reads the dict entry; setting it would call the descriptor's ``__set__``)."""
+    found, hook = _in_mro(t, "__setattr__")
+    if found and hook is not _OBJECT_SETATTR:
+        return "its class overrides __setattr__: writing around it is not done"
+    if type(key) is not str:
+        return "an attribute named by a non-str key: not rewritten"
+    found, desc = _in_mro(t, key)
+    if found and (_in_mro(type(desc), "__set__")[0] or _in_mro(type(desc), "__delete__")[0]):
+        return f"a data descriptor of its class handles .{key}: its __set__ would run"
+    return ""
+
+
+def current(
+    f: Found, stale: dict[int, Found], keys_ok: dict[int, bool] | None = None
+) -> tuple[object | None, str]:
+    """(the current object of the stale ``f``, "") or (None, why there is none); ``keys_ok``
+    caches the dicts' key checks (see ``_all_builtin_keys``)."""
     mod = dict.get(sys.modules, f.owner)
     if mod is None or not issubclass(type(mod), ModuleType):
         return None, f"module {f.owner} is no longer in sys.modules: no current object"
@@ -107,7 +159,7 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
     if "<locals>" in f.qualname or "<" in f.qualname:
         return None, "defined inside a function call: there is no current object of that name"
     ns = safe.module_dict(mod)
-    if ns is None or not all(type(k) is str for k in dict.keys(ns)):
+    if ns is None or not _all_builtin_keys(ns, keys_ok):
         return None, f"module {f.owner}'s namespace cannot be read safely"
     obj: object = ns
     parts = f.qualname.split(".")
@@ -115,6 +167,8 @@ def current(f: Found, stale: dict[int, Found]) -> tuple[object | None, str]:
         d = ns if n == 0 else (safe.class_dict(obj) if safe.is_class(obj) else None)  # type: ignore[arg-type]
         if d is None:
             return None, f"{f.owner}.{'.'.join(parts[:n])} is not a class any more"
+        if n and not _all_builtin_keys(d, keys_ok):
+            return None, f"{f.owner}.{'.'.join(parts[:n])}'s namespace cannot be read safely"
         obj = dict.get(d, part, _MISSING)
         if obj is _MISSING:
             return (
@@ -150,7 +204,7 @@ def _slot_names(cls: type) -> list[str]:
     out = []
     for base in safe.class_mro(cls):
         for k, v in dict.items(safe.class_dict(base)):
-            if type(v).__name__ == "member_descriptor" and type(k) is str:
+            if type(v) is MemberDescriptorType and type(k) is str:
                 out.append(k)
     return sorted(out)
 
@@ -231,6 +285,8 @@ class _Planner:
         self.held_by_stale: set[int] = set()  # stale objects other stale objects hold
         self.owners: dict[int, object] = {}
         self.class_tuples: set[int] = set()
+        self.keys_ok: dict[int, bool] = {}  # id(dict) -> all its keys of built-in types
+        self.unlisted = 0
 
     # -- the plan ------------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -240,12 +296,12 @@ class _Planner:
         s.findings = None
         if cls is None:
             return self.plan
-        self.stale = dict(cls.found)
+        self.stale = _defined_there(dict(cls.found))
         self.leftovers = cls.leftover_names
         del cls
         self.plan.blind = list(self.plan.report.get("scan", {}).get("blind_spots", []))
         for i, f in self.stale.items():
-            obj, why = current(f, self.stale)
+            obj, why = current(f, self.stale, self.keys_ok)
             head = f.qualname.partition(".")[0]
             if obj is None and (f.reason == LEFTOVER or head in self.leftovers.get(f.owner, ())):
                 why = (
@@ -263,6 +319,7 @@ class _Planner:
         heap = gc.get_objects()
         more, _, _ = frozen.unlisted(heap)
         heap.extend(more)
+        self.unlisted = len(more)  # the last ones of heap: gc.get_referrers misses them
         del more
         targets = {
             i: f.obj for i, f in self.stale.items() if f.kind in ("function", "class", "module")
@@ -279,7 +336,7 @@ class _Planner:
             for r in holders:
                 if type(r) is f.obj and f.kind == "class":
                     pass  # an instance of the stale class (itself stale): migrated
-                elif id(r) in self.interior or id(r) in self.stale:
+                elif id(r) in self.interior or self._old_part(r):
                     self.held_by_stale.add(i)
                     continue  # part of an old generation: it goes with it
                 elif _agent_own(r):
@@ -296,7 +353,7 @@ class _Planner:
             for i, holders in more_refs.items():
                 m, rebuilt, f = methods[i]
                 for r in holders:
-                    if id(r) in self.interior or id(r) in self.stale or id(r) in methods:
+                    if id(r) in self.interior or self._old_part(r) or id(r) in methods:
                         continue
                     why = self.why_none.get(id(f.obj), "")
                     pending.append((r, m, f, rebuilt, why))
@@ -306,7 +363,8 @@ class _Planner:
         dicts = {
             id(r): r for r, *_ in pending if type(r) is dict and id(r) not in self.module_of_ns
         }
-        self.owners = _owners(heap, dicts, own | {id(pending), id(dicts)}) if dicts else {}
+        own |= {id(pending), id(dicts)}
+        self.owners = _owners(heap, dicts, own, self.unlisted) if dicts else {}
         # The __bases__ and __mro__ tuples of classes (their class is changed itself).
         self.class_tuples = _class_tuples(r for r, *_ in pending)
         graph.release([heap])
@@ -320,6 +378,12 @@ class _Planner:
         self._name_unnamed(unnamed)
         self._unreached(handled)
         return self.plan
+
+    def _old_part(self, r: object) -> bool:
+        """``r`` is a stale function, class, module...: it goes with its generation.  A stale
+        instance is not: it is migrated to the current class, and what it holds rebound."""
+        f = self.stale.get(id(r))
+        return f is not None and f.kind != "instance"
 
     def holder(
         self, r: Any, old: Any, f: Found, new: object | None, why: str, unnamed: dict
@@ -343,17 +407,14 @@ class _Planner:
             return
         if t is tuple and id(r) in self.class_tuples:
             return
-        if not safe.is_class(r) and id(t) not in self.stale and t not in _NOT_INSTANCES:
+        if not safe.is_class(r) and not _one_of(t, _NOT_INSTANCES):
             # An instance whose attributes live in its object (3.11+ inline values): its
             # __dict__ is made when asked for, with the same keys and values.
             d = safe.instance_dict(r)
             if d is not None and any(v is old for v in dict.values(d)):
                 self._dict(d, old, f, new, why, unnamed, owner=r)
                 return
-        # Named by its path from a module when one reaches it (see _name_unnamed).
-        unnamed.setdefault(id(r), (r, []))[1].append(
-            ("cannot", ("other", r), f, _why_not(r, f), None)
-        )
+        _unnamed_cannot(unnamed, r, f, _why_not(r, f))
 
     def _dict(
         self,
@@ -366,7 +427,15 @@ class _Planner:
         owner: Any = None,
     ) -> None:
         module = self.module_of_ns.get(id(d))
-        keys = [k for k, v in list(dict.items(d)) if v is old]
+        items = list(dict.items(d))
+        keys = [k for k, v in items if v is old]
+        if any(k is old for k, _ in items):
+            _unnamed_cannot(
+                unnamed,
+                d if owner is None else owner,
+                f,
+                "a dict key holds it: replacing a key would hash and compare objects",
+            )
         if module is None and owner is None:
             owner = self.owners.get(id(d))
         if owner is not None and safe.is_class(owner):
@@ -374,11 +443,27 @@ class _Planner:
                 return  # the old class's own namespace
             for k in keys:
                 where = f"{safe.class_module(owner) or '?'}.{safe.class_qualname(owner)}.{k}"
-                if type(owner) is not type or type(k) is not str or k in _TYPE_ATTRS:
+                if type(owner) is not type:
                     self._cannot(
                         f,
                         where,
                         "the class's metaclass is not type: setting an attribute may run its code",
+                    )
+                    continue
+                if type(k) is not str or k in _TYPE_ATTRS:
+                    self._cannot(
+                        f,
+                        where,
+                        f"type defines {k} itself (a descriptor such as __class__): setting it "
+                        "would not just rebind the name",
+                    )
+                    continue
+                if not _all_builtin_keys(d, self.keys_ok):
+                    self._cannot(
+                        f,
+                        where,
+                        "the class's namespace has keys of user-defined types: writing to it "
+                        "could run their __hash__ or __eq__",
                     )
                     continue
                 self._change(REBIND, ("class", owner, k), old, f, new, why, unnamed, where=where)
@@ -391,11 +476,12 @@ class _Planner:
                     "a function attribute (such as __wrapped__): not rewritten",
                 )
             return
-        if not _all_builtin_keys(d):
+        if not _all_builtin_keys(d, self.keys_ok):
             for _ in keys:
-                self._cannot(
+                _unnamed_cannot(
+                    unnamed,
+                    d if owner is None or module is not None else owner,
                     f,
-                    _describe(d),
                     "a dict with keys of user-defined types: writing to it could run their "
                     "__hash__ or __eq__",
                 )
@@ -414,6 +500,12 @@ class _Planner:
                 )
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed, where=where)
             elif owner is not None:
+                refused = _instance_write_refused(type(owner), k)
+                if refused:
+                    unnamed.setdefault(id(owner), (owner, []))[1].append(
+                        ("cannot", ("dict", d, k), f, refused, owner)
+                    )
+                    continue
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed, attr_of=owner)
             else:
                 self._change(REBIND, ("dict", d, k), old, f, new, why, unnamed)
@@ -432,7 +524,8 @@ class _Planner:
 
     def _instance(self, r: object, old: object, f: Found, new: object | None, why: str) -> None:
         if safe.is_class(r):
-            self._cannot(f, _describe(r), "a class made by this old metaclass: not changed")
+            where = f"{safe.class_module(r) or '?'}.{safe.class_qualname(r)}"  # type: ignore[arg-type]
+            self._cannot(f, where, "a class made by this old metaclass: not changed")
             return
         if new is None:
             self._cannot(f, f"instances of {f.owner}.{f.qualname}", why, count=1)
@@ -450,7 +543,8 @@ class _Planner:
         if f.generation is None:
             # Old classes of unknown generation (a late agent) told apart by their order.
             same = [c for c in self.plan.changes if c["where"].startswith(where[:-1])]
-            where = f"{where[:-1]}, old class {len(same) + 1})"
+            if same:
+                where = f"{where[:-1]}, old class {len(same) + 1})"
         self._classes[id(old)] = len(self.plan.changes)
         code = f"obj.__class__ = {f.owner}.{f.qualname}"
         self._set_class.append(len(self.plan.changes))
@@ -652,6 +746,32 @@ class _Planner:
                 self.plan.freed_with_others += 1
 
 
+def _unnamed_cannot(unnamed: dict, holder: object, f: Found, why: str) -> None:
+    """A holder refused as a whole, named (with the others) by ``_name_unnamed``."""
+    unnamed.setdefault(id(holder), (holder, []))[1].append(
+        ("cannot", ("whole", holder), f, why, None)
+    )
+
+
+def _defined_there(stale: dict[int, Found]) -> dict[int, Found]:
+    """The findings a repair acts on: a class defined in another module than the one it is
+    stale for (a class of ``__main__`` whose attribute holds an old function of ``plug``,
+    found for that "method") is not an old object of that module but a holder of one; it, and
+    its instances, are left out (its attributes are then rebound as any class's)."""
+    held = {
+        i
+        for i, f in stale.items()
+        if f.kind == "class" and safe.class_module(f.obj) != f.owner  # type: ignore[arg-type]
+    }
+    if not held:
+        return stale
+    return {
+        i: f
+        for i, f in stale.items()
+        if i not in held and not (f.kind == "instance" and id(type(f.obj)) in held)
+    }
+
+
 def _gen(f: Found) -> str:
     return "?" if f.generation is None else str(f.generation)
 
@@ -686,10 +806,14 @@ _PARTS = (
 )
 
 
-def _owners(heap: list[object], dicts: dict[int, dict], own: set[int]) -> dict[int, object]:
+def _owners(
+    heap: list[object], dicts: dict[int, dict], own: set[int], unlisted: int
+) -> dict[int, object]:
     """id(d) -> the class, function or instance whose ``__dict__`` each of ``dicts`` is."""
     out: dict[int, object] = {}
-    for i, holders in _referrers(heap, dicts, own).items():
+    # Any referrer will do here (one made since the heap was listed, a tuple of the plan's
+    # own): only the object whose __dict__ is d by identity is taken.
+    for i, holders in _referrers(heap, dicts, own, unlisted, in_c=True).items():
         d = dicts[i]
         for r in holders:
             if safe.is_class(r):
@@ -698,7 +822,7 @@ def _owners(heap: list[object], dicts: dict[int, dict], own: set[int]) -> dict[i
             elif type(r) is FunctionType:
                 if r.__dict__ is d:
                     out[i] = r
-            elif type(r) not in _NOT_INSTANCES and safe.instance_dict(r) is d:
+            elif not _one_of(type(r), _NOT_INSTANCES) and safe.instance_dict(r) is d:
                 out[i] = r
             if i in out:
                 break
@@ -771,7 +895,7 @@ def _describe(obj: object) -> str:
     t = type(obj)
     name = safe.class_qualname(t)
     mod = safe.type_module(t)
-    if mod not in (None, "builtins"):
+    if mod is not None and mod != "builtins":
         name = f"{mod}.{name}"
     return f"<{name} object at {id(obj):#x}>"
 
@@ -785,13 +909,13 @@ def _why_not(r: object, f: Found) -> str:
         return "a functools.partial holds it: its function cannot be replaced"
     if name == "cell":
         return "a closure cell holds it: redefine the function that closes over it"
-    if t in (set, frozenset):
+    if t is set or t is frozenset:
         return "a set holds it: replacing it would hash objects"
     if name in ("frame", "generator", "coroutine", "async_generator"):
         return "a running or suspended frame holds it: it goes when that call ends"
     if t is dict or safe.is_dict_subclass(r):
         return "a dict subclass (or a dict key) holds it: not rewritten"
-    if t is list or issubclass(t, list):
+    if t is list or list in safe.class_mro(t):
         return "a list subclass holds it: not rewritten"
     if t is FunctionType:
         return "a function's own reference (defaults, globals, code): redefine that function"
@@ -803,22 +927,44 @@ def _why_not(r: object, f: Found) -> str:
 
 
 def _referrers(
-    heap: list[object], targets: Mapping[int, object], own: set[int]
+    heap: list[object],
+    targets: Mapping[int, object],
+    own: set[int],
+    unlisted: int = 0,
+    *,
+    in_c: bool = False,
 ) -> dict[int, list[object]]:
     """id(target) -> the objects of ``heap`` that refer to it directly, in one pass: slices
-    whose referents miss every target are skipped in C."""
+    whose referents miss every target are skipped in C.  With ``in_c``, for a few targets
+    (``_IN_C``), those gc.get_referrers finds instead, plus those of the last ``unlisted`` of
+    ``heap`` (found by ``frozen.unlisted``: gc.get_referrers does not see them): then also
+    objects made since the heap was listed (the caller's own among them)."""
     keys = targets.keys()
     out: dict[int, list[object]] = {}
     if not keys:
         return out
     referents = safe.referents
+    seen: set[int] = set()
+    if in_c and _IN_C and len(keys) <= _IN_C_MAX:
+        found = gc.get_referrers(*targets.values())  # not its own argument tuple or result
+        graph.pause()
+        for n, r in enumerate(found):
+            if id(r) in own or id(r) in seen:
+                continue
+            seen.add(id(r))
+            for i in keys & set(map(id, referents(r))):
+                out.setdefault(i, []).append(r)
+            if n % _PAUSE_EVERY == _PAUSE_EVERY - 1:
+                graph.pause()
+        del found
+        heap = heap[len(heap) - unlisted :] if unlisted else []
     step = graph.SLICE // 16
     for start in range(0, len(heap), step):
         part = heap[start : start + step]
         if keys.isdisjoint(map(id, referents(*part))):
             continue
         for n, r in enumerate(part):
-            if id(r) in own:
+            if id(r) in own or id(r) in seen:
                 continue
             hits = keys & set(map(id, referents(r)))
             for i in hits:
@@ -841,10 +987,11 @@ def _still(op: tuple) -> bool:
         return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "del":
         _, d, k, old, _new = op
-        return dict.get(d, k, _MISSING) is old
+        return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "class":
         _, c, k, old, _new = op
-        return dict.get(safe.class_dict(c), k, _MISSING) is old
+        d = safe.class_dict(c)
+        return _all_builtin_keys(d) and dict.get(d, k, _MISSING) is old
     if kind == "bases":
         _, c, bases, _new_bases, _old, _new = op
         return _get_bases(c) is bases
@@ -900,10 +1047,17 @@ def apply(
     p = _Planner(recorder, remove_leftovers=remove_leftovers, collect=collect).run()
     doc = p.document()
     before = p.report
-    applied, skipped = _carry_out(p, None if only is None else set(only))
+    retired: list[object] = []
+    applied, skipped = _carry_out(p, None if only is None else set(only), retired)
     p.ops.clear()
     del p
+    # The old objects the changes let go of, watched: those whose last reference a change
+    # dropped are freed here, after every write (and those in cycles by the scan's collection),
+    # each with what only it held, whose __del__ runs then, as on a restart.
+    watched = _watch(retired)
     after, _ = Scan(recorder, collect=collect).run()
+    freed = sum(1 for w in watched if w() is None)
+    del watched
     return {
         "format": FORMAT + "-result",
         "version": VERSION,
@@ -911,6 +1065,7 @@ def apply(
         "plan": doc,
         "applied": applied,
         "skipped": skipped,
+        "freed": freed,
         "before": _entries(before),
         "after": _entries(after),
         "report": after,
@@ -918,10 +1073,28 @@ def apply(
     }
 
 
+def _watch(retired: list[object]) -> list[Any]:
+    """Weak references to the distinct objects of ``retired``, which is emptied (this frame,
+    and the caller's, hold none of them afterwards)."""
+    watched = []
+    seen: set[int] = set()
+    for o in retired:
+        if id(o) not in seen:
+            seen.add(id(o))
+            try:
+                watched.append(_weakref(o))
+            except TypeError:
+                pass
+    retired.clear()
+    return watched
+
+
 def _carry_out(
-    p: Plan, wanted: set[str] | None
+    p: Plan, wanted: set[str] | None, retired: list[object]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(applied, skipped): the plan's changes in ``_ORDER``, each checked again first."""
+    """(applied, skipped): the plan's changes in ``_ORDER``, each checked again first; the
+    old objects of the changes carried out are appended to ``retired`` (kept alive until the
+    caller lets go: none is freed between two writes)."""
     applied: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     order = sorted(range(len(p.changes)), key=lambda i: _ORDER[p.changes[i]["action"]])
@@ -939,6 +1112,7 @@ def _carry_out(
             skipped.append(dict(change, why=f"CPython refused it: {type(e).__name__}: {e}"))
             continue
         applied.append(dict(change, count=n))
+        retired.append(op[-2])  # every operation ends with (old, new)
     if wanted is not None:
         made = {c["key"] for c in p.changes}
         for k in sorted(wanted - made):
