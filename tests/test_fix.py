@@ -495,3 +495,31 @@ def test_the_readme_example_prints_what_the_readme_shows(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.parametrize("recording", [True, False], ids=["recording", "late"])
+def test_a_class_attribute_holding_an_old_function_is_a_holder_not_a_stale_class(
+    scenario, recording
+):
+    """``class H: cb = plug.cb`` in a module that never reloads: H is current; its attribute
+    holds the old function, and the fix rebinds the attribute."""
+    scenario.write("plug.py", "def cb():\n    return 0\n")
+    install = "reloadscope.install()" if recording else ""
+    r = scenario.run(
+        f"""
+import reloadscope, rs
+{install}
+import plug
+class H:
+    cb = plug.cb
+rs.edit(plug, "def cb():\\n    return 1\\n")
+before = reloadscope.scan().to_json()
+plan = reloadscope.fix()
+reloadscope.fix(apply=True)
+rs.report(before, plan=plan.to_json(), after=H.cb())
+"""
+    )
+    assert [(s["kind"], s["qualname"]) for s in r.all_stale()] == [("function", "cb")]
+    assert r.one("plug", qualname="cb")["paths"][0]["text"] == "__main__.H.cb"
+    assert [c["code"] for c in r.doc["_extra"]["plan"]["changes"]] == ["__main__.H.cb = plug.cb"]
+    assert r.doc["_extra"]["after"] == 1

@@ -351,8 +351,19 @@ class Classifier:
                 continue
             stale_method = None
             if self.found:  # no stale function at all: no class has a stale method
+                # Only a method its own body defined: a class attribute that holds another
+                # module's old function (``class H: cb = plug.cb``) makes the attribute a
+                # holder of a stale object, not the class an old one.
+                own = safe.class_qualname(cls) + "."
                 methods = map(self.found.get, map(id, _methods(cls)))
-                stale_method = next((m for m in methods if m is not None), None)
+                stale_method = next(
+                    (
+                        m
+                        for m in methods
+                        if m is not None and m.owner == mod and m.qualname.startswith(own)
+                    ),
+                    None,
+                )
             if stale_method is not None:
                 rec2 = self.records.get(stale_method.owner)
                 if rec2 is not None and self.kept(rec2, cls):
