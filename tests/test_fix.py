@@ -523,3 +523,40 @@ rs.report(before, plan=plan.to_json(), after=H.cb())
     assert r.one("plug", qualname="cb")["paths"][0]["text"] == "__main__.H.cb"
     assert [c["code"] for c in r.doc["_extra"]["plan"]["changes"]] == ["__main__.H.cb = plug.cb"]
     assert r.doc["_extra"]["after"] == 1
+
+
+def test_a_decorated_function_is_fixed_through_its_wrapper(scenario):
+    """``functools.wraps``: the old inner function is held by the old wrapper's closure and
+    ``__wrapped__``; the wrapper's holders are rebound to the new wrapper."""
+    scenario.write(
+        "deco.py",
+        "import functools\n"
+        "def logged(f):\n"
+        "    @functools.wraps(f)\n"
+        "    def wrapper(*a):\n"
+        "        return f(*a)\n"
+        "    return wrapper\n",
+    )
+    plug = "from deco import logged\n@logged\ndef greet():\n    return {n}\n"
+    scenario.write("dplug.py", plug.format(n=0))
+    r = scenario.run(
+        f"""
+import reloadscope, rs
+reloadscope.install()
+import dplug
+from dplug import greet
+HANDLERS = [dplug.greet]
+rs.edit(dplug, {plug.format(n=1)!r})
+plan = reloadscope.fix()
+result = reloadscope.fix(apply=True)
+rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), after=[greet(), HANDLERS[0]()])
+"""
+    )
+    plan = r.doc["_extra"]["plan"]
+    assert sorted(c["code"] for c in plan["changes"]) == [
+        "__main__.HANDLERS[0] = dplug.greet",
+        "__main__.greet = dplug.greet",
+    ]
+    assert plan["not_fixable"] == []
+    assert r.doc["_extra"]["after"] == [1, 1]
+    assert r.all_stale() == []

@@ -365,6 +365,7 @@ class _Planner:
         }
         own |= {id(pending), id(dicts)}
         self.owners = _owners(heap, dicts, own, self.unlisted) if dicts else {}
+        pending = self._wrappers(heap, pending, own)
         # The __bases__ and __mro__ tuples of classes (their class is changed itself).
         self.class_tuples = _class_tuples(r for r, *_ in pending)
         graph.release([heap])
@@ -378,6 +379,34 @@ class _Planner:
         self._name_unnamed(unnamed)
         self._unreached(handled)
         return self.plan
+
+    def _wrappers(self, heap: list[object], pending: list[tuple], own: set[int]) -> list[tuple]:
+        """A decorator's wrapper (``functools.wraps``: ``__wrapped__`` in its ``__dict__``)
+        around a stale function is current code holding old code: its holders are rebound to
+        what the module binds under that name now (the new wrapper), and the wrapper's own
+        ``__dict__`` and closure cells are not holders to change (one more, smaller pass)."""
+        wrappers: dict[int, tuple[FunctionType, Found, object | None, str]] = {}
+        for r, old, f, new, why in pending:
+            w = self.owners.get(id(r)) if type(r) is dict else None
+            wraps = type(w) is FunctionType and dict.get(r, "__wrapped__", _MISSING) is old
+            if wraps and id(w) not in self.stale and new is not None and new is not w:
+                wrappers[id(w)] = (w, f, new, why)  # type: ignore[assignment]
+        if not wrappers:
+            return pending
+        parts: set[int] = set()
+        for w, *_ in wrappers.values():
+            parts.add(id(w.__dict__))
+            for cell in w.__closure__ or ():
+                parts.add(id(cell))
+        kept = [p for p in pending if id(p[0]) not in parts]
+        refs = _referrers(heap, {i: v[0] for i, v in wrappers.items()}, own | {id(wrappers)})
+        for i, holders in refs.items():
+            w, f, new, why = wrappers[i]
+            for r in holders:
+                if id(r) in self.interior or self._old_part(r) or id(r) in wrappers:
+                    continue
+                kept.append((r, w, f, new, why))
+        return kept
 
     def _old_part(self, r: object) -> bool:
         """``r`` is a stale function, class, module...: it goes with its generation.  A stale
