@@ -560,3 +560,22 @@ rs.report(reloadscope.scan().to_json(), plan=plan.to_json(), after=[greet(), HAN
     assert plan["not_fixable"] == []
     assert r.doc["_extra"]["after"] == [1, 1]
     assert r.all_stale() == []
+
+
+def test_an_old_snapshot_file_gets_a_plan_from_its_paths():
+    """A snapshot written before paths had "steps" (tests/fixtures/snapshot-v1.rsnap): module
+    paths still give rebinds; a bound method is rebuilt; a leftover name is not 'rebound' to
+    itself."""
+    fixture = Path(__file__).resolve().parent / "fixtures" / "snapshot-v1.rsnap"
+    out = cli("fix", str(fixture))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for line in (
+        "  demo_app.visitor.__class__ = demo_greeter.Greeter",
+        "  demo_app.on_login[0] = MethodType(demo_greeter.Greeter.hello, "
+        "demo_app.on_login[0].__self__)",
+        "  demo_app.greet = demo_greeter.greet",
+        "  demo_greeter.shout",
+    ):
+        assert line in lines, out.stdout
+    assert "demo_greeter.shout = demo_greeter.shout" not in out.stdout

@@ -325,8 +325,9 @@ def test_a_snapshot_shows_its_plan_and_cannot_be_applied():
             await _settled(app, pilot)
             text = _dialog_text(app)
             assert "A snapshot cannot be applied" in text, text
-            # (A version 1 file records no path lengths: each entry is a reason, with its why.)
-            assert "demo_app.greet\n" in text and "run that import again" in text, text
+            # The rebinds its recorded paths give, and the holders it cannot change.
+            assert "demo_app.greet = demo_greeter.greet" in text, text
+            assert "demo_greeter.shout" in text and "leftover name" in text, text
             apply = _dialog(app).query_one("#fix-apply", Button)
             assert apply.disabled
             await pilot.press("y")  # refused: says so, writes nothing

@@ -489,18 +489,46 @@ def from_report(report: Report) -> FixPlan:
     cannot: list[Cannot] = []
     for m in report.modules:
         for s in m.stale:
-            path = next((p for p in s.paths if p.root == "module" and (p.steps or 0) > 0), None)
-            if s.kind in ("function", "class", "module") and path is not None:
-                action = "rebind"
-                code = f"{path.text} = {m.name}.{s.qualname}"
-                if s.kind == "class" and path.text.endswith("__class__"):
+            # Files from before paths had "steps" (None) still name module paths.
+            path = next(
+                (p for p in s.paths if p.root == "module" and (p.steps is None or p.steps > 0)),
+                None,
+            )
+            current = f"{m.name}.{s.qualname}"
+            if path is not None and path.text == current:
+                cannot.append(
+                    Cannot(
+                        where=path.text,
+                        module=m.name,
+                        qualname=s.qualname,
+                        kind=s.kind,
+                        generation=s.generation,
+                        count=s.count,
+                        why="a leftover name: the module no longer defines it (a live fix "
+                        "with --remove-leftovers deletes it)",
+                    )
+                )
+            elif (
+                s.kind in ("function", "class", "module")
+                and path is not None
+                and not (".__closure__" in path.text or ".__defaults__" in path.text)
+            ):
+                action, where = "rebind", path.text
+                code = f"{path.text} = {current}"
+                if path.text.endswith(".__func__"):  # a bound method: rebuilt
+                    action, where = "rebind-method", path.text[: -len(".__func__")]
+                    code = f"{where} = MethodType({current}, {where}.__self__)"
+                elif s.kind == "class" and path.text.endswith(".__class__"):
                     action = "set-class"
-                    code = f"{path.text} = {m.name}.{s.qualname}"
+                elif s.kind == "class" and ".__bases__[" in path.text:
+                    action = "set-bases"
+                    where = path.text[: path.text.rindex(".__bases__[")] + ".__bases__"
+                    code = f"{where} = (..., {current}, ...)"
                 changes.append(
                     Change(
-                        key=f"{action} {path.text} {m.name}.{s.qualname}@{s.generation}",
+                        key=f"{action} {where} {current}@{s.generation}",
                         action=action,
-                        where=path.text,
+                        where=where,
                         code=code,
                         module=m.name,
                         qualname=s.qualname,
