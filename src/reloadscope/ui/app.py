@@ -406,7 +406,7 @@ class ReloadScopeApp(App[None]):
         }
         longest = widths.pop("held by")
         columns = list(names)
-        scrollbar = 2 if len(self.rows) >= table.size.height else 0  # the header: a line
+        scrollbar = 2  # kept free: the held-by panel below may take the table's height
 
         def room() -> int:
             others = sum(widths[k] for k in columns if k != "held by")
