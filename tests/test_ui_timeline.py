@@ -36,8 +36,12 @@ def _text(app: ReloadScopeApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
 
 
-def _column(app: ReloadScopeApp, col: int) -> list[str]:
+def _column(app: ReloadScopeApp, col: int | str) -> list[str]:
+    """A column of the stale table, by index or by label (a narrow table drops size and
+    count before it cuts held by)."""
     table = app.query_one("#stale", DataTable)
+    if isinstance(col, str):
+        col = [str(c.label) for c in table.columns.values()].index(col)
     return [str(table.get_row_at(r)[col]) for r in range(table.row_count)]
 
 
@@ -143,7 +147,7 @@ def test_thread_paths_are_shortened_in_the_middle(tmp_path):
         app = ReloadScopeApp(FileSource(snap))
         async with app.run_test(size=(100, 30)) as pilot:
             await _loaded(app, pilot)
-            held = _column(app, 5)
+            held = _column(app, "held by")
             assert LONG_THREAD in _text(app, "#paths")  # the panel has it whole
         return held
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import events, on, work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ..holders import Holder
@@ -22,40 +25,101 @@ from .holders import HoldersScreen
 from .source import Source
 from .timeline import TimelineScreen
 
-HELP = """reloadscope
+INTRO = (
+    "Left: every module recording saw reloaded, and every module that owns a stale object, "
+    "most stale first, with its stale count and generations. Right: its stale objects (filter "
+    "with /, sort by clicking a column header) and the paths that hold the selected one, each "
+    "with the fix. The footer shows the keys needed first; every key is below, and ctrl+p (the "
+    "command palette) finds each of reloadscope's commands by name."
+)
 
-Left: every module recording saw reloaded, and every module that owns a stale object, most
-stale first. Right: its stale objects (filter with /, sort by clicking a column header) and the
-paths that hold the selected one, each with the fix.
+# (key, action or None, palette title, what it does): the help's lines, one a key, reflowed
+# to the width by the help screen; the palette lists the ones with an action.
+KEYS: list[tuple[str, str | None, str, str]] = [
+    ("arrows / tab", None, "", "move; enter selects"),
+    ("enter", None, "", "on a module: its generations (time, trigger, status, source hash)"),
+    ("/", "filter", "Filter", "filter the stale objects as you type (escape clears)"),
+    (
+        "h",
+        "holders",
+        "Holders",
+        "holders: what keeps the stale objects alive (a list that grows on every reload, a "
+        "dict...), most stale first; enter on one shows only the stale objects it holds "
+        "(escape shows all again)",
+    ),
+    (
+        "b",
+        "fix_this",
+        "Fix the selected stale object",
+        "fix the selected stale object: a dialog lists every change the fix would make (the "
+        "code of each rebind) and every holder it cannot change, and why, before anything is "
+        "written; y (or enter on Apply) carries out exactly those changes, then shows what is "
+        "gone and what remains, and rescans; escape cancels (nothing is written). A snapshot "
+        "file's plan is shown, never applied",
+    ),
+    ("B", "fix_all", "Fix all stale objects", "the same for every stale object"),
+    (
+        "t",
+        "timeline",
+        "Timeline",
+        "timeline: each module's generations over time, with the stale objects, bytes and "
+        "retained bytes each still has alive, and a bar",
+    ),
+    ("d", "diff", "Source diff", "source diff between generations ([ ] and { } pick which two)"),
+    (
+        "x",
+        "export",
+        "Export the reference graph",
+        "export the selected object's reference graph (.dot; .png with graphviz)",
+    ),
+    ("r", "rescan", "Rescan", "rescan (a live process or this one)"),
+    ("g", "collect", "Collect garbage and rescan", "collect garbage, then rescan (live)"),
+    (
+        "f",
+        "toggle_follow",
+        "Pause or resume following",
+        "pause / resume following (live): after the process reloads, the UI rescans by itself "
+        "and marks what changed (new stale objects +, changed modules)",
+    ),
+    ("s", "save", "Save a snapshot", "save a snapshot file"),
+    (
+        "p",
+        "pick",
+        "Processes",
+        "processes: the attached one and the Python processes below it (a pre-fork server's "
+        "workers); enter switches (each is attached once, all detach on quit)",
+    ),
+    (
+        "e",
+        "ending",
+        "How the process ended",
+        "how the process ended (a post-mortem file): the exception and its traceback, and "
+        "which stale objects the crash ran or held",
+    ),
+    ("ctrl+p", None, "", "the command palette: every command here, by name"),
+    ("?", None, "", "this help"),
+    (
+        "q",
+        None,
+        "",
+        "quit (a live process is detached and runs on; when the agent was injected by this "
+        "attach, the reload history it recorded goes with it, and q asks first)",
+    ),
+]
 
-  arrows / tab   move; enter selects
-  /              filter the stale objects (escape clears)
-  enter          on a module: its generations (time, trigger, status, source hash)
-  h              holders: what keeps the stale objects alive (a list that grows on every
-                 reload, a dict...), most stale first; enter on one shows only the stale
-                 objects it holds (escape shows all again)
-  b              fix the selected stale object: a dialog lists every change the fix would
-                 make (the code of each rebind) and every holder it cannot change, and why,
-                 before anything is written; y (or enter on Apply) carries out exactly those
-                 changes, then shows what is gone and what remains, and rescans; escape
-                 cancels (nothing is written). A snapshot file's plan is shown, never applied
-  B              the same for every stale object
-  t              timeline: each module's generations over time, with the stale objects,
-                 bytes and retained bytes each still has alive, and a bar
-  d              source diff between generations ([ ] and { } pick which two)
-  x              export the selected object's reference graph (.dot; .png with graphviz)
-  r              rescan (live sources)
-  g              collect garbage, then rescan (live sources)
-  f              pause / resume following: after the process reloads, the UI rescans by
-                 itself and marks what changed (new stale objects +, changed modules)
-  s              save a snapshot file
-  p              processes: the attached one and the Python processes below it (a pre-fork
-                 server's workers); enter switches (each is attached once, all detach on quit)
-  e              how the process ended (a post-mortem file): the exception and its
-                 traceback, and which stale objects the crash ran or held
-  ?              this help
-  q              quit (a live process is detached and runs on)
-"""
+# The same, one line a key and unwrapped: what the tests and `reloadscope` docs read.
+HELP = "reloadscope\n\n" + INTRO + "\n\n" + "".join(f"  {k:<13}  {t}\n" for k, _, _, t in KEYS)
+
+
+def help_renderable() -> Group:
+    """The help as the screen shows it: the paragraph and a two-column grid whose second
+    column wraps to the width (nothing is hard-wrapped)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(ratio=1)
+    for key, _, _, text in KEYS:
+        grid.add_row(key, text)
+    return Group(Text("reloadscope", style="bold"), Text(""), Text(INTRO), Text(""), grid)
 
 
 class TextScreen(ModalScreen[None]):
@@ -74,6 +138,40 @@ class TextScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#source").border_title = self.title_text
+
+
+class HelpScreen(TextScreen):
+    """The help, reflowed to the terminal's width."""
+
+    def __init__(self) -> None:
+        super().__init__(HELP, "help")
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="source"):
+            yield Static(help_renderable())
+
+
+class QuitScreen(ModalScreen[str]):
+    """Before quitting a process whose agent this attach injected, after it recorded reloads:
+    what goes with it.  q (or y, enter) quits, s saves a snapshot and quits, escape stays."""
+
+    BINDINGS: ClassVar = [
+        Binding("q,y,enter", "dismiss('quit')", "quit"),
+        Binding("s", "dismiss('save')", "save, then quit"),
+        Binding("escape,n", "dismiss('stay')", "stay"),
+    ]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="quit"):
+            yield Static(self.text, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#quit").border_title = "quit?"
 
 
 class DiffScreen(TextScreen):
@@ -117,27 +215,31 @@ class DiffScreen(TextScreen):
 class ReloadScopeApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "reloadscope"
+    # The footer shows these, in this order, and 80 columns hold all that apply at once (f
+    # for a live process, p for one with Python children, e for a post-mortem file); every
+    # other key is in the help (?) and the command palette (ctrl+p), which also lists
+    # reloadscope's own commands by name.
     BINDINGS: ClassVar = [
-        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "help"),
+        Binding("slash", "filter", "filter"),
         Binding("h", "holders", "holders"),
         Binding("b", "fix_this", "fix"),
-        Binding("B", "fix_all", "fix all", show=False),
-        Binding("r", "rescan", "rescan"),
-        # Following first: its state (pause/resume) is worth seeing in a narrow footer.
-        Binding("f", "pause_follow", "pause follow"),
-        Binding("f", "resume_follow", "resume follow"),
-        Binding("g", "collect", "gc"),
-        # A file cannot rescan: r and g only say so, and leave the narrow footer's room to others.
-        Binding("r,g", "cannot_rescan", "rescan", show=False),
-        Binding("s", "save", "save"),
-        Binding("d", "diff", "diff"),
         Binding("t", "timeline", "timeline"),
-        Binding("x", "export", "export"),
-        Binding("p", "pick", "processes"),
-        Binding("e", "ending", "how it ended"),
-        Binding("slash", "filter", "filter"),
+        # Following: its state (pause/resume) is worth seeing in a narrow footer.
+        Binding("f", "pause_follow", "pause"),
+        Binding("f", "resume_follow", "resume"),
+        Binding("p", "pick", "tree"),  # a live process with Python children
+        Binding("e", "ending", "how it ended"),  # a post-mortem file
+        Binding("q", "quit", "quit"),
+        Binding("B", "fix_all", "fix all", show=False),
+        Binding("d", "diff", "diff", show=False),
+        Binding("x", "export", "export", show=False),
+        Binding("s", "save", "save", show=False),
+        Binding("r", "rescan", "rescan", show=False),
+        Binding("g", "collect", "gc", show=False),
+        # A file (or a process that ended) cannot rescan: r and g only say so.
+        Binding("r,g", "cannot_rescan", "rescan", show=False),
         Binding("escape", "clear_filter", "clear filter", show=False),
-        Binding("question_mark", "help", "help"),
     ]
 
     def __init__(self, source: Source) -> None:
@@ -148,6 +250,9 @@ class ReloadScopeApp(App[None]):
         self.rows: list[StaleObject] = []
         self.sort = "kind"
         self.holder: Holder | None = None  # the stale table shows only what it holds
+        self.ended = False  # a live process that exited while attached
+        self._quit_asked = False
+        self._columns: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -160,20 +265,21 @@ class ReloadScopeApp(App[None]):
                 yield DataTable(id="stale", cursor_type="row", zebra_stripes=True)
                 with VerticalScroll(id="held"):
                     yield Static("", id="paths", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         modules = self.query_one("#modules", DataTable)
         modules.add_columns("module", "gens", "stale")
         modules.border_title = "modules"
         stale = self.query_one("#stale", DataTable)
-        stale.add_columns(*view.SORT_KEYS)
         stale.border_title = "stale objects"
         self.query_one("#held").border_title = "held by"
         self.sub_title = inert(self.source.description)
         self.load()
         picker.announce(self)
         live.start(self)
+        if hasattr(self.source, "ended"):  # a live process: is it still there?
+            self.set_interval(1.0, self._check_ended)
 
     def on_unmount(self) -> None:
         live.stop(self)
@@ -186,7 +292,10 @@ class ReloadScopeApp(App[None]):
         try:
             report = self.source.load(collect=collect)
         except Exception as e:  # the source explains itself (detached, damaged file...)
-            self.call_from_thread(self._status, f"error: {e}")
+            if getattr(self.source, "ended", False):  # not a broken pipe: the process exited
+                self.call_from_thread(self.mark_ended)
+            else:
+                self.call_from_thread(self._status, f"error: {e}")
             return
         self.call_from_thread(self.show, report)
 
@@ -206,24 +315,44 @@ class ReloadScopeApp(App[None]):
             )
         chosen = self.current_module()
         live.noted(self, previous, report)
-        self.sub_title = view.title(report, self.source.kind, self.source.description)
+        self.sub_title = view.title(
+            report, self.source.kind, self.source.description, ended=self.ended
+        )
         text = view.summary(report)
         vitals = getattr(self.source, "vitals", None)
-        if vitals is not None:
+        if vitals is not None and not self.ended:
             text += f" | {vitals()}"
         self._status(text)
         self.modules = view.modules_in_order(report)
+        self._fill_modules()
         table = self.query_one("#modules", DataTable)
-        table.clear()
-        for m in self.modules:
-            table.add_row(*live.module_cells(self, m), key=m.name)  # text, never markup
         if self.modules:
             table.move_cursor(row=live.keep_module(self.modules, chosen.name if chosen else None))
         self._fill_stale()
         if first:  # on the findings: arrows move through the stale objects at once
+            self.call_after_refresh(self._refit)  # the widths, now that they are known
             stale = self.query_one("#stale", DataTable)
             (stale if stale.row_count else table).focus()
         self.refresh_bindings()  # what the footer offers may depend on the report (e)
+
+    def _fill_modules(self) -> None:
+        """The modules table, each name shortened in the middle so that its stale count and
+        generations always show."""
+        table = self.query_one("#modules", DataTable)
+        rows = [live.module_cells(self, m) for m in self.modules]
+        others = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in ((1, "gens"), (2, "stale"))]
+        total = table.size.width or max(self.size.width * 32 // 100 - 2, 22)
+        scrollbar = 2 if len(rows) >= table.size.height else 0  # the header takes a line
+        room = max(total - sum(others) - 2 * 3 - scrollbar, 8)  # 2 * 3: the cells' padding
+        cursor = table.cursor_row
+        table.clear()
+        for m, cells in zip(self.modules, rows, strict=True):
+            name = cells[0]
+            if len(name) > room:
+                name = Text(view.shorten(name.plain, room), style=name.style)
+            table.add_row(name, *cells[1:], key=m.name)  # text, never markup
+        if self.modules:
+            table.move_cursor(row=min(cursor, len(self.modules) - 1))
 
     def current_module(self) -> Module | None:
         table = self.query_one("#modules", DataTable)
@@ -245,24 +374,60 @@ class ReloadScopeApp(App[None]):
             table.border_title = "stale objects"
             table.border_subtitle = ""
         self.rows = view.visible_stale(stale, text, self.sort)
+        columns, width = self._stale_layout()
+        if columns != self._columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)
+            self._columns = columns
         table.clear()
-        width = self._held_by_width()
+        keep = [i for i, k in enumerate(view.SORT_KEYS) if k in columns]
         for i, s in enumerate(self.rows):
-            table.add_row(*live.stale_cells(self, module, s, width), key=str(i))
+            cells = live.stale_cells(self, module, s, width)
+            table.add_row(*(cells[c] for c in keep), key=str(i))
         if self.rows:
             table.move_cursor(row=0)
         self._fill_paths()
 
-    def _held_by_width(self) -> int:
-        """Room for the held-by column: the table's width less the other columns' (their
-        longest cell, and two columns of padding each)."""
+    # Given up, in this order, when the held-by column would be cut shorter than its paths
+    # (and than HELD_BY_ROOM): the panel below says both for the selected object.
+    NARROW_DROPS = ("size", "count")
+    HELD_BY_ROOM = 40
+
+    def _stale_layout(self) -> tuple[tuple[str, ...], int]:
+        """The stale table's columns and the room for held by: the table's width less the
+        other columns' (their longest cell, and two columns of padding each).  Held by gets
+        the width before size and count do."""
         table = self.query_one("#stale", DataTable)
         total = table.size.width or (self.size.width * 2 // 3)
-        others = [
-            max([len(k), *(len(view.stale_row(s)[i]) for s in self.rows)])
-            for i, k in enumerate(list(view.SORT_KEYS)[:-1])
-        ]
-        return max(total - sum(others) - 2 * len(view.SORT_KEYS) - 4, 16)  # 4: scrollbar
+        names = list(view.SORT_KEYS)
+        widths = {
+            k: max([len(k), *(len(view.stale_row(s)[i]) for s in self.rows)])
+            for i, k in enumerate(names)
+        }
+        longest = widths.pop("held by")
+        columns = list(names)
+        scrollbar = 2  # kept free: the held-by panel below may take the table's height
+
+        def room() -> int:
+            others = sum(widths[k] for k in columns if k != "held by")
+            return total - others - 2 * len(columns) - scrollbar
+
+        for k in self.NARROW_DROPS:
+            if room() >= min(longest, self.HELD_BY_ROOM):
+                break
+            columns.remove(k)
+        return tuple(columns), max(room(), 16)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.report is not None:
+            self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        row = self.query_one("#stale", DataTable).cursor_row
+        self._fill_modules()
+        self._fill_stale()
+        if self.rows:
+            self.query_one("#stale", DataTable).move_cursor(row=min(row, len(self.rows) - 1))
 
     def _fill_paths(self) -> None:
         table = self.query_one("#stale", DataTable)
@@ -357,20 +522,19 @@ class ReloadScopeApp(App[None]):
         """A fix was applied: scan again (the dialog still shows its result)."""
         self.load()
 
+    def _cannot_rescan_why(self) -> str:
+        if self.ended:
+            return f"process {getattr(self.source, 'pid', '?')} has ended: nothing to rescan"
+        return "a snapshot file cannot be rescanned"
+
     def action_rescan(self) -> None:
-        if self.source.can_rescan:
-            self.load(collect=False)
-        else:
-            self.notify("a snapshot file cannot be rescanned", severity="warning")
+        self.load(collect=False)
 
     def action_cannot_rescan(self) -> None:
-        self.notify("a snapshot file cannot be rescanned", severity="warning")
+        self.notify(self._cannot_rescan_why(), severity="warning")
 
     def action_collect(self) -> None:
-        if self.source.can_rescan:
-            self.load(collect=True)
-        else:
-            self.notify("a snapshot file cannot be rescanned", severity="warning")
+        self.load(collect=True)
 
     def action_save(self) -> None:
         if self.report is None:
@@ -415,18 +579,114 @@ class ReloadScopeApp(App[None]):
     def action_resume_follow(self) -> None:
         live.toggle(self)
 
+    def action_toggle_follow(self) -> None:  # the command palette's
+        live.toggle(self)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """What the footer offers and the keys answer: live-only keys (r, g, f) are off for
+        a snapshot file and for a process that has ended."""
+        live_now = self.source.can_rescan and not self.ended
         if action in ("pause_follow", "resume_follow"):
-            return live.check(self, action)
+            return live_now and live.check(self, action)
+        if action == "toggle_follow":
+            return live_now and live.state(self).followable
         if action in ("rescan", "collect"):
-            return self.source.can_rescan
+            return live_now
         if action == "cannot_rescan":
-            return not self.source.can_rescan
+            return not live_now
         if action == "pick":  # only a live process has a tree to pick from
-            return picker.can_pick(self.source)
+            return picker.can_pick(self.source) and not self.ended
         if action == "ending":  # only a post-mortem file knows how its process ended
             return self.report is not None and self.report.exit is not None
         return True
+
+    # -- a live process that ends --------------------------------------------------------------
+    def _check_ended(self) -> None:
+        if not self.ended and getattr(self.source, "ended", False):
+            self.mark_ended()
+
+    def mark_ended(self) -> None:
+        """The live process exited while attached: the header says so, the last scan stays
+        on screen, and the live-only keys are off (r says why instead of a broken pipe)."""
+        if self.ended:
+            return
+        self.ended = True
+        live.stop(self)
+        live.ended(self)
+        pid = getattr(self.source, "pid", "?")
+        if self.report is not None:
+            self.sub_title = view.title(
+                self.report, self.source.kind, self.source.description, ended=True
+            )
+            self._status(f"process {pid} has ended: its last scan is shown (s saves it)")
+        else:
+            self.sub_title = f"process ended | pid {pid}"
+            self._status(f"process {pid} has ended before its first scan")
+        self.refresh_bindings()
+
+    # -- quitting ------------------------------------------------------------------------------
+    def lost_on_quit(self) -> str | None:
+        """What quitting loses, said before it does: the history an agent this attach
+        injected recorded (its reloads), which leaves with it.  None when nothing is lost (its
+        own agent stays; nothing was reloaded since; the process has ended)."""
+        if self.ended or self.report is None or not getattr(self.source, "injected", False):
+            return None
+        reloads = [
+            (m.name, g.number)
+            for m in self.report.modules
+            for g in m.generations
+            if g.kind == "reload"
+        ]
+        if not reloads:
+            return None
+        modules = sorted({name for name, _ in reloads})
+        pid = getattr(self.source, "pid", "?")
+        named = ", ".join(modules[:3]) + (
+            f" and {len(modules) - 3} more" if len(modules) > 3 else ""
+        )
+        return inert(
+            f"The agent in process {pid} was injected by this attach: quitting detaches it, and "
+            f"the history it recorded goes with it ({len(reloads)} "
+            f"{'reload' if len(reloads) == 1 else 'reloads'} of {named}: which generation made "
+            "each object, and the sources the diff shows). The next attach starts over: what "
+            "exists then shows gen ?.\n\n"
+            "q quits, s saves a snapshot first and quits, escape stays.\n"
+            "(Started under 'reloadscope run' or with reloadscope.install(), a process keeps "
+            "its own agent and its history.)"
+        )
+
+    async def action_quit(self) -> None:
+        text = None if self._quit_asked else self.lost_on_quit()
+        if text is None:
+            self.exit()
+            return
+        self._quit_asked = True
+
+        def chosen(answer: str | None) -> None:
+            if answer == "save":
+                self.action_save()
+            if answer in ("quit", "save"):
+                self.exit()
+            else:
+                self._quit_asked = False
+
+        self.push_screen(QuitScreen(text), chosen)
+
+    # -- the command palette -------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's commands, and on the main screen reloadscope's own: each key's action,
+        by name, when it can run now."""
+        yield from super().get_system_commands(screen)
+        if screen is not self.screen_stack[0]:
+            return
+        for key, action, title, text in KEYS:
+            if action is None or not self.check_action(action, ()):
+                continue
+            what = text.split(";")[0]
+            head, _, tail = what.partition(": ")
+            if tail and " " not in head:  # "holders: what keeps..." -> "what keeps..."
+                what = tail
+            yield SystemCommand(f"{title} ({key})", what, getattr(self, f"action_{action}"))
 
     def action_ending(self) -> None:
         if self.report is not None and self.report.exit is not None:
@@ -436,7 +696,7 @@ class ReloadScopeApp(App[None]):
         picker.pick(self)
 
     def action_help(self) -> None:
-        self.push_screen(TextScreen(HELP, "help"))
+        self.push_screen(HelpScreen())
 
 
 NO_OBJGRAPH = (

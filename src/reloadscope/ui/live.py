@@ -135,9 +135,20 @@ def _run(app: ReloadScopeApp, st: FollowState) -> None:
             return
         st.stopped = str(e)
         try:
-            app.call_from_thread(_line, app)
+            if getattr(source, "ended", False):  # the process exited: the header says so
+                app.call_from_thread(app.mark_ended)
+            else:
+                app.call_from_thread(_line, app)
         except Exception:
             pass
+
+
+def ended(app: ReloadScopeApp) -> None:
+    """The process has exited: nothing more to follow."""
+    st = state(app)
+    if st.followable:
+        st.stopped = "the process has ended"
+        _line(app)
 
 
 def _heard_while_paused(app: ReloadScopeApp, events: list[dict[str, Any]]) -> None:

@@ -157,6 +157,7 @@ class LiveSource:
         self.pid = pid
         self.session = Session(pid, progress=progress)
         self.description = f"live process {pid} (Python {self.session.client.python})"
+        self._born = _create_time(pid)  # the same process later, not another with its PID
         # One request at a time on the connection; a scan asked for ends a pending wait
         # (``hurry``) and goes first (``_free``).
         self._lock = threading.Lock()
@@ -192,6 +193,19 @@ class LiveSource:
 
     def hurry(self) -> None:
         self.session.client.hurry()
+
+    @property
+    def ended(self) -> bool:
+        """The process has exited (or is a zombie waiting for its parent): its agent and
+        connection are gone, there is nothing more to scan."""
+        born = _create_time(self.pid)
+        return born is None or (self._born is not None and born != self._born)
+
+    @property
+    def injected(self) -> bool:
+        """The agent was injected by this attach: it leaves when the UI detaches, and the
+        reload history it recorded meanwhile goes with it."""
+        return bool(self.session.injected)
 
     def vitals(self) -> str:
         """RSS and CPU of the live process (psutil), for the header."""
@@ -230,3 +244,16 @@ class LiveSource:
             if got:
                 self._lock.release()
             self._free.set()  # a follower still waiting finds the connection closed
+
+
+def _create_time(pid: int) -> float | None:
+    """When ``pid`` started; None once it has exited (a zombie has exited too)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(proc.create_time())
+    except psutil.Error:
+        return None

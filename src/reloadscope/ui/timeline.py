@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -45,7 +46,7 @@ def _measure(f: Figures) -> int:
     return f.retained_bytes if f.retained_bytes is not None else f.stale_bytes
 
 
-def module_rows(m: Module) -> list[tuple[str, ...]]:
+def module_rows(m: Module, longest: int = BAR) -> list[tuple[str, ...]]:
     """One row per generation (and one for objects of unknown generation), with its bar
     scaled to the module's largest figure (retained bytes, or stale bytes if not measured)."""
     figs: list[tuple[str, str, str, Figures]] = [
@@ -62,7 +63,7 @@ def module_rows(m: Module) -> list[tuple[str, ...]]:
     top = max((_measure(f) for *_, f in figs), default=0)
     rows: list[tuple[str, ...]] = []
     for number, when, how, f in figs:
-        width = round(BAR * _measure(f) / top) if top else 0
+        width = round(longest * _measure(f) / top) if top else 0
         bar = "█" * width if width or not f.stale else "▏"
         rows.append(
             (
@@ -78,8 +79,8 @@ def module_rows(m: Module) -> list[tuple[str, ...]]:
     return rows
 
 
-def module_text(m: Module) -> str:
-    rows: list[tuple[str, ...]] = [HEAD, *module_rows(m)]
+def module_text(m: Module, bar: int = BAR) -> str:
+    rows: list[tuple[str, ...]] = [HEAD, *module_rows(m, bar)]
     widths = [max(len(inert(r[i])) for r in rows) for i in range(len(HEAD))]
     right = {0, 3, 4, 5}
     now = "" if m.current_generation is None else f", current {m.current_generation}"
@@ -93,12 +94,13 @@ def module_text(m: Module) -> str:
     return "\n".join(lines)
 
 
-def timeline_text(report: Report, first: str | None = None) -> str:
-    """Every module's timeline, ``first`` (the selected module) on top."""
+def timeline_text(report: Report, first: str | None = None, *, bar: int = BAR) -> str:
+    """Every module's timeline, ``first`` (the selected module) on top; the longest bar is
+    ``bar`` cells."""
     modules = sorted(report.modules, key=lambda m: (m.name != first, -m.stale_count, m.name))
     if not modules:
         return "No module was reloaded and nothing is stale."
-    parts = [module_text(m) for m in modules]
+    parts = [module_text(m, bar) for m in modules]
     legend = (
         "stale: objects that generation made and that are still alive; bytes: their sizes; "
         "retained: at least what only they keep alive, theirs included (>= the scan's bound "
@@ -114,11 +116,20 @@ class TimelineScreen(ModalScreen[None]):
 
     def __init__(self, report: Report, first: str | None = None) -> None:
         super().__init__()
+        self.report, self.first = report, first
         self.text = timeline_text(report, first)
 
     def compose(self) -> ComposeResult:
+        # Bars as long as the width leaves (at most BAR): a row stays on one line at 80.
+        bare = timeline_text(self.report, self.first, bar=0).split("\n\n")
+        widest = max((len(line) for part in bare[:-1] for line in part.splitlines()), default=0)
+        room = self.app.size.width - 4 - widest - 2  # border, padding, the bar's gap
+        self.text = timeline_text(self.report, self.first, bar=min(max(room, 3), BAR))
+        *modules, legend = self.text.split("\n\n")
+        # A row is never wrapped (narrower than its columns, it is cut); the legend is.
+        rows = Text("\n\n".join(modules), no_wrap=True, overflow="crop")
         with VerticalScroll(id="timeline"):
-            yield Static(Text(self.text), id="timeline-text")
+            yield Static(Group(rows, Text(""), Text(legend)), id="timeline-text")
 
     def on_mount(self) -> None:
         self.query_one("#timeline").border_title = "timeline: what each generation still has alive"

@@ -108,17 +108,20 @@ def paths_text(s: StaleObject | None, blind_spots: Iterable[str] = ()) -> str:
     return "\n".join(map(inert, lines))
 
 
-def title(report: Report, kind: str, description: str) -> str:
+def title(report: Report, kind: str, description: str, *, ended: bool = False) -> str:
     """The header's subtitle, the one place that names the process: the source, pid, Python
-    and command line."""
+    and command line.  A live process that has exited since says so first (an 80-column
+    header cuts the end)."""
     argv = " ".join(report.argv) or "?"
     where = {"live": "live process", "process": "this process"}.get(kind, description)
+    if ended:
+        where = "process ended (was live)"
     # A process of a tree (ui/picker.py) says whose child it is.
     parent = description.partition(", child of ")[2]
     whose = f" | child of {parent}" if parent else ""
     ending = report.ending()
-    ended = f" | {ending}" if ending else ""
-    return inert(f"{where} | pid {report.pid}{whose} | Python {report.python}{ended} | {argv}")
+    how = f" | {ending}" if ending else ""
+    return inert(f"{where} | pid {report.pid}{whose} | Python {report.python}{how} | {argv}")
 
 
 def ending_text(report: Report) -> str:
