@@ -279,20 +279,33 @@ class FixPlan(_Value):
             "applicable": self.applicable,
         }
 
-    def text(self) -> str:
+    def text(
+        self,
+        *,
+        subject: str | None = None,
+        review: str | None = None,
+        not_applicable: str | None = None,
+        nothing: str = "Nothing to fix.",
+    ) -> str:
+        """The plan for people.  ``subject`` names what it is about (default: the process);
+        ``review``, ``not_applicable`` and ``nothing`` replace the line that says what to do
+        next (the UI's keys instead of the command line's options)."""
         who = f"process {self.pid}" if self.pid is not None else "this process"
         lines = [
-            f"Fix plan for {who}: {_n(len(self.changes), 'change')}, "
-            f"{_n(len(self.cannot), 'holder')} it cannot change ({_n(self.stale, 'stale object')})."
+            f"Fix plan for {subject + ' in ' if subject else ''}{who}: "
+            f"{_n(len(self.changes), 'change')}, {_n(len(self.cannot), 'holder')} it cannot "
+            f"change ({_n(self.stale, 'stale object')})."
         ]
         if not self.applicable:
             lines.append(
-                "From a snapshot: the paths it recorded, not checked again; a snapshot is never "
-                "fixed (fix the live process: reloadscope fix PID --apply)."
+                not_applicable
+                or "From a snapshot: the paths it recorded, not checked again; a snapshot is "
+                "never fixed (fix the live process: reloadscope fix PID --apply)."
             )
         elif self.changes:
             lines.append(
-                "Nothing has been changed. Each change makes a holder point at the current "
+                review
+                or "Nothing has been changed. Each change makes a holder point at the current "
                 "object of the same name; --apply carries them out and scans again."
             )
         for actions, title in _SECTIONS:
@@ -302,6 +315,8 @@ class FixPlan(_Value):
             lines += ["", f"{title}:"]
             for c in mine:
                 lines.append(f"  {c.code}")
+                if not c.code.startswith(c.where):  # obj.__class__ = ...: which objects
+                    lines.append(f"      # obj: {c.where}")
                 many = f", {c.count} objects" if c.count > 1 else ""
                 lines.append(f"      # was {c.stale}{many}")
         if self.cannot:
@@ -320,7 +335,7 @@ class FixPlan(_Value):
             lines += ["", "The scan could not see everything:"]
             lines += [f"  - {b}" for b in self.blind_spots]
         if not self.changes and not self.cannot:
-            lines += ["", "Nothing to fix."]
+            lines += ["", nothing]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -429,7 +444,7 @@ class FixResult(FixPlan):
         }
         return out
 
-    def text(self) -> str:
+    def text(self, **_: Any) -> str:
         who = f"process {self.pid}" if self.pid is not None else "this process"
         lines = [
             f"Applied {_n(len(self.applied), 'change')} in {who}"

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from ..fixplan import Change, FixPlan, FixResult
+from ..fixplan import FixPlan, FixResult, _n
 from ..inert import inert, inert_lines
 from ..model import StaleObject
 from .source import Source
@@ -70,66 +70,25 @@ def scoped(plan: FixPlan, scope: Scope | None) -> FixPlan:
     )
 
 
-def _n(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
-def _change_lines(c: Change) -> list[str]:
-    many = f", {c.count} objects" if c.count > 1 else ""
-    lines = [f"  {inert(c.code)}"]
-    if not c.code.startswith(c.where):  # obj.__class__ = ...: which objects
-        lines.append(f"      # obj: {inert(c.where)}")
-    return [*lines, f"      # was {inert(c.stale)}{many}"]
-
-
 def plan_text(plan: FixPlan, scope: Scope | None) -> str:
     """What the dialog shows before anything is written: every change, as code, and every
-    holder it cannot change, with why."""
-    what = inert(scope.name) if scope is not None else "every stale object"
-    who = f"process {plan.pid}" if plan.pid is not None else "this process"
-    lines = [
-        f"Fix plan for {what} in {who}: {_n(len(plan.changes), 'change')}, "
-        f"{_n(len(plan.cannot), 'holder')} it cannot change."
-    ]
-    if not plan.applicable:
-        lines.append(
-            "From a snapshot: the paths it recorded, not checked again. A snapshot cannot be "
-            "applied: fix the live process (reloadscope attach PID, or reloadscope fix PID "
-            "--apply)."
+    holder it cannot change, with why (``FixPlan.text`` with the dialog's keys)."""
+    nothing = "Nothing to fix here."
+    if scope is not None:
+        nothing += (
+            "\n(No holder of it can be rebound: it may be held only by other stale objects, "
+            "and go with them; B plans a fix of everything.)"
         )
-    elif plan.changes:
-        lines.append(
-            "Nothing has been written yet. y (or Apply) carries out exactly these changes; "
-            "escape cancels."
-        )
-    if plan.changes:
-        lines += ["", "Changes (each holder is made to point at the current object):"]
-        for c in plan.changes:
-            lines += _change_lines(c)
-    if plan.cannot:
-        lines += ["", "Cannot be changed safely (what to do instead):"]
-        for k in plan.cannot:
-            many = f" x{k.count}" if k.count > 1 else ""
-            gen = "generation ?" if k.generation is None else f"generation {k.generation}"
-            lines.append(f"  {inert(k.where)}{many}")
-            lines.append(f"      {inert(k.module)}.{inert(k.qualname)} ({gen}): {inert(k.why)}")
-    if plan.freed_with_others:
-        lines += [
-            "",
-            f"{_n(plan.freed_with_others, 'stale object')} held only by other stale objects: "
-            "freed with them.",
-        ]
-    if plan.blind_spots:
-        lines += ["", "The scan could not see everything:"]
-        lines += [f"  - {inert(b)}" for b in plan.blind_spots]
-    if not plan.changes and not plan.cannot:
-        lines += ["", "Nothing to fix here."]
-        if scope is not None:
-            lines.append(
-                "(No holder of it can be rebound: it may be held only by other stale objects, "
-                "and go with them; B plans a fix of everything.)"
-            )
-    return "\n".join(lines)
+    text = plan.text(
+        subject=scope.name if scope is not None else "every stale object",
+        review="Nothing has been written yet. y (or Apply) carries out exactly these changes; "
+        "escape cancels.",
+        not_applicable="From a snapshot: the paths it recorded, not checked again. A snapshot "
+        "cannot be applied: fix the live process (reloadscope attach PID, or reloadscope fix "
+        "PID --apply).",
+        nothing=nothing,
+    )
+    return inert_lines(text)
 
 
 def result_text(result: FixResult) -> str:
