@@ -39,6 +39,19 @@ _SECTIONS = (
 )
 
 
+def _public_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """The fields a public change or ``not_fixable`` entry shares: its path and stale object."""
+    st = d["stale"]
+    return {
+        "where": d["path"],
+        "module": st["module"],
+        "qualname": st["qualname"],
+        "kind": st["kind"],
+        "generation": st.get("generation"),
+        "count": d.get("count", 1),
+    }
+
+
 def _gen(g: int | None) -> str:
     return "generation ?" if g is None else f"generation {g}"
 
@@ -83,20 +96,14 @@ class Change(_Value):
             raise ReportError(f"{where}: expected an object")
         try:
             if "path" in d and isinstance(d.get("stale"), dict):  # the public document
-                st = d["stale"]
                 action = d.get("how") or _AGENT_ACTION.get(d["action"], d["action"])
                 return cls(
                     key=d["key"],
                     action=action,
-                    where=d["path"],
                     code=d["code"],
-                    module=st["module"],
-                    qualname=st["qualname"],
-                    kind=st["kind"],
-                    generation=st.get("generation"),
-                    count=d.get("count", 1),
                     applied=d.get("applied"),
                     reason=d.get("reason"),
+                    **_public_fields(d),
                 )
             return cls(**{f: d[f] for f in cls._FIELDS if f not in ("applied", "reason")})
         except KeyError as e:
@@ -163,16 +170,7 @@ class Cannot(_Value):
             raise ReportError(f"{where}: expected an object")
         try:
             if "path" in d and isinstance(d.get("stale"), dict):
-                st = d["stale"]
-                return cls(
-                    where=d["path"],
-                    module=st["module"],
-                    qualname=st["qualname"],
-                    kind=st["kind"],
-                    generation=st.get("generation"),
-                    count=d.get("count", 1),
-                    why=d["reason"],
-                )
+                return cls(why=d["reason"], **_public_fields(d))
             return cls(**{f: d[f] for f in cls._FIELDS})
         except KeyError as e:
             raise ReportError(f"{where}: missing field {e.args[0]!r}") from None
