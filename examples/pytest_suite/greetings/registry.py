@@ -1,0 +1,5 @@
+HANDLERS = []
+
+
+def register(handler):
+    HANDLERS.append(handler)
