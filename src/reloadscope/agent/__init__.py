@@ -68,15 +68,19 @@ def report_start_failure(exc: BaseException) -> bool:
             return False  # not our private directory: tell nobody rather than anybody
         path = f"{directory}/{name}.failed"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        # Written whole under a temporary name, then renamed into place: a client that looks
+        # in between must not read an empty line (it would take it, remove it, and wait on).
+        # The rename replaces one left by an earlier failure nobody picked up.
         try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:  # left by an earlier failure nobody picked up
-            os.unlink(path)
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path + ".tmp", flags, 0o600)
+        except FileExistsError:  # left by a process that died writing it
+            os.unlink(path + ".tmp")
+            fd = os.open(path + ".tmp", flags, 0o600)
         try:
             os.write(fd, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
         finally:
             os.close(fd)
+        os.replace(path + ".tmp", path)
         try:
             # Said once: the bootstrap, which sees this exception again when the import of
             # the agent fails, must not write it a second time after the client took it.
