@@ -93,6 +93,9 @@ def report_start_failure(exc: BaseException) -> bool:
 
 
 def _preload() -> None:
+    # Noted before its first import: a child forked from now on forgets the modules this
+    # thread was importing (forksafe), even when the fork's own look missed the thread.
+    forksafe.this_thread()
     for name in _LEAVES_FIRST:
         try:
             __import__(name)

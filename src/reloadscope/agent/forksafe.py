@@ -16,6 +16,15 @@ there will ever finish:
 - the package's own callbacks (``on_child``) reset its locks, forget the parent's listener
   (its socket belongs to the parent) and the injected recorder (see ``__init__.py``).
 
+Which threads are the agent's is known from two sides: ``_before`` looks for them, and each of
+them notes itself (``this_thread``) before it imports anything.  ``_before`` alone misses a
+thread that starts while it runs: it gives up the GIL (``os.stat``, reading /proc), and a
+thread in ``threading._limbo`` then may begin importing before the fork.  Such a thread's
+import locks used to stay held in the child, by an ident a new thread there may well get again
+(glibc reuses the dead threads' stacks): that thread then took the lock as its own and got the
+half-executed module, and the child's next agent could not listen (``partially initialized
+module 'socket' has no attribute 'socket'``) or closed its client's connection.
+
 On CPython 3.12+ a fork in a process with more than one thread prints a DeprecationWarning.
 When the only threads besides the forking one are the agent's, the program would not have seen
 it without the agent, so ``_before`` puts one filter first in ``warnings.filters`` that ignores
@@ -113,7 +122,11 @@ def _after_in_child() -> None:
     try:
         if _abandoned:
             return
-        dead, _forking = _forking, ()  # none of them runs here
+        # None of the agent's threads runs here: those ``_before`` found, and those that noted
+        # themselves since (one that started while ``_before`` had given up the GIL).
+        me = threading.get_ident()
+        dead = tuple({*_forking, *_known} - {me, 0})
+        _forking = ()
         _known.clear()
         _drop_filter()
         if gc_paused:
@@ -353,8 +366,10 @@ def _drop_filter() -> None:
 
 
 # This copy is loading: a fork from now on runs the hooks; a finder an earlier fork left
-# behind goes.
-arm()
+# behind goes.  The bootstrap's thread is noted first: a fork right after ``arm()`` would not
+# know it otherwise (it is a bare thread, in none of ``threading``'s tables), and let its fork
+# warning through.
 if not _PACKAGE.startswith("reloadscope"):
     this_thread()  # loaded from the injector's text, by the bootstrap's thread
+arm()
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))

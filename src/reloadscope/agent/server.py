@@ -257,6 +257,7 @@ class Server:
 
     # -- the thread ----------------------------------------------------------------------------
     def _serve(self) -> None:
+        forksafe.this_thread()  # before anything it may import (see forksafe)
         injected = self.on_detach is not None
         waiting_since = time.monotonic()
         try:
@@ -311,6 +312,7 @@ class Server:
             conn.close()
 
     def _client_thread(self, conn: socket.socket) -> None:
+        forksafe.this_thread()
         try:
             self._client(conn)
         except Exception:

@@ -72,13 +72,14 @@ def _reloadscope_boot(packed, Finder, failed):
     # its names at once, and may well be faster than this thread (FIELD-NOTES).
     try:
         agent = sys.modules.get(NAME)
-        if agent is not None and getattr(agent.__spec__, "_initializing", False):
-            # Half loaded: inherited by a child forked while its parent loaded the agent.
-            # Unless a live thread is loading it still, forget it and every import lock the
-            # dead loading thread held (a held lock would hang any later import of that name).
-            locks = sys.modules["_frozen_importlib"]._module_locks
-            ref = locks.get(NAME)
-            owner = getattr(ref() if ref is not None else None, "owner", None)
+        locks = sys.modules["_frozen_importlib"]._module_locks
+        ref = locks.get(NAME)
+        owner = getattr(ref() if ref is not None else None, "owner", None)
+        if owner or (agent is not None and getattr(agent.__spec__, "_initializing", False)):
+            # Half loaded, or its import begun (its lock taken, no module yet): inherited by a
+            # child forked while its parent loaded the agent.  Unless a live thread is loading
+            # it still, forget it and every import lock the dead loading thread held (a held
+            # lock would hang any later import of that name).
             # Not this thread's: a new thread here may get the ident a dead one had.
             me = _thread.get_ident()
             if owner in (None, 0, me) or owner not in sys._current_frames():
