@@ -25,6 +25,11 @@ import locks used to stay held in the child, by an ident a new thread there may 
 half-executed module, and the child's next agent could not listen (``partially initialized
 module 'socket' has no attribute 'socket'``) or closed its client's connection.
 
+A fork also waits, in ``_before`` and for ``GUARD_WAIT_S`` at most, while an agent thread holds
+``hold_forks()``: between making a descriptor a child must not keep and recording it where the
+child's hooks find it (the listener's socket, made with the GIL released: a child forked
+before it was recorded kept the parent's listening socket).
+
 On CPython 3.12+ a fork in a process with more than one thread prints a DeprecationWarning.
 When the only threads besides the forking one are the agent's, the program would not have seen
 it without the agent, so ``_before`` puts one filter first in ``warnings.filters`` that ignores
@@ -74,6 +79,11 @@ _forking: tuple[int, ...] = ()  # idents of the agent's threads alive at the for
 _filter: tuple[list[Any], tuple[Any, ...]] | None = None  # (the list it is in, the entry)
 _armed = False
 _abandoned = False  # this copy had not finished loading when the process forked: inert
+# Held by an agent thread over a step a fork must not split (``hold_forks``), and by a fork's
+# ``_before`` until it is over.  A fresh one in each child: a thread there may have held it.
+_guard = threading.Lock()
+_guard_taken: Any = None  # the lock ``_before`` took, released after the fork
+GUARD_WAIT_S = 2.0  # a fork never waits longer for it (the steps take microseconds)
 
 
 def arm() -> None:
@@ -87,6 +97,21 @@ def arm() -> None:
     )
 
 
+def hold_forks() -> Any:
+    """Make forks wait until ``release_forks`` (give it what this returns).  Never blocks for
+    long: a fork under way holds the lock only while it forks."""
+    lock = _guard
+    return lock if lock.acquire(timeout=GUARD_WAIT_S) else None
+
+
+def release_forks(held: Any) -> None:
+    if held is not None:
+        try:
+            held.release()
+        except RuntimeError:  # released by a child's reset meanwhile: not ours any more
+            pass
+
+
 def on_child(callback: Callable[[], None]) -> None:
     """Run ``callback`` in every child forked from now on (after this module's own work)."""
     if not any(c is callback for c in _child_callbacks):
@@ -95,10 +120,13 @@ def on_child(callback: Callable[[], None]) -> None:
 
 # -- the hooks --------------------------------------------------------------------------------
 def _before() -> None:
-    global _forking
+    global _forking, _guard_taken
     try:
         if _abandoned:
             return
+        lock = _guard
+        if lock.acquire(timeout=GUARD_WAIT_S):  # an agent thread's step is over
+            _guard_taken = lock
         _drop_filter()  # one an earlier fork did not use
         _forking = _agent_threads()
         if _forking and sys.version_info >= (3, 12):
@@ -108,9 +136,11 @@ def _before() -> None:
 
 
 def _after_in_parent() -> None:
-    global _forking
+    global _forking, _guard_taken
     try:
         _forking = ()
+        held, _guard_taken = _guard_taken, None
+        release_forks(held)
         if sys.version_info < (3, 13):
             _drop_filter()  # 3.12 has warned by now; 3.13+ warn after this hook
     except BaseException:
@@ -118,10 +148,11 @@ def _after_in_parent() -> None:
 
 
 def _after_in_child() -> None:
-    global _abandoned, gc_paused, _forking
+    global _abandoned, gc_paused, _forking, _guard, _guard_taken
     try:
         if _abandoned:
             return
+        _guard, _guard_taken = threading.Lock(), None
         # None of the agent's threads runs here: those ``_before`` found, and those that noted
         # themselves since (one that started while ``_before`` had given up the GIL).
         me = threading.get_ident()
