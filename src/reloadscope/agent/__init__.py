@@ -132,6 +132,10 @@ except BaseException as _e:
     # learns why none comes.  Imported by a program, the program sees the exception itself.
     if __name__ != "reloadscope.agent":
         report_start_failure(_e)
+    try:
+        forksafe.loading_over()  # (a NameError when forksafe itself could not load)
+    except BaseException:
+        pass
     raise
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -417,6 +421,7 @@ def _in_forked_child() -> None:
 
 
 forksafe.on_child(_in_forked_child)
+forksafe.loading_over()
 # The last statement: a module without it did not finish loading (a child forked meanwhile);
 # the injector's bootstrap loads a fresh agent then (attach/inject.py).
 forksafe.package_ready = True

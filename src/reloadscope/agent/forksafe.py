@@ -77,6 +77,7 @@ _child_callbacks: list[Callable[[], None]] = []
 _known: dict[int, int] = {}
 _forking: tuple[int, ...] = ()  # idents of the agent's threads alive at the fork under way
 _filter: tuple[list[Any], tuple[Any, ...]] | None = None  # (the list it is in, the entry)
+_arm_filter: Any = None  # the ``_filter`` put in place as this copy armed (see the end)
 _armed = False
 _abandoned = False  # this copy had not finished loading when the process forked: inert
 # Held by an agent thread over a step a fork must not split (``hold_forks``), and by a fork's
@@ -385,6 +386,35 @@ def _quiet_fork_warning(ours: int) -> None:
     _filter = (filters, entry)
 
 
+def _filter_at_arm() -> None:
+    """When this copy arms, a fork may be under way in another thread: its hooks were listed
+    when it began (posixmodule.c copies the list), without ours, so no ``_before`` of ours
+    runs for it, and 3.12 warns before any hook runs after it.  The filter ``_before`` would
+    have put in place is put in place now; it goes when the package has loaded
+    (``loading_over``), or at the next fork's ``_before``, or once it has matched."""
+    global _arm_filter
+    try:
+        if sys.version_info >= (3, 12) and _filter is None:
+            ours = _agent_threads()
+            if ours:
+                _quiet_fork_warning(len(ours))
+                _arm_filter = _filter
+    except BaseException:
+        pass
+
+
+def loading_over() -> None:
+    """The package loaded, or failed to: the filter ``_filter_at_arm`` placed goes, unless a
+    fork's ``_before`` has replaced it since."""
+    global _arm_filter
+    try:
+        placed, _arm_filter = _arm_filter, None
+        if placed is not None and _filter is placed:
+            _drop_filter()
+    except BaseException:
+        pass
+
+
 def _drop_filter() -> None:
     global _filter
     placed, _filter = _filter, None
@@ -404,3 +434,4 @@ if not _PACKAGE.startswith("reloadscope"):
     this_thread()  # loaded from the injector's text, by the bootstrap's thread
 arm()
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))
+_filter_at_arm()
