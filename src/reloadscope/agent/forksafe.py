@@ -382,6 +382,7 @@ def _quiet_fork_warning(ours: int) -> None:
     if filters is None:
         return
     entry = ("ignore", _ForkWarning(os.getpid()), DeprecationWarning, None, 0)
+    _drop_filter()  # never two (the bootstrap's thread arming while a fork's _before runs)
     filters.insert(0, entry)
     _filter = (filters, entry)
 
@@ -411,6 +412,8 @@ def loading_over() -> None:
         placed, _arm_filter = _arm_filter, None
         if placed is not None and _filter is placed:
             _drop_filter()
+        elif placed is not None:  # replaced since: out of the list all the same, if still in
+            _remove(placed)
     except BaseException:
         pass
 
@@ -419,11 +422,15 @@ def _drop_filter() -> None:
     global _filter
     placed, _filter = _filter, None
     if placed is not None:
-        filters, entry = placed
-        for i, e in enumerate(filters):
-            if e is entry:
-                del filters[i]
-                break
+        _remove(placed)
+
+
+def _remove(placed: tuple[list[Any], tuple[Any, ...]]) -> None:
+    filters, entry = placed
+    for i, e in enumerate(filters):
+        if e is entry:
+            del filters[i]
+            break
 
 
 # This copy is loading: a fork from now on runs the hooks; a finder an earlier fork left
