@@ -439,6 +439,8 @@ def _remove(placed: tuple[list[Any], tuple[Any, ...]]) -> None:
 # warning through.
 if not _PACKAGE.startswith("reloadscope"):
     this_thread()  # loaded from the injector's text, by the bootstrap's thread
+# The filter before the hooks: the thread that runs a fork already under way takes the GIL
+# back at this thread's first function call, and completes the fork at once.
+_filter_at_arm()
 arm()
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))
-_filter_at_arm()
