@@ -286,6 +286,62 @@ def test_an_agent_that_cannot_load_leaves_its_real_error_for_the_client(tmp_path
     assert not os.path.exists(failed)  # picked up, removed
 
 
+# A failure file left by an earlier process of the same PID (PIDs are reused): the bootstrap's
+# fallback replaced none, and the client, which removes one older than its injection, then
+# waited for nothing (the limit-12 test now and then, when the bootstrap failed before the
+# client first looked).
+STALE_FAILURE_TARGET = r"""
+import os, sys, time
+boot = open(sys.argv[2]).read()
+path = "/tmp/reloadscope-%d/%d.failed" % (os.getuid(), os.getpid())
+os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+with open(path, "w") as fh:
+    fh.write("RuntimeError: an earlier process of this PID\\n")
+os.utime(path, (time.time() - 3600, time.time() - 3600))
+began = time.time()
+sys.setrecursionlimit(int(sys.argv[1]))
+exec(boot, {})
+while len(os.listdir("/proc/self/task")) > 1:  # the bootstrap's thread has failed, and ended
+    time.sleep(0.01)
+print(began, flush=True)  # the client looks only now
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("limit", [12, 30])
+def test_a_failure_file_of_an_earlier_process_of_the_pid_does_not_hide_this_one(tmp_path, limit):
+    from reloadscope.attach import inject
+
+    (tmp_path / "boot.py").write_text(inject.bootstrap())
+    script = tmp_path / "target.py"
+    script.write_text(STALE_FAILURE_TARGET)
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(limit), str(tmp_path / "boot.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin")},
+    )
+    try:
+        assert p.stdout is not None
+        began = float(p.stdout.readline())
+        found: list[str | None] = []
+
+        def taken() -> bool:
+            found.append(client_mod.start_failure(p.pid, since=began))
+            return found[-1] is not None
+
+        assert _wait_for(taken, 20), "no error left for the client: it waits in vain"
+        assert p.poll() is None
+    finally:
+        _stop(p)
+    why = found[-1]
+    assert why is not None and why.startswith("RecursionError: "), why
+    assert f"recursion limit is {limit}" in why
+    directory = Path(client_mod.runtime_dir())
+    assert not list(directory.glob(f"{p.pid}.failed*"))  # taken, and no temporary file left
+
+
 @needs_gdb
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_the_agent_starts_under_a_recursion_limit_of_50(tmp_path, python):
@@ -325,12 +381,6 @@ def test_an_agent_that_fails_to_load_names_its_real_error(tmp_path, python):
 
 
 @needs_gdb
-@pytest.mark.xfail(
-    reason="flaky: under a recursion limit of 12 the bootstrap's own fallback sometimes cannot "
-    "write its error either (the depth left depends on where the safe point is hit); the "
-    "client then waits 30 s and blames no thread. Open: see the closing note of this session",
-    strict=False,
-)
 @pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_a_bootstrap_that_fails_before_the_agent_loads_names_its_real_error(tmp_path, python):
     error = _failed_start(tmp_path, python, 12)

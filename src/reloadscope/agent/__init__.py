@@ -68,15 +68,19 @@ def report_start_failure(exc: BaseException) -> bool:
             return False  # not our private directory: tell nobody rather than anybody
         path = f"{directory}/{name}.failed"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        # Written whole under a temporary name, then renamed into place: a client that looks
+        # in between must not read an empty line (it would take it, remove it, and wait on).
+        # The rename replaces one left by an earlier failure nobody picked up.
         try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:  # left by an earlier failure nobody picked up
-            os.unlink(path)
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path + ".tmp", flags, 0o600)
+        except FileExistsError:  # left by a process that died writing it
+            os.unlink(path + ".tmp")
+            fd = os.open(path + ".tmp", flags, 0o600)
         try:
             os.write(fd, text.replace("\n", " ").encode("utf-8", "replace") + b"\n")
         finally:
             os.close(fd)
+        os.replace(path + ".tmp", path)
         try:
             # Said once: the bootstrap, which sees this exception again when the import of
             # the agent fails, must not write it a second time after the client took it.
@@ -89,6 +93,9 @@ def report_start_failure(exc: BaseException) -> bool:
 
 
 def _preload() -> None:
+    # Noted before its first import: a child forked from now on forgets the modules this
+    # thread was importing (forksafe), even when the fork's own look missed the thread.
+    forksafe.this_thread()
     for name in _LEAVES_FIRST:
         try:
             __import__(name)
@@ -125,6 +132,10 @@ except BaseException as _e:
     # learns why none comes.  Imported by a program, the program sees the exception itself.
     if __name__ != "reloadscope.agent":
         report_start_failure(_e)
+    try:
+        forksafe.loading_over()  # (a NameError when forksafe itself could not load)
+    except BaseException:
+        pass
     raise
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -424,6 +435,7 @@ def _in_forked_child() -> None:
 
 
 forksafe.on_child(_in_forked_child)
+forksafe.loading_over()
 # The last statement: a module without it did not finish loading (a child forked meanwhile);
 # the injector's bootstrap loads a fresh agent then (attach/inject.py).
 forksafe.package_ready = True

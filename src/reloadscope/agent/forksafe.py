@@ -16,6 +16,20 @@ there will ever finish:
 - the package's own callbacks (``on_child``) reset its locks, forget the parent's listener
   (its socket belongs to the parent) and the injected recorder (see ``__init__.py``).
 
+Which threads are the agent's is known from two sides: ``_before`` looks for them, and each of
+them notes itself (``this_thread``) before it imports anything.  ``_before`` alone misses a
+thread that starts while it runs: it gives up the GIL (``os.stat``, reading /proc), and a
+thread in ``threading._limbo`` then may begin importing before the fork.  Such a thread's
+import locks used to stay held in the child, by an ident a new thread there may well get again
+(glibc reuses the dead threads' stacks): that thread then took the lock as its own and got the
+half-executed module, and the child's next agent could not listen (``partially initialized
+module 'socket' has no attribute 'socket'``) or closed its client's connection.
+
+A fork also waits, in ``_before`` and for ``GUARD_WAIT_S`` at most, while an agent thread holds
+``hold_forks()``: between making a descriptor a child must not keep and recording it where the
+child's hooks find it (the listener's socket, made with the GIL released: a child forked
+before it was recorded kept the parent's listening socket).
+
 On CPython 3.12+ a fork in a process with more than one thread prints a DeprecationWarning.
 When the only threads besides the forking one are the agent's, the program would not have seen
 it without the agent, so ``_before`` puts one filter first in ``warnings.filters`` that ignores
@@ -63,8 +77,14 @@ _child_callbacks: list[Callable[[], None]] = []
 _known: dict[int, int] = {}
 _forking: tuple[int, ...] = ()  # idents of the agent's threads alive at the fork under way
 _filter: tuple[list[Any], tuple[Any, ...]] | None = None  # (the list it is in, the entry)
+_arm_filter: Any = None  # the ``_filter`` put in place as this copy armed (see the end)
 _armed = False
 _abandoned = False  # this copy had not finished loading when the process forked: inert
+# Held by an agent thread over a step a fork must not split (``hold_forks``), and by a fork's
+# ``_before`` until it is over.  A fresh one in each child: a thread there may have held it.
+_guard = threading.Lock()
+_guard_taken: Any = None  # the lock ``_before`` took, released after the fork
+GUARD_WAIT_S = 2.0  # a fork never waits longer for it (the steps take microseconds)
 
 
 def arm() -> None:
@@ -78,6 +98,21 @@ def arm() -> None:
     )
 
 
+def hold_forks() -> Any:
+    """Make forks wait until ``release_forks`` (give it what this returns).  Never blocks for
+    long: a fork under way holds the lock only while it forks."""
+    lock = _guard
+    return lock if lock.acquire(timeout=GUARD_WAIT_S) else None
+
+
+def release_forks(held: Any) -> None:
+    if held is not None:
+        try:
+            held.release()
+        except RuntimeError:  # released by a child's reset meanwhile: not ours any more
+            pass
+
+
 def on_child(callback: Callable[[], None]) -> None:
     """Run ``callback`` in every child forked from now on (after this module's own work)."""
     if not any(c is callback for c in _child_callbacks):
@@ -86,10 +121,13 @@ def on_child(callback: Callable[[], None]) -> None:
 
 # -- the hooks --------------------------------------------------------------------------------
 def _before() -> None:
-    global _forking
+    global _forking, _guard_taken
     try:
         if _abandoned:
             return
+        lock = _guard
+        if lock.acquire(timeout=GUARD_WAIT_S):  # an agent thread's step is over
+            _guard_taken = lock
         _drop_filter()  # one an earlier fork did not use
         _forking = _agent_threads()
         if _forking and sys.version_info >= (3, 12):
@@ -99,9 +137,11 @@ def _before() -> None:
 
 
 def _after_in_parent() -> None:
-    global _forking
+    global _forking, _guard_taken
     try:
         _forking = ()
+        held, _guard_taken = _guard_taken, None
+        release_forks(held)
         if sys.version_info < (3, 13):
             _drop_filter()  # 3.12 has warned by now; 3.13+ warn after this hook
     except BaseException:
@@ -109,11 +149,16 @@ def _after_in_parent() -> None:
 
 
 def _after_in_child() -> None:
-    global _abandoned, gc_paused, _forking
+    global _abandoned, gc_paused, _forking, _guard, _guard_taken
     try:
         if _abandoned:
             return
-        dead, _forking = _forking, ()  # none of them runs here
+        _guard, _guard_taken = threading.Lock(), None
+        # None of the agent's threads runs here: those ``_before`` found, and those that noted
+        # themselves since (one that started while ``_before`` had given up the GIL).
+        me = threading.get_ident()
+        dead = tuple({*_forking, *_known} - {me, 0})
+        _forking = ()
         _known.clear()
         _drop_filter()
         if gc_paused:
@@ -337,24 +382,65 @@ def _quiet_fork_warning(ours: int) -> None:
     if filters is None:
         return
     entry = ("ignore", _ForkWarning(os.getpid()), DeprecationWarning, None, 0)
+    _drop_filter()  # never two (the bootstrap's thread arming while a fork's _before runs)
     filters.insert(0, entry)
     _filter = (filters, entry)
+
+
+def _filter_at_arm() -> None:
+    """When this copy arms, a fork may be under way in another thread: its hooks were listed
+    when it began (posixmodule.c copies the list), without ours, so no ``_before`` of ours
+    runs for it, and 3.12 warns before any hook runs after it.  The filter ``_before`` would
+    have put in place is put in place now; it goes when the package has loaded
+    (``loading_over``), or at the next fork's ``_before``, or once it has matched."""
+    global _arm_filter
+    try:
+        if sys.version_info >= (3, 12) and _filter is None:
+            ours = _agent_threads()
+            if ours:
+                _quiet_fork_warning(len(ours))
+                _arm_filter = _filter
+    except BaseException:
+        pass
+
+
+def loading_over() -> None:
+    """The package loaded, or failed to: the filter ``_filter_at_arm`` placed goes, unless a
+    fork's ``_before`` has replaced it since."""
+    global _arm_filter
+    try:
+        placed, _arm_filter = _arm_filter, None
+        if placed is not None and _filter is placed:
+            _drop_filter()
+        elif placed is not None:  # replaced since: out of the list all the same, if still in
+            _remove(placed)
+    except BaseException:
+        pass
 
 
 def _drop_filter() -> None:
     global _filter
     placed, _filter = _filter, None
     if placed is not None:
-        filters, entry = placed
-        for i, e in enumerate(filters):
-            if e is entry:
-                del filters[i]
-                break
+        _remove(placed)
+
+
+def _remove(placed: tuple[list[Any], tuple[Any, ...]]) -> None:
+    filters, entry = placed
+    for i, e in enumerate(filters):
+        if e is entry:
+            del filters[i]
+            break
 
 
 # This copy is loading: a fork from now on runs the hooks; a finder an earlier fork left
-# behind goes.
-arm()
+# behind goes.  The bootstrap's thread is noted first: a fork right after ``arm()`` would not
+# know it otherwise (it is a bare thread, in none of ``threading``'s tables), and let its fork
+# warning through.
 if not _PACKAGE.startswith("reloadscope"):
     this_thread()  # loaded from the injector's text, by the bootstrap's thread
+# The filter before the hooks: the thread that runs a fork already under way takes the GIL
+# back at this thread's first function call, and completes the fork at once.
+_filter_at_arm()
+arm()
 _drop_boot_finders(getattr(globals().get("__spec__"), "loader", None))

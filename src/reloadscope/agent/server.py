@@ -185,8 +185,14 @@ class Server:
             os.unlink(self.path)  # a socket left by a process that died
         except FileNotFoundError:
             pass
-        # Kept at once: a child forked from here on closes its copy (forget_in_child).
-        sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Kept at once: a child forked from here on closes its copy (forget_in_child).  Forks
+        # wait while it is made: socket() gives up the GIL, and a child forked before the
+        # assignment would keep an unbound socket nothing of it knows (forksafe.hold_forks).
+        held = forksafe.hold_forks()
+        try:
+            sock = self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        finally:
+            forksafe.release_forks(held)
         # Bind under a temporary name and rename once listening: a client that sees the path
         # can connect.
         tmp = f"{self.path}.{threading.get_ident()}.tmp"
@@ -257,6 +263,7 @@ class Server:
 
     # -- the thread ----------------------------------------------------------------------------
     def _serve(self) -> None:
+        forksafe.this_thread()  # before anything it may import (see forksafe)
         injected = self.on_detach is not None
         waiting_since = time.monotonic()
         try:
@@ -311,6 +318,7 @@ class Server:
             conn.close()
 
     def _client_thread(self, conn: socket.socket) -> None:
+        forksafe.this_thread()
         try:
             self._client(conn)
         except Exception:

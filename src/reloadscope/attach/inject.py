@@ -72,13 +72,14 @@ def _reloadscope_boot(packed, Finder, failed):
     # its names at once, and may well be faster than this thread (FIELD-NOTES).
     try:
         agent = sys.modules.get(NAME)
-        if agent is not None and getattr(agent.__spec__, "_initializing", False):
-            # Half loaded: inherited by a child forked while its parent loaded the agent.
-            # Unless a live thread is loading it still, forget it and every import lock the
-            # dead loading thread held (a held lock would hang any later import of that name).
-            locks = sys.modules["_frozen_importlib"]._module_locks
-            ref = locks.get(NAME)
-            owner = getattr(ref() if ref is not None else None, "owner", None)
+        locks = sys.modules["_frozen_importlib"]._module_locks
+        ref = locks.get(NAME)
+        owner = getattr(ref() if ref is not None else None, "owner", None)
+        if owner or (agent is not None and getattr(agent.__spec__, "_initializing", False)):
+            # Half loaded, or its import begun (its lock taken, no module yet): inherited by a
+            # child forked while its parent loaded the agent.  Unless a live thread is loading
+            # it still, forget it and every import lock the dead loading thread held (a held
+            # lock would hang any later import of that name).
             # Not this thread's: a new thread here may get the ident a dead one had.
             me = _thread.get_ident()
             if owner in (None, 0, me) or owner not in sys._current_frames():
@@ -111,7 +112,15 @@ def _reloadscope_boot(packed, Finder, failed):
     except BaseException as e:
         # Say why where the client looks (the agent's own words when it got that far).
         try:
-            if not getattr(e, "_reloadscope_reported", False):  # the agent said it already
+            # The agent said it already when it marked this exception, or one this one was
+            # raised while handling (importlib's cleanup, under a low recursion limit).
+            said, c = False, e
+            for _ in range(20):
+                if c is None or said:
+                    break
+                said = getattr(c, "_reloadscope_reported", False) is True
+                c = c.__context__
+            if not said:
                 report = getattr(sys.modules.get(NAME), "report_start_failure", None)
                 if report is None or not report(e):
                     exec(failed, {"e": e})
@@ -148,6 +157,10 @@ del SOURCES, _reloadscope_boot, Finder, FAILED
 # Run with ``e`` bound to why the bootstrap failed before the agent could say it itself: one
 # line in the private directory where the client looks (``client.start_failure``), written as
 # the agent's ``report_start_failure`` does.  Needs nothing but os and sys, and little depth.
+# The line is written to a temporary file first and renamed into place, so the client never
+# reads it half written; the rename replaces a file of that name, which can only be older news
+# (this process's PID used by an earlier process, or an earlier injection nobody asked about):
+# when the agent has written this injection's own, the bootstrap does not run this at all.
 FAILED = r"""
 import os, sys
 try:
@@ -165,16 +178,18 @@ if st.st_uid == os.getuid() and not st.st_mode & 0o077 and (st.st_mode & 0o17000
     text = ("%s: %s" % (type(e).__name__, e))[:400].replace("\n", " ")
     if type(e) is RecursionError:
         text += " (the process's recursion limit is %d)" % sys.getrecursionlimit()
+    path = d + "/" + name + ".failed"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     try:
-        fd = os.open(d + "/" + name + ".failed",
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        fd = -1  # the agent wrote a more precise one
-    if fd >= 0:
-        try:
-            os.write(fd, text.encode("utf-8", "replace") + b"\n")
-        finally:
-            os.close(fd)
+        fd = os.open(path + ".tmp", flags, 0o600)
+    except FileExistsError:  # left by a process that died writing it
+        os.unlink(path + ".tmp")
+        fd = os.open(path + ".tmp", flags, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8", "replace") + b"\n")
+    finally:
+        os.close(fd)
+    os.replace(path + ".tmp", path)
 """
 
 
