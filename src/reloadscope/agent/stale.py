@@ -110,6 +110,7 @@ class Classifier:
                     self.current[key] = mod
                     self.current_ns.setdefault(id(ns), key)
         self.sources = ev.Sources(self.current)
+        self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
         self.old_ns: dict[int, tuple[str, int | None]] = {}
         self._orphans: dict[int, tuple[str, int | None] | None] = {}
