@@ -546,6 +546,11 @@ class Sources:
             return True
         return hash((code.co_filename, code.co_name, code.co_firstlineno)) in self._twice
 
+    def library_names(self) -> set[str]:
+        """Names of the current library modules (``of_name`` gives a library's source)."""
+        lib = self.lib_ns
+        return {name for name, ns in self.by_name.items() if id(ns) in lib}
+
     def edited(self) -> list[tuple[str, ModuleSource]]:
         """(name, source) of the current modules, not libraries, whose file was written since
         this process started: only those can have run an older version of it (a stat each;

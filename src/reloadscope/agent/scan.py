@@ -129,6 +129,8 @@ class Scan:
         self.functions_judged = 0
         self.codes_indexed = 0
         self.index_rebuilt = 0
+        self.classes_seen = 0  # and the classes it saw, and those it judged one by one
+        self.classes_judged = 0
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
@@ -292,6 +294,8 @@ class Scan:
         cls.leftovers()
         del codes
         cls.classes(found_classes)  # type: ignore[arg-type]
+        self.classes_seen = len(found_classes)
+        self.classes_judged = cls.classes_judged
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
         tallies: dict[int, _Tally] = {}
         for i, early_tally in early_tallies.items():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+from itertools import compress, repeat
+from operator import is_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
 from . import evidence as ev
@@ -34,6 +36,8 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 
 
 _AsyncGenType = type(_agen())
+_TYPE_DICT_OF = type.__dict__["__dict__"].__get__
+_WRAPPERS = {id(staticmethod), id(classmethod), id(property)}
 _CODE_ATTR = {
     id(GeneratorType): ("gi_code", "generator"),
     id(CoroutineType): ("cr_code", "coroutine"),
@@ -119,6 +123,7 @@ class Classifier:
         self._library: dict[int, bool] = {}  # id(namespace) -> a current library module's
         # module -> names its namespace keeps from an earlier execution, found by evidence
         self.leftover_names: dict[str, set[str]] = {}
+        self.classes_judged = 0  # classes ``classes`` looked at one by one
         # module -> names of functions its file no longer defines, not known to be left over
         self.undecided_names: dict[str, set[str]] = {}
 
@@ -331,9 +336,11 @@ class Classifier:
         qualname = safe.code_qualname(code)
         self._add(obj, "code", owner, number, qualname, tname, OLD_GENERATION, found)
 
-    def classes(self, classes: Iterable[type]) -> None:
+    def classes(self, classes: list[type]) -> None:
         """After ``function``: a class is stale when its generation or one of its methods is,
         or when its module now binds its name to a class of another execution."""
+        classes = self._worth_judging(classes)
+        self.classes_judged = len(classes)
         for cls in classes:
             hit = self.class_index.get(id(cls))
             if hit is not None and hit[1].owns_class(cls):
@@ -368,6 +375,48 @@ class Classifier:
             shadowed = ev.shadowed_class(cls, self.sources)
             if shadowed is not None:
                 self._class(cls, mod, None, OLD_GENERATION, shadowed)
+
+    def _worth_judging(self, classes: list[type]) -> list[type]:
+        """The classes ``classes`` must look at one by one, in C: a class recording did not
+        see made, whose module is a current library module's (never compared with its
+        source), is stale only through a stale method; when no class dict holds a stale
+        object (nor a static or class method or property of one), none is."""
+        if not classes:
+            return classes
+        try:
+            dicts = safe.referents(*map(_TYPE_DICT_OF, classes))
+        except Exception:
+            return classes
+        # A class's mappingproxy refers to exactly its dict: one each, in order.
+        if len(dicts) != len(classes):
+            return classes
+        exact = list(map(is_, map(type, dicts), repeat(dict)))
+        plain = list(compress(dicts, exact))
+        if self.found and not self._no_stale_method(plain):
+            return classes
+        # (A class whose namespace is no exact dict, ctypes' on 3.11, is judged as before.)
+        modules = iter(list(map(dict.get, plain, repeat("__module__"))))
+        lib = self.sources.library_names()
+        index = self.class_index
+        out = []
+        for c, is_dict in zip(classes, exact):
+            if not is_dict:
+                out.append(c)
+                continue
+            m = next(modules)
+            if id(c) in index or (type(m) is str and m not in lib):
+                out.append(c)
+        return out
+
+    def _no_stale_method(self, dicts: list[dict[str, Any]]) -> bool:
+        """True when none of these class dicts holds a stale object, directly or in a static
+        or class method or a property."""
+        found = self.found.keys()
+        values = safe.referents(*dicts)
+        if not found.isdisjoint(map(id, values)):
+            return False
+        wrapped = list(compress(values, map(_WRAPPERS.__contains__, map(id, map(type, values)))))
+        return not wrapped or found.isdisjoint(map(id, safe.referents(*wrapped)))
 
     def instances(self, objs: Iterable[object]) -> None:
         classes = {i: f for i, f in self.found.items() if f.kind == "class"}
