@@ -27,7 +27,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: loading must stay c
 # PYTHONPATH when a watched file changes) were replaced by the next agent's, not re-run by it.
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
 
@@ -379,8 +379,8 @@ class Classifier:
     def _worth_judging(self, classes: list[type]) -> list[type]:
         """The classes ``classes`` must look at one by one, in C: a class recording did not
         see made, whose module is a current library module's (never compared with its
-        source), is stale only through a stale method; when no class dict holds a stale
-        object (nor a static or class method or property of one), none is."""
+        source), is stale only through a stale method, so only a class whose dict holds a
+        stale object (or a static or class method or property of one) needs looking at."""
         if not classes:
             return classes
         try:
@@ -391,11 +391,14 @@ class Classifier:
         if len(dicts) != len(classes):
             return classes
         exact = list(map(is_, map(type, dicts), repeat(dict)))
-        plain = list(compress(dicts, exact))
-        if self.found and not self._no_stale_method(plain):
-            return classes
+        plain: list[dict[str, Any]] = list(compress(dicts, exact))  # type: ignore[arg-type]
+        holds: Iterable[bool] = repeat(False)
+        if self.found:
+            holds = self._holding_stale(plain)  # type: ignore[assignment]
+            if holds is None:
+                return classes
         # (A class whose namespace is no exact dict, ctypes' on 3.11, is judged as before.)
-        modules = iter(list(map(dict.get, plain, repeat("__module__"))))
+        modules = map(dict.get, plain, repeat("__module__"))
         lib = self.sources.library_names()
         index = self.class_index
         out = []
@@ -404,19 +407,21 @@ class Classifier:
                 out.append(c)
                 continue
             m = next(modules)
-            if id(c) in index or (type(m) is str and m not in lib):
+            if next(holds) or id(c) in index or (type(m) is str and m not in lib):  # type: ignore[call-overload]
                 out.append(c)
         return out
 
-    def _no_stale_method(self, dicts: list[dict[str, Any]]) -> bool:
-        """True when none of these class dicts holds a stale object, directly or in a static
-        or class method or a property."""
+    def _holding_stale(self, dicts: list[dict[str, Any]]) -> Iterator[bool] | None:
+        """For each class dict, whether it holds a stale object; None when a static or class
+        method or a property in one holds one (each class is then judged as before)."""
         found = self.found.keys()
         values = safe.referents(*dicts)
-        if not found.isdisjoint(map(id, values)):
-            return False
         wrapped = list(compress(values, map(_WRAPPERS.__contains__, map(id, map(type, values)))))
-        return not wrapped or found.isdisjoint(map(id, safe.referents(*wrapped)))
+        if wrapped and not found.isdisjoint(map(id, safe.referents(*wrapped))):
+            return None
+        if found.isdisjoint(map(id, values)):
+            return repeat(False)
+        return iter([not found.isdisjoint(map(id, dict.values(d))) for d in dicts])
 
     def instances(self, objs: Iterable[object]) -> None:
         classes = {i: f for i, f in self.found.items() if f.kind == "class"}
