@@ -481,7 +481,7 @@ class Sources:
             other_top = list(compress(codes, other_mask))
             cache, twice_ids = self._index_all(lib_top, other_top, key)
             stats["rebuilt"] = 1
-        _INDEX[0] = cache if key is not None else None
+        _INDEX[0] = cache
         # Kept: not a current library module's, recorded, or at a place compiled twice.
         special = twice_ids.union(self.recorded)
         keep = map(or_, other_mask, map(special.__contains__, ids))
@@ -489,7 +489,7 @@ class Sources:
 
     def _index_all(
         self, lib_top: dict[int, CodeType], other_top: list[CodeType], key: object
-    ) -> tuple[_IndexCache, set[int]]:
+    ) -> tuple[_IndexCache | None, set[int]]:
         lib_codes, lib_places = _expand(lib_top)
         other_codes, other_places = _expand(other_top)
         self.stats["codes"] += len(lib_codes) + len(other_codes)
@@ -504,7 +504,9 @@ class Sources:
         del last
         self._twice = twice
         at_twice = list(map(twice.__contains__, places))
-        twice_ids = set(map(id, compress(lib_codes + other_codes, at_twice)))
+        twice_ids = set(map(id, compress(chain(lib_codes, other_codes), at_twice)))
+        if key is None:
+            return None, twice_ids  # nothing is kept: no recorder to tell when it goes stale
         cache = _IndexCache(key, set(map(id, lib_codes)), set(lib_places), set(twice))
         cache.twice_ids = set(map(id, compress(lib_codes, at_twice)))
         return cache, twice_ids
