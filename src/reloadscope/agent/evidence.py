@@ -21,6 +21,7 @@ have something to judge.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 from itertools import chain, compress, repeat
@@ -384,6 +385,7 @@ class _IndexCache:
 
 
 _INDEX: list[_IndexCache | None] = [None]
+_INDEX_LOCK = _thread.allocate_lock()
 
 
 def forget_index() -> None:
@@ -462,12 +464,24 @@ class Sources:
         With a ``key`` (see ``index_key``), the part of the index made of the code of library
         modules' functions is kept for the next scan with the same key (ids and hashes only,
         no object): it then looks only at code it has not seen."""
+        # One scan at a time reads and grows what is kept (a scan of the server's thread and
+        # one of the program's may run at once); a lock held too long (a fork copied it held)
+        # costs only the keeping.
+        if key is not None and not _INDEX_LOCK.acquire(True, 1.0):
+            key = None
+        try:
+            return self._index(functions, key)
+        finally:
+            if key is not None:
+                _INDEX_LOCK.release()
+
+    def _index(self, functions: list[FunctionType], key: object) -> list[FunctionType]:
         self.stats = stats = {"codes": 0, "rebuilt": 0}
         codes = list(map(_CODE_OF, functions))
         ids = list(map(id, codes))
         lib_mask = list(map(self.lib_ns.__contains__, map(id, map(_GLOBALS_OF, functions))))
         other_mask = list(map(not_, lib_mask))
-        cache = _INDEX[0]
+        cache = _INDEX[0] if key is not None else None
         if key is None or cache is None or cache.key != key or len(cache.codes) > cache.limit:
             cache = None
         twice_ids: set[int] | None = None
@@ -481,7 +495,8 @@ class Sources:
             other_top = list(compress(codes, other_mask))
             cache, twice_ids = self._index_all(lib_top, other_top, key)
             stats["rebuilt"] = 1
-        _INDEX[0] = cache
+        if key is not None:
+            _INDEX[0] = cache
         # Kept: not a current library module's, recorded, or at a place compiled twice.
         special = twice_ids.union(self.recorded)
         keep = map(or_, other_mask, map(special.__contains__, ids))
