@@ -21,10 +21,11 @@ have something to judge.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_, ne
+from operator import and_, attrgetter, is_, ne, not_, or_
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -43,6 +44,7 @@ from . import safe
 _CODE_OF = attrgetter("__code__")  # on exact functions and code objects only: C getters
 _CONSTS_OF = attrgetter("co_consts")
 _PLACE_OF = attrgetter("co_filename", "co_name", "co_firstlineno")
+_GLOBALS_OF = attrgetter("__globals__")
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -192,7 +194,7 @@ class ModuleSource:
         # Installed libraries and the standard library are not compared with their source:
         # compiling hundreds of them would cost seconds per scan, and programs reload their
         # own code.  Recording and other compilations of identical code still count there.
-        self.library = self.file is None or self.file.startswith(sources.library)
+        self.library = _library_file(self.file, sources.library)
         self._bound: dict[int, CodeType] | None = None
         self._by_place: dict[tuple, list[CodeType]] | None = None
         self._compiled: tuple[set[tuple], set[tuple]] | bool | None = False  # False: not yet
@@ -287,6 +289,11 @@ class ModuleSource:
         return any(n == name for n, _ in self._class_bodies)
 
 
+def _library_file(file: object, prefixes: tuple[str, ...]) -> bool:
+    """Is a module of this ``__file__`` a library's (or the standard library's)?"""
+    return type(file) is not str or file.startswith(prefixes)
+
+
 class _Probe:
     pass
 
@@ -359,6 +366,57 @@ def library_prefixes() -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
+class _IndexCache:
+    """What ``Sources.index`` keeps between scans of one process: ids of the code objects of
+    library modules' functions it looked at (nested code included), the hashes of their
+    places, and those of the places compiled more than once.  Ids and hashes only: no object
+    is held."""
+
+    __slots__ = ("codes", "key", "limit", "seen", "twice", "twice_ids")
+
+    def __init__(self, key: object, codes: set[int], seen: set[int], twice: set[int]) -> None:
+        self.key = key
+        self.codes = codes
+        self.seen = seen
+        self.twice = twice
+        self.twice_ids: set[int] = set()
+        # Dead code stays counted: once it has doubled, the next scan starts over.
+        self.limit = 2 * len(codes) + 10000
+
+
+_INDEX: list[_IndexCache | None] = [None]
+_INDEX_LOCK = _thread.allocate_lock()
+
+
+def forget_index() -> None:
+    """Drop the index kept between scans: the next scan indexes every code object again."""
+    _INDEX[0] = None
+
+
+def _expand(
+    top: list[CodeType] | dict[int, CodeType], known: Callable[[int], bool] | None = None
+) -> tuple[list[CodeType], list[int]]:
+    """The distinct code objects of ``top`` (or of its values, by id) and those nested in
+    them (none whose id ``known`` says was seen), and the hash of the place of each; in C,
+    level by level."""
+    if type(top) is not dict:
+        top = dict(zip(map(id, top), top))  # type: ignore[arg-type]
+    level = list(top.values())
+    seen = set(top)
+    out = list(level)
+    while level:
+        consts = list(chain.from_iterable(map(_CONSTS_OF, level)))
+        nested = list(compress(consts, map(is_, map(type, consts), repeat(CodeType))))
+        if not nested:
+            break
+        level = [c for c in dict(zip(map(id, nested), nested)).values() if id(c) not in seen]
+        if known is not None:
+            level = [c for c in level if not known(id(c))]
+        seen.update(map(id, level))
+        out.extend(level)
+    return out, list(map(hash, map(_PLACE_OF, out)))
+
+
 class Sources:
     """``ModuleSource`` of each current module, made on first use."""
 
@@ -372,7 +430,14 @@ class Sources:
                 self.by_name[name] = ns
         self._made: dict[int, ModuleSource] = {}
         self.library = library_prefixes()
-        self._twice: set[tuple] | None = None
+        self._twice: set[int] | None = None  # hashes of places compiled more than once
+        # ids of the namespaces of current library modules (``ModuleSource.library``)
+        lib = self.library
+        self.lib_ns: set[int] = {
+            i for i, (_, ns) in self.by_ns.items() if _library_file(dict.get(ns, "__file__"), lib)
+        }
+        self.recorded: Iterable[int] = ()  # ids of code recording saw made (``index``)
+        self.stats: dict[str, int] = {"codes": 0, "rebuilt": 0}
         self.sigs = Signatures()
         self.unjudged: dict[str, int] = {}  # module -> objects its changed file left unjudged
         self.no_source: dict[str, int] = {}
@@ -388,35 +453,120 @@ class Sources:
             made = self._made[id(ns)] = ModuleSource(self, hit[0], hit[1])
         return made
 
-    def index(self, functions: Iterable[FunctionType]) -> None:
+    def index(self, functions: list[FunctionType], key: object = None) -> list[FunctionType]:
         """Note where the code of these functions (and the code nested in it) was compiled:
-        only a place compiled more than once can hold an older compilation.  (The per-object
-        work runs in C: this sees every function of the process.)"""
-        level = list({id(c): c for c in map(_CODE_OF, functions)}.values())
-        seen = set(map(id, level))
-        places: list[tuple] = []
-        while level:
-            places.extend(map(_PLACE_OF, level))
-            consts = list(chain.from_iterable(map(_CONSTS_OF, level)))
-            nested = compress(consts, map(is_, map(type, consts), repeat(CodeType)))
-            level = [c for c in {id(c): c for c in nested}.values() if id(c) not in seen]
-            seen.update(map(id, level))
-        twice: set[tuple] = set()
-        if len(set(places)) != len(places):
-            # A place seen more than once has a first index other than its last (in C: a
-            # real process holds tens of thousands, many made by exec under one name).
-            last = dict(zip(places, range(len(places))))
-            places.reverse()
-            first = dict(zip(places, range(len(places) - 1, -1, -1)))
-            twice = set(compress(last, map(ne, last.values(), map(first.__getitem__, last))))
+        only a place compiled more than once can hold an older compilation.  Returns the
+        functions that need judging one by one: all but those of current library modules
+        whose code was not recorded (``recorded``: ids) and whose place was compiled once,
+        which ``Classifier.function`` would pass over.  The per-object work runs in C: this
+        sees every function of the process.
+
+        With a ``key`` (see ``index_key``), the part of the index made of the code of library
+        modules' functions is kept for the next scan with the same key (ids and hashes only,
+        no object): it then looks only at code it has not seen."""
+        # One scan at a time reads and grows what is kept (a scan of the server's thread and
+        # one of the program's may run at once); a lock held too long (a fork copied it held)
+        # costs only the keeping.
+        if key is not None and not _INDEX_LOCK.acquire(True, 1.0):
+            key = None
+        try:
+            return self._index(functions, key)
+        finally:
+            if key is not None:
+                _INDEX_LOCK.release()
+
+    def _index(self, functions: list[FunctionType], key: object) -> list[FunctionType]:
+        self.stats = stats = {"codes": 0, "rebuilt": 0}
+        codes = list(map(_CODE_OF, functions))
+        ids = list(map(id, codes))
+        lib_mask = list(map(self.lib_ns.__contains__, map(id, map(_GLOBALS_OF, functions))))
+        other_mask = list(map(not_, lib_mask))
+        cache = _INDEX[0] if key is not None else None
+        if key is None or cache is None or cache.key != key or len(cache.codes) > cache.limit:
+            cache = None
+        twice_ids: set[int] | None = None
+        if cache is not None:
+            known = cache.codes.__contains__
+            # Library code not seen before (most often none: a rescan looks at nothing more).
+            new = list(compress(codes, map(and_, lib_mask, map(not_, map(known, ids)))))
+            twice_ids = self._index_again(cache, new, list(compress(codes, other_mask)))
+        if twice_ids is None:
+            lib_top = dict(zip(compress(ids, lib_mask), compress(codes, lib_mask)))
+            other_top = list(compress(codes, other_mask))
+            cache, twice_ids = self._index_all(lib_top, other_top, key)
+            stats["rebuilt"] = 1
+        if key is not None:
+            _INDEX[0] = cache
+        # Kept: not a current library module's, recorded, or at a place compiled twice.
+        special = twice_ids.union(self.recorded)
+        keep = map(or_, other_mask, map(special.__contains__, ids))
+        return list(compress(functions, keep))
+
+    def _index_all(
+        self, lib_top: dict[int, CodeType], other_top: list[CodeType], key: object
+    ) -> tuple[_IndexCache | None, set[int]]:
+        lib_codes, lib_places = _expand(lib_top)
+        other_codes, other_places = _expand(other_top)
+        self.stats["codes"] += len(lib_codes) + len(other_codes)
+        places = lib_places + other_places
+        n = len(places)
+        # A place seen more than once is not where its last index says (in C: a real process
+        # holds tens of thousands, many made by exec under one name).
+        last = dict(zip(places, range(n)))
+        twice: set[int] = set()
+        if len(last) != n:
+            twice = set(compress(places, map(ne, map(last.__getitem__, places), range(n))))
+        del last
         self._twice = twice
+        at_twice = list(map(twice.__contains__, places))
+        twice_ids = set(map(id, compress(chain(lib_codes, other_codes), at_twice)))
+        if key is None:
+            return None, twice_ids  # nothing is kept: no recorder to tell when it goes stale
+        cache = _IndexCache(key, set(map(id, lib_codes)), set(lib_places), set(twice))
+        cache.twice_ids = set(map(id, compress(lib_codes, at_twice)))
+        return cache, twice_ids
+
+    def _index_again(
+        self, cache: _IndexCache, new_top: list[CodeType], other_top: list[CodeType]
+    ) -> set[int] | None:
+        """The index from ``cache`` and the code it has not seen; None when a place it saw
+        once is now compiled again (which of its code is there, it cannot tell: a full
+        index then)."""
+        new_codes, new_places = _expand(new_top, cache.codes.__contains__)
+        other_codes, other_places = _expand(other_top)
+        self.stats["codes"] += len(new_codes) + len(other_codes)
+        places = new_places + other_places
+        seen, twice = cache.seen, cache.twice
+        fresh_twice: set[int] = set()
+        if len(set(places)) != len(places) or not seen.isdisjoint(places):
+            counted: dict[int, int] = {}
+            for p in places:
+                if p in seen and p not in twice:
+                    return None  # a place seen once before: start over
+                counted[p] = counted.get(p, 0) + 1
+            fresh_twice = {p for p, n in counted.items() if n > 1}
+        self._twice = now = twice | fresh_twice
+        # The library part grows by what it had not seen (dead code stays: a superset).
+        cache.codes.update(map(id, new_codes))
+        seen.update(new_places)
+        at_twice = list(map(now.__contains__, new_places))
+        twice.update(compress(new_places, at_twice))
+        cache.twice_ids.update(map(id, compress(new_codes, at_twice)))
+        twice_ids = set(map(id, compress(other_codes, map(now.__contains__, other_places))))
+        return twice_ids | cache.twice_ids
 
     def recompiled(self, code: CodeType) -> bool:
         """Was the place of ``code`` compiled more than once (``index``)?  True when no
-        index was taken."""
+        index was taken, or when another place has the same hash (the index holds hashes:
+        the judging that follows compares the code itself)."""
         if self._twice is None:
             return True
-        return (code.co_filename, code.co_name, code.co_firstlineno) in self._twice
+        return hash((code.co_filename, code.co_name, code.co_firstlineno)) in self._twice
+
+    def library_names(self) -> set[str]:
+        """Names of the current library modules (``of_name`` gives a library's source)."""
+        lib = self.lib_ns
+        return {name for name, ns in self.by_name.items() if id(ns) in lib}
 
     def edited(self) -> list[tuple[str, ModuleSource]]:
         """(name, source) of the current modules, not libraries, whose file was written since

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib._bootstrap
 import importlib._bootstrap_external
+import itertools
 import os
 import sys
 import threading
@@ -178,6 +179,9 @@ def _namespace_classes(namespace: dict[str, Any]) -> Iterator[type]:
         stack.extend(v for v in dict.values(safe.class_dict(cls)) if safe.is_class(v))
 
 
+_SERIALS = itertools.count(1)
+
+
 class Recorder:
     """Holds the module records; installs and removes the finder."""
 
@@ -203,6 +207,11 @@ class Recorder:
         # scan, whether anything can have become stale since it last looked (IPython's
         # post_run_cell, the pytest plugin after each test).
         self.reloads = 0
+        # Modules not the program's own (a library's, the standard library's) the import
+        # system loaded since recording began: a scan keeps what it learnt about libraries'
+        # code only while this stays the same (``Sources.index``).
+        self.library_loads = 0
+        self.serial = next(_SERIALS)
         # Generation events for clients that follow the process (``wait_events``): each
         # generation that begins or ends adds (sequence, module, number, status, kind, reload),
         # strings and numbers only, and wakes the waiters.  Its own plain lock, never held
@@ -476,6 +485,8 @@ class _ReloadFinder:
         try:
             if spec is None:
                 return None
+            if not rec.is_user_file(spec.origin):
+                rec.library_loads += 1
             if kind == "import" and not rec.is_user_file(spec.origin):
                 return spec
             self._watch(spec, name, target, kind)
@@ -494,6 +505,8 @@ class _ReloadFinder:
         finally:
             busy.discard(name)
         try:
+            if spec is not None and not self.recorder.is_user_file(spec.origin):
+                self.recorder.library_loads += 1
             if spec is not None and self.recorder.is_user_file(spec.origin):
                 loader = spec.loader
                 if loader is not None and _is_standard(loader):

@@ -121,6 +121,16 @@ class Scan:
         self.deadline = 0.0
         self.time_budget = time_budget
         self.incomplete: list[str] = []
+        # What the classification did (the tests check that the cheap paths were taken): the
+        # functions it saw and those it judged one by one, the code objects whose place the
+        # index looked at, whether the index was made from scratch (1) or from the one kept
+        # since the last scan (0).
+        self.functions_seen = 0
+        self.functions_judged = 0
+        self.codes_indexed = 0
+        self.index_rebuilt = 0
+        self.classes_seen = 0  # and the classes it saw, and those it judged one by one
+        self.classes_judged = 0
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         self.n_objects = 0
@@ -257,31 +267,35 @@ class Scan:
         wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
         picked = self._pick(objs, wanted, metas, early_tallies)
         del early
-        module_ids = {id(t) for t in modules}
-        meta_ids = {id(t) for t in metas}
-        fn = FunctionType
-        found_modules, found_classes, functions, codes = [], [], [], []
-        for o in picked:
-            t = type(o)
-            if t is fn:
-                functions.append(o)
-            elif id(t) in meta_ids:
-                found_classes.append(o)
-            elif id(t) in module_ids:
-                found_modules.append(o)
-            else:
-                codes.append(o)
-        del picked
+        # Split by exact type, in C: a process holds tens of thousands of functions.
+        kinds = list(map(type, picked))
+        functions = list(compress(picked, map(is_, kinds, repeat(FunctionType))))
+        meta_ids = {id(t) for t in metas}.__contains__
+        found_classes = list(compress(picked, map(meta_ids, map(id, kinds))))
+        module_ids = {id(t) for t in modules}.__contains__
+        found_modules = list(compress(picked, map(module_ids, map(id, kinds))))
+        code_ids = {id(t) for t in CODE_TYPES}.__contains__
+        codes = list(compress(picked, map(code_ids, map(id, kinds))))
+        del picked, kinds
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
-        cls.sources.index(functions)  # type: ignore[arg-type]
-        for o in functions:
-            cls.function(o)  # type: ignore[arg-type]
+        # Only the functions that can be stale are judged one by one (``Sources.index``).
+        judged = cls.sources.index(functions, _index_key(self.recorder, cls.sources))  # type: ignore[arg-type]
+        self.functions_seen = len(functions)
+        self.functions_judged = len(judged)
+        self.codes_indexed = cls.sources.stats["codes"]
+        self.index_rebuilt = cls.sources.stats["rebuilt"]
+        del functions
+        for fn in judged:
+            cls.function(fn)
+        del judged
         for o in codes:
             cls.code_object(o)
         cls.leftovers()
-        del functions, codes
+        del codes
         cls.classes(found_classes)  # type: ignore[arg-type]
+        self.classes_seen = len(found_classes)
+        self.classes_judged = cls.classes_judged
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
         tallies: dict[int, _Tally] = {}
         for i, early_tally in early_tallies.items():
@@ -1135,6 +1149,17 @@ class _Bulk:
     def __init__(self, entries: dict[tuple, _Entry], targets: dict[int, object]) -> None:
         self.entries = entries
         self.targets = targets
+
+
+def _index_key(recorder: Recorder | None, sources: ev.Sources) -> object:
+    """What the index kept between scans is valid for (None: keep nothing).  Recording must
+    be on: it counts the modules of libraries loaded (each may compile code again at a place
+    the index saw once), and it is that count, for this recorder and these library
+    directories, that the kept index belongs to."""
+    serial = getattr(recorder, "serial", None)  # None: no recorder, or an older agent's
+    if serial is None:
+        return None
+    return (serial, recorder.library_loads, sources.library)  # type: ignore[union-attr]
 
 
 def _subclasses(root: type) -> list[type]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+from itertools import compress, repeat
+from operator import is_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
 from . import evidence as ev
@@ -25,7 +27,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: loading must stay c
 # PYTHONPATH when a watched file changes) were replaced by the next agent's, not re-run by it.
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
 
@@ -34,6 +36,8 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 
 
 _AsyncGenType = type(_agen())
+_TYPE_DICT_OF = type.__dict__["__dict__"].__get__
+_WRAPPERS = {id(staticmethod), id(classmethod), id(property)}
 _CODE_ATTR = {
     id(GeneratorType): ("gi_code", "generator"),
     id(CoroutineType): ("cr_code", "coroutine"),
@@ -110,6 +114,7 @@ class Classifier:
                     self.current[key] = mod
                     self.current_ns.setdefault(id(ns), key)
         self.sources = ev.Sources(self.current)
+        self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
         self.old_ns: dict[int, tuple[str, int | None]] = {}
         self._orphans: dict[int, tuple[str, int | None] | None] = {}
@@ -118,6 +123,7 @@ class Classifier:
         self._library: dict[int, bool] = {}  # id(namespace) -> a current library module's
         # module -> names its namespace keeps from an earlier execution, found by evidence
         self.leftover_names: dict[str, set[str]] = {}
+        self.classes_judged = 0  # classes ``classes`` looked at one by one
         # module -> names of functions its file no longer defines, not known to be left over
         self.undecided_names: dict[str, set[str]] = {}
 
@@ -330,9 +336,11 @@ class Classifier:
         qualname = safe.code_qualname(code)
         self._add(obj, "code", owner, number, qualname, tname, OLD_GENERATION, found)
 
-    def classes(self, classes: Iterable[type]) -> None:
+    def classes(self, classes: list[type]) -> None:
         """After ``function``: a class is stale when its generation or one of its methods is,
         or when its module now binds its name to a class of another execution."""
+        classes = self._worth_judging(classes)
+        self.classes_judged = len(classes)
         for cls in classes:
             hit = self.class_index.get(id(cls))
             if hit is not None and hit[1].owns_class(cls):
@@ -378,6 +386,53 @@ class Classifier:
             shadowed = ev.shadowed_class(cls, self.sources)
             if shadowed is not None:
                 self._class(cls, mod, None, OLD_GENERATION, shadowed)
+
+    def _worth_judging(self, classes: list[type]) -> list[type]:
+        """The classes ``classes`` must look at one by one, in C: a class recording did not
+        see made, whose module is a current library module's (never compared with its
+        source), is stale only through a stale method, so only a class whose dict holds a
+        stale object (or a static or class method or property of one) needs looking at."""
+        if not classes:
+            return classes
+        try:
+            dicts = safe.referents(*map(_TYPE_DICT_OF, classes))
+        except Exception:
+            return classes
+        # A class's mappingproxy refers to exactly its dict: one each, in order.
+        if len(dicts) != len(classes):
+            return classes
+        exact = list(map(is_, map(type, dicts), repeat(dict)))
+        plain: list[dict[str, Any]] = list(compress(dicts, exact))  # type: ignore[arg-type]
+        holds: Iterable[bool] = repeat(False)
+        if self.found:
+            holds = self._holding_stale(plain)  # type: ignore[assignment]
+            if holds is None:
+                return classes
+        # (A class whose namespace is no exact dict, ctypes' on 3.11, is judged as before.)
+        modules = map(dict.get, plain, repeat("__module__"))
+        lib = self.sources.library_names()
+        index = self.class_index
+        out = []
+        for c, is_dict in zip(classes, exact):
+            if not is_dict:
+                out.append(c)
+                continue
+            m = next(modules)
+            if next(holds) or id(c) in index or (type(m) is str and m not in lib):  # type: ignore[call-overload]
+                out.append(c)
+        return out
+
+    def _holding_stale(self, dicts: list[dict[str, Any]]) -> Iterator[bool] | None:
+        """For each class dict, whether it holds a stale object; None when a static or class
+        method or a property in one holds one (each class is then judged as before)."""
+        found = self.found.keys()
+        values = safe.referents(*dicts)
+        wrapped = list(compress(values, map(_WRAPPERS.__contains__, map(id, map(type, values)))))
+        if wrapped and not found.isdisjoint(map(id, safe.referents(*wrapped))):
+            return None
+        if found.isdisjoint(map(id, values)):
+            return repeat(False)
+        return iter([not found.isdisjoint(map(id, dict.values(d))) for d in dicts])
 
     def instances(self, objs: Iterable[object]) -> None:
         classes = {i: f for i, f in self.found.items() if f.kind == "class"}

@@ -1,0 +1,127 @@
+"""Repeated scans of one process take the cheap paths, and find what a first scan finds.
+
+A scan judges one by one only the functions and classes that can be stale (the others are
+passed over in bulk), and with recording on it keeps what it learnt about the libraries' code
+for the next scan, which then looks only at code it has not seen.  These tests count what the
+scans did (``Scan.functions_judged``, ``codes_indexed``, ``index_rebuilt``...), never how long
+they took, and compare each rescan's report with that of a scan that kept nothing.
+"""
+
+from __future__ import annotations
+
+from scenario import Scenario
+
+# The child's scans: the engine's Scan, whose counters say what each did.  ``same`` compares a
+# rescan's report with a scan's that starts from nothing (``evidence.forget_index``).
+SCANS = """
+import json, reloadscope, rs
+from reloadscope import agent
+from reloadscope.agent import evidence
+from reloadscope.agent.scan import Scan
+
+def scan():
+    s = Scan(agent.recorder(), collect=True)
+    doc = s.run()[0]
+    counts = {k: getattr(s, k) for k in (
+        "functions_seen", "functions_judged", "codes_indexed", "index_rebuilt",
+        "classes_seen", "classes_judged")}
+    return doc, counts
+
+def same_as_first(doc):
+    evidence.forget_index()
+    first, counts = scan()
+    key = lambda d: json.dumps([d["modules"], d["scan"].get("blind_spots")], sort_keys=True)
+    return key(doc) == key(first), counts
+"""
+
+
+def test_rescan_after_a_reload_looks_only_at_new_code(scenario: Scenario) -> None:
+    scenario.write(
+        "plug.py", "def greet(): return 'hello'\nclass Box:\n    def get(self): return 1\n"
+    )
+    scenario.write("consumer.py", "from plug import greet\nimport plug\nbox = plug.Box()\n")
+    r = scenario.run(
+        SCANS
+        + """
+agent.install()  # recording only: no listener thread importing modules meanwhile
+import email.mime.text, decimal, json.decoder, xml.dom.minidom, argparse, logging
+import plug, consumer
+_, one = scan()
+# The first reload in a process loads what recording a reload needs (dis, hashlib...):
+# libraries loaded, so the scan after it starts the index over.  The next one does not.
+rs.edit(plug, "def greet(): return 'hey'\\nclass Box:\\n    def get(self): return 3\\n")
+scan()
+rs.edit(plug, "def greet(): return 'hi'\\nclass Box:\\n    def get(self): return 2\\n")
+doc, two = scan()
+equal, three = same_as_first(doc)
+rs.report(doc, one=one, two=two, three=three, equal=equal)
+"""
+    )
+    one, two, three = (r.doc["_extra"][k] for k in ("one", "two", "three"))
+    assert r.doc["_extra"]["equal"], "the rescan's report differs from a first scan's"
+    assert {(s["kind"], s["qualname"]) for s in r.stale("plug")} >= {
+        ("function", "greet"),
+        ("class", "Box"),
+        ("instance", "Box"),
+    }
+    # The first scan and the one that kept nothing index every code object; the rescan only
+    # what it had not seen (the reloaded module's, and code of no library module).
+    assert one["index_rebuilt"] == 1 and three["index_rebuilt"] == 1
+    assert two["index_rebuilt"] == 0
+    assert one["codes_indexed"] > 2000
+    assert two["codes_indexed"] < one["codes_indexed"] // 10
+    for counts in (one, two, three):
+        # Library functions at places compiled once are passed over in bulk.
+        assert counts["functions_judged"] < counts["functions_seen"] // 4, counts
+        # So are the classes of library modules, when no class dict holds a stale object.
+        assert counts["classes_judged"] < counts["classes_seen"] // 4, counts
+
+
+def test_a_library_loaded_since_starts_the_index_over(scenario: Scenario) -> None:
+    scenario.write("plug.py", "def greet(): return 'hello'\n")
+    r = scenario.run(
+        SCANS
+        + """
+import sys
+assert "xml.dom.minidom" not in sys.modules
+agent.install()  # recording only: no listener thread importing modules meanwhile
+import plug
+_, one = scan()
+import xml.dom.minidom
+_, two = scan()
+_, three = scan()
+rs.report(None, one=one, two=two, three=three)
+"""
+    )
+    one, two, three = (r.doc["_extra"][k] for k in ("one", "two", "three"))
+    assert (one["index_rebuilt"], two["index_rebuilt"], three["index_rebuilt"]) == (1, 1, 0)
+
+
+def test_a_library_compiled_again_is_found_by_a_rescan(scenario: Scenario) -> None:
+    """A library module's file run again in its own namespace without the import system (no
+    library load to see): its old function, still held, is found as an older compilation
+    by the rescan, which sees a place compiled once before compiled again and starts over."""
+    scenario.write("site-packages/libmod.py", "def helper():\n    return 1\n")
+    scenario.write("consumer.py", "import libmod\nkept = libmod.helper\n")
+    r = scenario.run(
+        SCANS
+        + """
+import os, sys
+sys.path.insert(0, os.path.abspath("site-packages"))
+agent.install()  # recording only: no listener thread importing modules meanwhile
+import libmod, consumer
+doc, one = scan()
+assert not doc["modules"], doc["modules"]
+with open(libmod.__file__) as fh:
+    exec(compile(fh.read(), libmod.__file__, "exec"), vars(libmod))
+doc, two = scan()
+equal, three = same_as_first(doc)
+rs.report(doc, one=one, two=two, equal=equal)
+"""
+    )
+    one, two = r.doc["_extra"]["one"], r.doc["_extra"]["two"]
+    assert r.doc["_extra"]["equal"], "the rescan's report differs from a first scan's"
+    assert (one["index_rebuilt"], two["index_rebuilt"]) == (1, 1)
+    entry = r.one("libmod", kind="function", qualname="helper")
+    assert entry["evidence"]["kind"] == "older-compilation"
+    assert [p["text"] for p in entry["paths"]] == ["consumer.kept"]
