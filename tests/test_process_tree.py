@@ -71,7 +71,11 @@ if __name__ == "__main__":
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1")
+    """The CLI's environment: this checkout's reloadscope; no COLUMNS (a pipe gets whole
+    lines, the width is given only where a test asks for it)."""
+    e = dict(os.environ, PYTHONPATH=SRC, PYTHONDONTWRITEBYTECODE="1")
+    e.pop("COLUMNS", None)
+    return e
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
