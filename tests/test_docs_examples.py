@@ -12,6 +12,7 @@ any lines, and numbers (sizes, times, PIDs, versions) may differ.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -68,7 +69,14 @@ RUN = [b for b in ALL if b.lang == "python" or b.marker in ("run", "output", "se
 
 
 def _normal(line: str) -> str:
-    return re.sub(r"\d+(?:[.,]\d+)*", "N", line.rstrip())
+    """Numbers (with the blanks before them, which right-aligned columns vary) become `` N``."""
+    return re.sub(r"\s*\d+(?:[.,]\d+)*", " N", line.rstrip())
+
+
+def _pattern(line: str) -> re.Pattern[str]:
+    """An expected line as a pattern: numbers as :func:`_normal` makes them, and ``...`` in a
+    line (a path's start, a long command) stands for any text."""
+    return re.compile(".*".join(re.escape(part) for part in _normal(line).split("...")))
 
 
 def shown_in(expected: str | list[str], got: str | list[str], where: object) -> None:
@@ -79,11 +87,12 @@ def shown_in(expected: str | list[str], got: str | list[str], where: object) -> 
     for line in exp:
         if line.strip() == "...":
             continue
-        want = _normal(line)
-        assert want in lines[at:], f"{where}: {line!r} is not in what was printed:\n" + "\n".join(
-            lines
+        want = _pattern(line)
+        found = next((i for i in range(at, len(lines)) if want.fullmatch(lines[i])), None)
+        assert found is not None, (
+            f"{where}: {line!r} is not in what was printed (after line {at}):\n" + "\n".join(lines)
         )
-        at = lines.index(want, at) + 1
+        at = found + 1
 
 
 @pytest.fixture(scope="module")
@@ -203,30 +212,49 @@ def _session(block: Block, cwd: Path, env: dict[str, str]) -> None:
             if pid:
                 command = command.replace(PID, pid)
             if command.endswith("&"):
-                background = subprocess.Popen(
-                    shlex.split(command[:-1]),
-                    cwd=cwd,
-                    env=env,
-                    text=True,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    stdin=subprocess.DEVNULL,
-                )
-                pid = str(background.pid)
+                background, pid = _start(shlex.split(command[:-1]), cwd, env)
                 got = _read(background, shown)
             elif (m := re.fullmatch(r"kill -(\w+) (\d+)", command)) and m.group(2) == pid:
-                assert background is not None
-                background.send_signal(getattr(signal, "SIG" + m.group(1)))
-                got = _read(background, shown)
+                os.kill(int(pid), getattr(signal, "SIG" + m.group(1)))
+                got = _read(background, shown)  # type: ignore[arg-type]
             else:
                 done = _sh(command, cwd, env)
                 assert done.returncode == 0, f"{block}: {command}\n{done.stdout}{done.stderr}"
                 got = done.stdout.splitlines()
             shown_in(shown, [x.replace(pid, PID) if pid else x for x in got], f"{block} {command}")
     finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid), signal.SIGKILL)  # it and whatever it started (workers)
         if background is not None:
-            background.kill()
-            background.wait()
+            background.communicate()
+
+
+def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``COMMAND &`` as a shell starts it: its parent is not this Python process (so ``ps
+    --tree`` draws it at the top, as for a reader), in a session and process group of its own
+    (so that it and its children can be killed together).  ``setsid -f`` forks and returns;
+    the process writes its PID on a pipe and becomes COMMAND.  Its output comes on the pipes
+    of the returned Popen (setsid's, which it inherited)."""
+    r, w = os.pipe()
+    script = f'echo $$ >&{w}; exec {w}>&-; exec "$@"'
+    try:
+        starter = subprocess.Popen(
+            ["setsid", "-f", "bash", "-c", script, "bash", *argv],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(w,),
+        )
+    finally:
+        os.close(w)
+    with os.fdopen(r) as pipe:
+        pid = pipe.readline().strip()
+    assert starter.wait(timeout=30) == 0 and pid.isdigit(), f"{argv} did not start"
+    return starter, pid
 
 
 def _read(process: subprocess.Popen[str], shown: list[str]) -> list[str]:
