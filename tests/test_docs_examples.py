@@ -17,9 +17,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,11 @@ def blocks(page: Path) -> list[Block]:
 
 
 ALL = [b for page in PAGES for b in blocks(page)]
-RUN = [b for b in ALL if b.lang == "python" or b.marker in ("run", "output", "session", "file")]
+RUN = [
+    b
+    for b in ALL
+    if b.lang == "python" or b.marker in ("run", "output", "session", "file", "ipython")
+]
 
 
 def _normal(line: str) -> str:
@@ -134,7 +140,7 @@ def environ(tools: Path, cwd: Path) -> dict[str, str]:
 
 def test_the_pages_have_examples_and_every_marker_is_known():
     assert len([b for b in ALL if b.lang == "python"]) >= 5
-    known = {"file", "run", "output", "session", "not run"}
+    known = {"file", "run", "output", "session", "ipython", "not run"}
     unknown = [(str(b), b.marker) for b in ALL if b.marker and b.marker not in known]
     assert not unknown, unknown
     skipped = [b for b in ALL if b.marker == "not run"]
@@ -163,6 +169,8 @@ def test_example(block: Block, tools: Path, tmp_path_factory: pytest.TempPathFac
         shown_in(block.text, done.stdout, block)
     elif block.marker == "session":
         _session(block, cwd, env)
+    elif block.marker == "ipython":
+        _ipython(block, cwd, env)
     elif block.lang == "python":
         script = cwd / f"example_{block.line}.py"
         script.write_text(block.text)
@@ -260,3 +268,47 @@ def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.
 def _read(process: subprocess.Popen[str], shown: list[str]) -> list[str]:
     assert process.stdout is not None
     return [process.stdout.readline().rstrip("\n") for _ in shown]
+
+
+def _ipython(block: Block, cwd: Path, env: dict[str, str]) -> None:
+    """A terminal IPython transcript: each ``In [N]: CODE`` line is typed into a real terminal
+    IPython (``--no-banner --colors=nocolor``, in tmux) once ``In [N]:`` shows, and the block's
+    lines are checked against the whole terminal, scrollback included, as for ``output``."""
+    pytest.importorskip("IPython")
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    cells = [
+        (m.group(1), m.group(2))
+        for line in block.text.splitlines()
+        if (m := re.fullmatch(r"(In \[\d+\]:) (.*)", line))
+    ]
+    assert cells, f"{block}: no 'In [N]: ' line"
+    env = dict(env, IPYTHONDIR=str(cwd / ".ipython"), TERM="xterm-256color")
+    command = " ".join(
+        ["env", *(shlex.quote(f"{k}={v}") for k, v in env.items()), shlex.quote(sys.executable)]
+    )
+    tmux = ["tmux", "-L", f"rs-docs-{os.getpid()}"]  # a tmux server of its own
+    screen = [*tmux, "capture-pane", "-p", "-J", "-S", "-", "-t", "ipython"]
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 60
+        while True:
+            shown = subprocess.run(screen, capture_output=True, text=True).stdout
+            if text in shown:
+                return shown
+            assert time.monotonic() < deadline, f"{block}: {text!r} never showed:\n{shown}"
+            time.sleep(0.2)
+
+    ipython = f"{command} -m IPython --no-banner --colors=nocolor; sleep 60"
+    size = ["-x", "200", "-y", "50"]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "ipython", *size, "-c", str(cwd), ipython])
+    try:
+        for prompt, code in cells:
+            wait_for(prompt)
+            subprocess.run([*tmux, "send-keys", "-t", "ipython", "-l", code], check=True)
+            subprocess.run([*tmux, "send-keys", "-t", "ipython", "Enter"], check=True)
+        number = int(re.sub(r"\D", "", cells[-1][0])) + 1
+        shown = wait_for(f"In [{number}]:")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    shown_in(block.text, shown, block)
