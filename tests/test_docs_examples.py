@@ -5,9 +5,12 @@ repository's ``examples/`` is at hand and ``reloadscope``, ``python`` and ``pyte
 checkout's).  An HTML comment on the line above a block says what else to do with it
 (docs/contributing.md lists the markers): ``file: NAME`` writes it there, ``run`` runs a ``sh``
 block, ``output: COMMAND`` checks a block against what COMMAND prints, ``session`` runs a shell
-session and checks each command's output, ``not run: REASON`` leaves a python block out.
-Every ```json block must parse.  Output is compared line by line, in order: ``...`` stands for
-any lines, and numbers (sizes, times, PIDs, versions) may differ.
+session and checks each command's output, ``ipython`` types a transcript's cells into a real
+terminal IPython and checks what it shows, ``not run: REASON`` leaves a block out and says why.
+Every ```json block must parse, and every other block (but MyST directives, ```{name}) must be
+run, checked or marked ``not run``.  Output is compared line by line, in order: ``...`` alone
+stands for any lines and within a line for any text, and numbers (sizes, times, PIDs,
+versions) may differ.
 """
 
 from __future__ import annotations
@@ -145,6 +148,18 @@ def test_the_pages_have_examples_and_every_marker_is_known():
     assert not unknown, unknown
     skipped = [b for b in ALL if b.marker == "not run"]
     assert all(b.argument for b in skipped), "'not run' needs a reason"
+
+
+def test_every_block_is_run_or_checked_or_says_why_not():
+    left = [
+        str(b)
+        for b in ALL
+        if b not in RUN
+        and b.lang != "json"
+        and b.marker != "not run"
+        and not b.lang.startswith("{")
+    ]
+    assert not left, f"neither run nor checked, nor marked 'not run: REASON': {left}"
 
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.lang == "json"], ids=str)
