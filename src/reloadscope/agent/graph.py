@@ -428,9 +428,13 @@ class _Parents:
         chunk = _unexpanded_as_none(self.w, self.w.levels[level - 1][base : base + size])
         used: list[int] = []
         wanted = left.keys()
+        # A small level's chunk (module namespaces, the application's big containers) is
+        # read object by object at once: asking the whole chunk first would read a big
+        # container there twice.
+        sift = size > SMALL_CHUNK
         for sub in range(0, len(chunk), SUBCHUNK):
             part = chunk[sub : sub + SUBCHUNK]
-            if holds_none(wanted, _get_referents(*part)):
+            if sift and holds_none(wanted, _get_referents(*part)):
                 continue
             for offset, p in enumerate(part):
                 hits = _hits(wanted, _get_referents(p))
@@ -441,6 +445,13 @@ class _Parents:
                 if not left:
                     return used
         return used
+
+
+def _fewest_referents(objs: list[object]) -> int:
+    """A lower bound on ``len(gc.get_referents(*objs))``: an exact list reports each item,
+    an exact dict at least each value (their own C lengths, no user code)."""
+    sized: list[Any] = [o for o in objs if type(o) is list or type(o) is dict]
+    return sum(map(len, sized))
 
 
 def _unexpanded_as_none(w: Walk, objs: list[object]) -> list[object]:
@@ -477,6 +488,8 @@ def _holders(
     budget = SMALL_FANOUT
     for start in range(0, len(level), CHUNK):
         chunk = _unexpanded_as_none(w, level[start : start + CHUNK])
+        if _fewest_referents(chunk) > budget:
+            break  # as below, without reading a big container first
         refs = _get_referents(*chunk)
         budget -= len(refs)
         if budget < 0:
@@ -516,8 +529,11 @@ def chains(
     """
     others = _other_holders(w, targets, per_target)
     parents = _Parents(w)
-    parents.resolve([w.found[i] for i in targets if i in w.found])
-    parents.resolve([(lvl, pos) for hs in others.values() for lvl, pos, _ in hs])
+    # One pass for all: a chunk holding a big container is read once, not once per call.
+    keys = [w.found[i] for i in targets if i in w.found]
+    keys.extend((lvl, pos) for hs in others.values() for lvl, pos, _ in hs)
+    parents.resolve(keys)
+    del keys
     out: dict[int, list[list[object]]] = {}
     for i, obj in targets.items():
         if i not in w.found:
@@ -665,11 +681,13 @@ def holds_no_instance(classes: AbstractSet[int], refs: list[object]) -> bool:
 
 def _hits(keys: AbstractSet[int], refs: list[object]) -> set[int]:
     """The ids in ``keys`` of objects in ``refs`` (in slices, see ``SLICE``)."""
+    # ``set.intersection`` of an iterable looks each id up in C (no call per item).
+    wanted = set(keys)
     if len(refs) <= SLICE:
-        return set(filter(keys.__contains__, map(id, refs)))
+        return wanted.intersection(map(id, refs))
     out: set[int] = set()
     for start in range(0, len(refs), SLICE):
-        out.update(filter(keys.__contains__, map(id, refs[start : start + SLICE])))
+        out.update(wanted.intersection(map(id, refs[start : start + SLICE])))
     return out
 
 
