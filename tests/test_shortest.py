@@ -55,7 +55,8 @@ def both():
     finally:
         graph.DEFER_FANOUT = saved
     compare = {"pruned": depths(pruned), "full": depths(full)}
-    rs.report(pruned, compare=dict(compare, walks=s1.walks, doubt=s1.doubt),
+    rs.report(pruned, compare=dict(compare, walks=s1.walks, doubt=s1.doubt,
+                                          reused=s1.levels_reused),
               calls=globals().get("calls"))
 """
 
@@ -117,6 +118,21 @@ def test_instances_only_inside_a_big_container(scenario):
     assert cmp["walks"] == 2
     entry = r.one("plug", kind="instance")
     assert entry["count"] == 30 and entry["paths"][0]["depth"] == 3
+
+
+def test_function_only_inside_a_big_container_reuses_the_first_walks_levels(scenario):
+    scenario.write(
+        "app.py",
+        BIG + "import plug\njunk[12_345] = [{'h': plug.handler}]\n",
+    )
+    r, cmp = _run(scenario, "import app")
+    # Nothing was found outside the big containers: the second walk took the first's levels
+    # above them over (graph.walk's resume) instead of building them again.
+    assert cmp["walks"] == 2
+    assert cmp["doubt"] == "an entry has no object outside the deferred containers", cmp
+    assert cmp["reused"] >= 2, cmp
+    entry = r.one("plug", kind="function", qualname="handler")
+    assert entry["paths"][0]["text"] == "app.junk[12345][0]['h']"
 
 
 def test_fewer_instances_outside_the_big_containers_than_an_entry_shows(scenario):

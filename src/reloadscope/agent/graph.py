@@ -16,7 +16,7 @@ import sys
 import time
 from bisect import bisect_right
 from itertools import compress, count, repeat
-from operator import ne, not_
+from operator import is_, ne, not_
 
 from . import safe
 
@@ -185,6 +185,11 @@ class Walk:
         self.gave_up = False
         self.complete = True
         self.reason = ""
+        # The depth of the first level a deferring walk built otherwise than a full walk
+        # would (a big container deferred, or a chunk expanded in parts): the levels above
+        # it are a full walk's (see ``resume``).  None: every level is.
+        self.diverged: int | None = None
+        self.reused = 0  # levels taken from an earlier walk (``resume``)
 
 
 def walk(
@@ -197,6 +202,7 @@ def walk(
     defer_fanout: int | None = None,
     give_up_after: int | None = None,
     kinds: Kinds | None = None,
+    resume: tuple[Walk, int, set[int]] | None = None,
 ) -> Walk:
     """Visit everything reachable from ``roots`` not in ``seen`` (updated in place).
 
@@ -211,6 +217,12 @@ def walk(
 
     An object is in ``seen`` after the walk exactly when it was reached through the checked
     path (more than one holder) or is a root: one that is not had a single holder.
+
+    ``resume`` = (an earlier walk from the same roots, a number of its first levels, its
+    ``seen``): a full walk (no ``defer_fanout``, no ``kinds``) takes those levels as its own
+    instead of building them again, when they are what it would build (``Walk.diverged``)
+    and nothing else holds what lies below them (the caller released the earlier walk's
+    deeper levels): the result is the full walk's, object for object.
     """
     result = Walk()
     level0 = []
@@ -219,21 +231,34 @@ def walk(
             seen.add(id(r))
             level0.append(r)
     remaining = set(targets)
-    for pos, r in enumerate(level0):
-        if id(r) in remaining:
-            remaining.discard(id(r))
-            result.found[id(r)] = (0, pos)
-    if kinds is not None:
-        kinds.pick(level0, 0, 0, result.found)
-    frontier = level0
-    result.levels.append(level0)
+    if resume is not None and (defer_fanout is not None or (kinds is not None and kinds.wanted())):
+        resume = None
+    if resume is not None:
+        old, keep, old_seen = resume
+        first = old.levels[0] if old.levels else []
+        if not (0 < keep <= len(old.levels) and len(first) == len(level0)) or not all(
+            map(is_, first, level0)
+        ):
+            resume = None
+    if resume is None:
+        for pos, r in enumerate(level0):
+            if id(r) in remaining:
+                remaining.discard(id(r))
+                result.found[id(r)] = (0, pos)
+        if kinds is not None:
+            kinds.pick(level0, 0, 0, result.found)
+        result.levels.append(level0)
+    else:
+        _take_levels(result, old, keep, seen, old_seen, remaining)
+    del level0, resume
+    frontier = result.levels[-1]
     expander = _Expander(result, seen, remaining, defer_fanout, kinds)
 
     def wanted() -> bool:
         return bool(remaining) or (kinds is not None and kinds.wanted())
 
-    depth = 0
-    visited = len(level0)
+    depth = len(result.levels) - 1
+    visited = sum(map(len, result.levels))
     while frontier and wanted():
         if depth >= max_depth:
             result.complete = False
@@ -264,6 +289,27 @@ def walk(
     return result
 
 
+def _take_levels(
+    w: Walk, old: Walk, keep: int, seen: set[int], old_seen: set[int], remaining: set[int]
+) -> None:
+    """Make ``old``'s first ``keep`` levels ``w``'s, as a full walk would have built them: the
+    objects of those levels reached through the checked path are in ``old_seen`` (an object
+    with a single holder appears once in a walk, so it is in no walk's ``seen``), and the
+    targets among them were found where they stand (a target is always reached through the
+    checked path: its caller holds it too)."""
+    w.levels = old.levels[:keep]
+    w.ends = old.ends[:keep]
+    w.chunk = old.chunk[:keep]
+    w.reused = keep
+    for k, lvl in enumerate(w.levels):
+        if k:
+            seen.update(filter(old_seen.__contains__, map(id, lvl)))
+        if remaining:
+            for pos in compress(count(), map(remaining.__contains__, map(id, lvl))):
+                remaining.discard(id(lvl[pos]))
+                w.found[id(lvl[pos])] = (k, pos)
+
+
 class _Expander:
     """Expands one frontier chunk into the next level (a class rather than a closure: a
     recursive closure is a reference cycle, which would keep the walk's levels, and with them
@@ -278,6 +324,7 @@ class _Expander:
         "kinds",
         "remaining",
         "seen",
+        "walk",
     )
 
     def __init__(
@@ -289,6 +336,7 @@ class _Expander:
         kinds: Kinds | None = None,
     ) -> None:
         self.kinds = kinds if kinds is not None and kinds.wanted() else None
+        self.walk = w
         self.found = w.found
         self.deferred = w.deferred
         self.deferred_objs = w.deferred_objs
@@ -302,6 +350,8 @@ class _Expander:
         limit = self.defer_fanout
         if limit is not None and self.depth > 1 and len(raw) > limit:
             del raw
+            if self.walk.diverged is None:
+                self.walk.diverged = self.depth
             if len(part) == 1:
                 self._defer(part[0])
                 return
@@ -357,8 +407,10 @@ class _Expander:
         if singles:
             nxt.extend(compress(refs, map(not_, several)))
         shared = list(compress(refs, several))
-        by_id = dict(zip(map(id, shared), shared))
         seen = self.seen
+        if seen.issuperset(map(id, shared)):
+            return  # all visited already (most often one class, held by each instance)
+        by_id = dict(zip(map(id, shared), shared))
         new = by_id.keys() - seen
         if new:
             seen.update(new)

@@ -133,6 +133,8 @@ class Scan:
         self.classes_judged = 0
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
+        # Levels of the first walk the second took over instead of building them again.
+        self.levels_reused = 0
         self.n_objects = 0
         self.retained_s = 0.0  # how long the timeline's retained figures took
         self.frozen_total = 0  # objects gc.freeze() froze, and how many of them the scan saw
@@ -597,11 +599,15 @@ class Scan:
         if self.doubt is not None:
             # Some path may run through a big container: walk everything.
             self.walks = 2
-            graph.release(w.levels)
+            # The first walk's levels above the first it built otherwise (a big container
+            # deferred) are the full walk's own: it goes on from there (``graph.walk``).
+            keep = len(w.levels) if w.diverged is None else w.diverged
+            graph.release(w.levels[keep:])
+            w.deferred_objs.clear()
             self._forget_samples(entries, cls, targets)
             samples = {}  # nothing of the first walk may hold the samples it found
             found_chains = {}
-            seen = set()
+            first_seen, seen = seen, set()
             roots, root_key = self._module_roots(seen)
             kinds = self._kinds(entries)
             w = graph.walk(
@@ -611,7 +617,10 @@ class Scan:
                 max_depth=self.max_depth,
                 deadline=self.deadline,
                 kinds=kinds,
+                resume=(w, keep, first_seen),
             )
+            del first_seen
+            self.levels_reused = w.reused
             self._adopt(kinds, entries, cls, targets)
             samples = self._samples(entries, w.found)
             found_chains = self._chains(w, cls, entries, targets, samples)
