@@ -302,10 +302,12 @@ def _take_levels(
     w.chunk = old.chunk[:keep]
     w.reused = keep
     for k, lvl in enumerate(w.levels):
+        # The set methods look each id up in C (a level may be big: a first walk that gave up).
         if k:
-            seen.update(filter(old_seen.__contains__, map(id, lvl)))
-        if remaining:
-            for pos in compress(count(), map(remaining.__contains__, map(id, lvl))):
+            seen.update(old_seen.intersection(map(id, lvl)))
+        hits = remaining.intersection(map(id, lvl)) if remaining else None
+        if hits:
+            for pos in compress(count(), map(hits.__contains__, map(id, lvl))):
                 remaining.discard(id(lvl[pos]))
                 w.found[id(lvl[pos])] = (k, pos)
 
