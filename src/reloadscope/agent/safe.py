@@ -137,9 +137,11 @@ def module_file(module: object) -> str | None:
 def lookup_in_mro(cls: type, name: str) -> tuple[bool, object]:
     """Find ``name`` in the dicts of ``cls``'s MRO the way attribute lookup would."""
     for base in class_mro(cls):
-        d = class_dict(base)
-        if name in d:
-            return True, d[name]
+        # Compared as exact strings only: ``name in d`` would hash and compare a key of a
+        # str subclass with a colliding hash through its own ``__eq__``.
+        for k, v in dict.items(class_dict(base)):
+            if type(k) is str and k == name:
+                return True, v
     return False, None
 
 
