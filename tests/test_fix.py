@@ -579,3 +579,26 @@ def test_an_old_snapshot_file_gets_a_plan_from_its_paths():
     ):
         assert line in lines, out.stdout
     assert "demo_greeter.shout = demo_greeter.shout" not in out.stdout
+
+
+def test_key_checks_compare_types_by_identity():
+    """Whether a key is of a built-in type is asked by identity: ``type(k) in (str, ...)``
+    would call a metaclass's ``__eq__`` (asked first, as ``type``'s subclass)."""
+    from reloadscope.agent import repair, safe
+
+    calls = []
+
+    class Meta(type):
+        def __eq__(cls, other):
+            calls.append(other)
+            return False
+
+        __hash__ = type.__hash__
+
+    class Key(metaclass=Meta):
+        pass
+
+    assert safe.key_repr(Key()) is None
+    assert not repair.builtin_key(Key())
+    assert not repair.builtin_key(("a", Key()))
+    assert calls == []

@@ -189,6 +189,6 @@ def _old_copy_of(holder: Any, ns: dict[str, Any] | None) -> str | None:
 
 def _plain_keys(d: dict[Any, Any]) -> set[Any] | None:
     keys = list(dict.keys(d))
-    if any(type(k) not in safe.SAFE_KEY_TYPES for k in keys):
+    if not all(safe.one_of(type(k), safe.SAFE_KEY_TYPES) for k in keys):
         return None
     return set(keys)

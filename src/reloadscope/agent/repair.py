@@ -94,7 +94,7 @@ _IN_C_MAX = 32
 def builtin_key(key: object) -> bool:
     """True when hashing and comparing ``key`` runs no user code."""
     t = type(key)
-    if t in safe.SAFE_KEY_TYPES:
+    if safe.one_of(t, safe.SAFE_KEY_TYPES):
         return True
     if t is tuple:
         return all(map(builtin_key, key))  # type: ignore[call-overload]
@@ -111,33 +111,21 @@ def _all_builtin_keys(d: dict, cache: dict[int, bool] | None = None) -> bool:
     return ok
 
 
-def _one_of(t: object, types: tuple[type, ...]) -> bool:
-    """``t in types`` by identity: ``in`` compares with ``==``, which a metaclass may define."""
-    return any(t is x for x in types)
-
-
-def _in_mro(cls: type, name: str) -> tuple[bool, object]:
-    """(found, value) of ``name`` in the dicts of ``cls``'s MRO, comparing keys only when they
-    are exact strs (a dict lookup could call a colliding user key's ``__eq__``)."""
-    for base in safe.class_mro(cls):
-        for k, v in dict.items(safe.class_dict(base)):
-            if type(k) is str and k == name:
-                return True, v
-    return False, None
-
-
 def _instance_write_refused(t: type, key: object) -> str:
     """Why ``obj.key = value`` for an instance of ``t`` cannot be done as a write to its
     ``__dict__`` ("" when it can): ``t`` overrides ``__setattr__`` (the program wants its code
     to see every write), or a data descriptor of ``t`` handles that name (the program never
     reads the dict entry; setting it would call the descriptor's ``__set__``)."""
-    found, hook = _in_mro(t, "__setattr__")
+    found, hook = safe.lookup_in_mro(t, "__setattr__")
     if found and hook is not _OBJECT_SETATTR:
         return "its class overrides __setattr__: writing around it is not done"
     if type(key) is not str:
         return "an attribute named by a non-str key: not rewritten"
-    found, desc = _in_mro(t, key)
-    if found and (_in_mro(type(desc), "__set__")[0] or _in_mro(type(desc), "__delete__")[0]):
+    found, desc = safe.lookup_in_mro(t, key)
+    if found and (
+        safe.lookup_in_mro(type(desc), "__set__")[0]
+        or safe.lookup_in_mro(type(desc), "__delete__")[0]
+    ):
         return f"a data descriptor of its class handles .{key}: its __set__ would run"
     return ""
 
@@ -436,7 +424,7 @@ class _Planner:
             return
         if t is tuple and id(r) in self.class_tuples:
             return
-        if not safe.is_class(r) and not _one_of(t, _NOT_INSTANCES):
+        if not safe.is_class(r) and not safe.one_of(t, _NOT_INSTANCES):
             # An instance whose attributes live in its object (3.11+ inline values): its
             # __dict__ is made when asked for, with the same keys and values.
             d = safe.instance_dict(r)
@@ -851,7 +839,7 @@ def _owners(
             elif type(r) is FunctionType:
                 if r.__dict__ is d:
                     out[i] = r
-            elif not _one_of(type(r), _NOT_INSTANCES) and safe.instance_dict(r) is d:
+            elif not safe.one_of(type(r), _NOT_INSTANCES) and safe.instance_dict(r) is d:
                 out[i] = r
             if i in out:
                 break
@@ -975,17 +963,8 @@ def _referrers(
     referents = safe.referents
     seen: set[int] = set()
     if in_c and _IN_C and len(keys) <= _IN_C_MAX:
-        found = gc.get_referrers(*targets.values())  # not its own argument tuple or result
-        graph.pause()
-        for n, r in enumerate(found):
-            if id(r) in own or id(r) in seen:
-                continue
-            seen.add(id(r))
-            for i in keys & set(map(id, referents(r))):
-                out.setdefault(i, []).append(r)
-            if n % _PAUSE_EVERY == _PAUSE_EVERY - 1:
-                graph.pause()
-        del found
+        out = graph.referrers(list(targets.values()), lambda r: id(r) in own)
+        seen = {id(r) for rs in out.values() for r in rs}
         heap = heap[len(heap) - unlisted :] if unlisted else []
     step = graph.SLICE // 16
     for start in range(0, len(heap), step):

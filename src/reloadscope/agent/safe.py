@@ -182,10 +182,16 @@ def type_has_get(value: object) -> bool:
 SAFE_KEY_TYPES = (str, int, float, bool, bytes, type(None))
 
 
+def one_of(t: object, types: tuple[type, ...]) -> bool:
+    """``t in types`` by identity: ``in`` compares with ``==``, which a metaclass may define
+    (and, as a subclass of ``type``, it is asked first)."""
+    return any(t is x for x in types)
+
+
 def key_repr(key: object) -> str | None:
     """``repr(key)`` when that runs no user code and gives back an equal key, else None."""
     t = type(key)
-    if t in SAFE_KEY_TYPES:
+    if one_of(t, SAFE_KEY_TYPES):
         if t is float and key != key:  # nan does not round-trip
             return None
         return repr(key)
