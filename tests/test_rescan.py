@@ -125,3 +125,29 @@ rs.report(doc, one=one, two=two, equal=equal)
     entry = r.one("libmod", kind="function", qualname="helper")
     assert entry["evidence"]["kind"] == "older-compilation"
     assert [p["text"] for p in entry["paths"]] == ["consumer.kept"]
+
+
+def test_what_a_scan_keeps_goes_with_the_recording(scenario: Scenario) -> None:
+    """The index kept between scans is the recording's: uninstall() drops it (a removed agent
+    keeps nothing in the process), and a forked child gets its lock free."""
+    scenario.write("plug.py", "def greet(): return 'hello'\n")
+    r = scenario.run(
+        SCANS
+        + """
+import os, threading
+reloadscope.install()
+import plug
+rs.edit(plug, "def greet(): return 'hi'\\n")
+scan()
+kept = evidence._INDEX[0] is not None
+with evidence._INDEX_LOCK:  # as a scan of the parent's holds it
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if evidence._INDEX_LOCK.acquire(False) else 1)
+_, status = os.waitpid(pid, 0)
+reloadscope.uninstall()
+rs.report(kept=kept, child_lock_free=os.waitstatus_to_exitcode(status) == 0,
+          after=evidence._INDEX[0] is None)
+"""
+    )
+    assert r.doc["_extra"] == {"kept": True, "child_lock_free": True, "after": True}

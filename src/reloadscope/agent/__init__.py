@@ -121,7 +121,7 @@ try:
     from . import forksafe
 
     _load()
-    from . import snapfile
+    from . import evidence, snapfile
     from .recorder import Recorder
     from .scan import scan as _scan
     from .server import MAX_WAIT_S, WAIT_SLICE_S, Server
@@ -190,8 +190,15 @@ def uninstall() -> None:
     with _lock:
         _recorder_asked = False
         if _recorder is not None:
-            _recorder.uninstall()
+            _drop_recording(_recorder)
             _recorder = None
+
+
+def _drop_recording(rec: Recorder) -> None:
+    """Stop ``rec`` and drop what scans kept for the next one while it recorded (the index of
+    places compiled twice, ``evidence``): a removed agent keeps nothing in the process."""
+    rec.uninstall()
+    evidence.forget_index()
 
 
 INJECTED_IDLE_S = 30.0
@@ -247,7 +254,7 @@ def _forget(server: Server) -> None:
             return  # a new injection has set up its own agent since
         _server = None
         if _recorder is not None and not _recorder_asked:
-            _recorder.uninstall()
+            _drop_recording(_recorder)
             _recorder = None
 
 
@@ -422,6 +429,7 @@ def _in_forked_child() -> None:
     recorder removed, an asked-for one kept recording."""
     global _lock, _server, _recorder, _page_to_release
     _lock = threading.Lock()
+    evidence.after_fork_in_child()
     _page_to_release = False
     server, _server = _server, None
     if server is not None:
@@ -431,7 +439,7 @@ def _in_forked_child() -> None:
         rec.after_fork()
         if not _recorder_asked:
             _recorder = None
-            rec.uninstall()
+            _drop_recording(rec)
 
 
 forksafe.on_child(_in_forked_child)

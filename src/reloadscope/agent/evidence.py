@@ -393,6 +393,13 @@ def forget_index() -> None:
     _INDEX[0] = None
 
 
+def after_fork_in_child() -> None:
+    """A fork may have copied the index's lock held by a scan of the parent's: a fresh one
+    (else every scan of the child would wait for it, then keep nothing)."""
+    global _INDEX_LOCK
+    _INDEX_LOCK = _thread.allocate_lock()
+
+
 def _expand(
     top: list[CodeType] | dict[int, CodeType], known: Callable[[int], bool] | None = None
 ) -> tuple[list[CodeType], list[int]]:
@@ -466,7 +473,7 @@ class Sources:
         no object): it then looks only at code it has not seen."""
         # One scan at a time reads and grows what is kept (a scan of the server's thread and
         # one of the program's may run at once); a lock held too long (a fork copied it held)
-        # costs only the keeping.
+        # costs only the keeping (and a child gets a fresh one: after_fork_in_child).
         if key is not None and not _INDEX_LOCK.acquire(True, 1.0):
             key = None
         try:
