@@ -370,7 +370,11 @@ def test_terminal_ipython(tmp_path):
         assert "reloadscope: 2 stale objects after this cell's reload:" in screen, screen
         assert "for the rest" not in screen, screen  # both are named: there is no rest
         cell("%reloadscope --ui")
-        t.wait_for("this process (pid ")  # the UI, on the whole screen
+        # The UI, on the whole screen: its header says "this process (pid N)" while the first
+        # scan loads, then "this process | pid N | ..." (a fast scan shows only the second).
+        t.wait_for("reloadscope — this process | pid ")  # the UI's screen, not IPython's
+        screen = t.wait_for("─ modules ─")
+        assert "In [7]" not in screen, screen
         t.wait_for("old_helper")
         t.keys("q")
         t.wait_for("In [8]:")
