@@ -1,14 +1,464 @@
-/* The agent's optional native helper (stub: the real functions come next). */
+/* The agent's optional native helper: the hot loops of a scan, in C, with results identical to
+ * the pure-Python code they stand in for (reloadscope/agent/native.py loads it, by path, under
+ * a private name; any failure leaves the Python code in charge).
+ *
+ * One abi3 build for CPython 3.10 and later (GIL builds only): the limited API, no struct of
+ * CPython's read.  Nothing here calls Python code: the objects handled are walked with their
+ * type's tp_traverse (what gc.get_referents does), compared by address, and appended to lists;
+ * the only attributes read are a plain function's __code__ and __globals__ (C getters of
+ * exact function objects, which the caller guarantees).
+ *
+ *   expand(part, seen, nxt, single, limit, skip, remaining, found, depth) -> int
+ *       One chunk of a breadth-first walk (graph._Expander._take, see there).
+ *   take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
+ *       The same for a slice of one big container's references (gc.get_referents').
+ *   counts(part) -> list[int]     reference counts as expand reads them (its probe)
+ *   pick(objs, start, stop, types, outs, function_type, codes, globals) -> None
+ *       Objects of objs[start:stop] whose exact type is types[i], appended to outs[i]; for
+ *       each plain function picked, its __code__ and __globals__ appended to codes, globals.
+ *   split(codes, globals, namespaces, known) -> (lib, new_lib, other)
+ *   keep(functions, codes, lib, special) -> list
+ *       The code-place index's passes over every function (evidence.Sources._index).
+ */
+#define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030A0000
 #include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+/* -- a set of addresses (open addressing, linear probing) -------------------------------- */
+
+typedef struct {
+    uintptr_t *slots;
+    size_t mask;
+} ptrset;
+
+static int ptrset_init(ptrset *s, Py_ssize_t n) {
+    size_t cap = 16;
+    while (cap < (size_t)n * 2 + 1) cap <<= 1;
+    s->slots = (uintptr_t *)calloc(cap, sizeof(uintptr_t));
+    s->mask = cap - 1;
+    if (s->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void ptrset_free(ptrset *s) {
+    free(s->slots);
+    s->slots = NULL;
+}
+
+static inline size_t ptr_hash(uintptr_t p) {
+    p ^= p >> 17;
+    p *= (uintptr_t)0x9E3779B97F4A7C15ULL;
+    return (size_t)(p ^ (p >> 29));
+}
+
+static inline void ptrset_add(ptrset *s, uintptr_t p) {
+    size_t i = ptr_hash(p) & s->mask;
+    while (s->slots[i] != 0) {
+        if (s->slots[i] == p) return;
+        i = (i + 1) & s->mask;
+    }
+    s->slots[i] = p;
+}
+
+static inline int ptrset_has(const ptrset *s, uintptr_t p) {
+    size_t i = ptr_hash(p) & s->mask;
+    while (s->slots[i] != 0) {
+        if (s->slots[i] == p) return 1;
+        i = (i + 1) & s->mask;
+    }
+    return 0;
+}
+
+/* The addresses held by a set (or any iterable) of ints: ids. */
+static int ptrset_from_ids(ptrset *s, PyObject *ids) {
+    Py_ssize_t n = PyObject_Size(ids);
+    if (n < 0) return -1;
+    if (ptrset_init(s, n) < 0) return -1;
+    PyObject *it = PyObject_GetIter(ids);
+    if (it == NULL) goto fail;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        void *p = PyLong_AsVoidPtr(item);
+        Py_DECREF(item);
+        if (p == NULL && PyErr_Occurred()) {
+            Py_DECREF(it);
+            goto fail;
+        }
+        if (p != NULL) ptrset_add(s, (uintptr_t)p);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) goto fail;
+    return 0;
+fail:
+    ptrset_free(s);
+    return -1;
+}
+
+/* The addresses of the objects of a list. */
+static int ptrset_from_objects(ptrset *s, PyObject *list) {
+    Py_ssize_t n = PyList_Size(list);
+    if (n < 0) return -1;
+    if (ptrset_init(s, n) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ptrset_add(s, (uintptr_t)PyList_GetItem(list, i));
+    }
+    return 0;
+}
+
+/* -- the referents of a chunk ------------------------------------------------------------- */
+
+typedef struct {
+    PyObject **items; /* each holds a reference, as gc.get_referents' list would */
+    Py_ssize_t len, cap, limit;
+    int over; /* more than limit: the caller takes its Python path */
+} refbuf;
+
+static int refbuf_visit(PyObject *obj, void *arg) {
+    refbuf *b = (refbuf *)arg;
+    if (b->over) return 0;
+    if (b->len >= b->limit) {
+        b->over = 1;
+        return 0;
+    }
+    if (b->len == b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap * 2 : 1024;
+        PyObject **items = (PyObject **)realloc(b->items, (size_t)cap * sizeof(PyObject *));
+        if (items == NULL) return -1;
+        b->items = items;
+        b->cap = cap;
+    }
+    Py_INCREF(obj);
+    b->items[b->len++] = obj;
+    return 0;
+}
+
+static void refbuf_clear(refbuf *b) {
+    for (Py_ssize_t i = 0; i < b->len; i++) Py_DECREF(b->items[i]);
+    free(b->items);
+    b->items = NULL;
+    b->len = b->cap = 0;
+}
+
+/* What gc.get_referents(*part) returns, in the same order (objects neither collected nor
+ * traversable are skipped, as there); ``skip`` is never traversed (3.12's _asyncio). */
+static int collect(PyObject *part, PyObject *skip, refbuf *b) {
+    Py_ssize_t n = PyList_Size(part);
+    if (n < 0) return -1;
+    for (Py_ssize_t i = 0; i < n && !b->over; i++) {
+        PyObject *obj = PyList_GetItem(part, i);
+        if (obj == skip) continue;
+        PyTypeObject *tp = Py_TYPE(obj);
+        if (!(PyType_GetFlags(tp) & Py_TPFLAGS_HAVE_GC)) continue;
+        inquiry is_gc = (inquiry)PyType_GetSlot(tp, Py_tp_is_gc);
+        if (is_gc != NULL && !is_gc(obj)) continue;
+        traverseproc traverse = (traverseproc)PyType_GetSlot(tp, Py_tp_traverse);
+        if (traverse == NULL) continue;
+        if (traverse(obj, refbuf_visit, b) != 0) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *native_counts(PyObject *self, PyObject *part) {
+    refbuf b = {NULL, 0, 0, PY_SSIZE_T_MAX, 0};
+    if (!PyList_Check(part)) {
+        PyErr_SetString(PyExc_TypeError, "a list");
+        return NULL;
+    }
+    if (collect(part, Py_None, &b) < 0) {
+        refbuf_clear(&b);
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < b.len; i++) {
+        if (!PyObject_GC_IsTracked(b.items[i])) continue;
+        PyObject *c = PyLong_FromSsize_t(Py_REFCNT(b.items[i]));
+        if (c == NULL || PyList_Append(out, c) < 0) Py_CLEAR(out);
+        Py_XDECREF(c);
+    }
+    refbuf_clear(&b);
+    return out;
+}
+
+/* What a walk takes from ``n`` collected references ``items`` (each held once more by the
+ * caller): appended to nxt, first those with a single holder (reference count ``single`` as
+ * read here), in the order reached, then those with several, not in ``seen`` (ids), each
+ * once, in the order first reached, added to ``seen``; a target among them (in
+ * ``remaining``) is moved to ``found`` as id -> (depth, position in nxt). */
+static int take(PyObject **items, Py_ssize_t n, PyObject *seen, PyObject *nxt, Py_ssize_t single,
+                PyObject *remaining, PyObject *found, Py_ssize_t depth) {
+    int status = -1;
+    PyObject *shared = PyList_New(0);
+    if (shared == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *obj = items[i];
+        if (!PyObject_GC_IsTracked(obj)) continue;
+        if (Py_REFCNT(obj) == single) {
+            if (PyList_Append(nxt, obj) < 0) goto done;
+            continue;
+        }
+        PyObject *key = PyLong_FromVoidPtr(obj);
+        if (key == NULL) goto done;
+        int known = PySet_Contains(seen, key);
+        if (known == 0) known = PySet_Add(seen, key);
+        else if (known == 1) known = 2;
+        Py_DECREF(key);
+        if (known < 0) goto done;
+        if (known == 0 && PyList_Append(shared, obj) < 0) goto done;
+    }
+    Py_ssize_t base = PyList_Size(nxt), m = PyList_Size(shared);
+    int want = PySet_Size(remaining) > 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *obj = PyList_GetItem(shared, j);
+        if (PyList_Append(nxt, obj) < 0) goto done;
+        if (!want) continue;
+        PyObject *key = PyLong_FromVoidPtr(obj);
+        if (key == NULL) goto done;
+        int hit = PySet_Discard(remaining, key);
+        if (hit == 1) {
+            PyObject *where = Py_BuildValue("(nn)", depth, base + j);
+            hit = where == NULL ? -1 : PyDict_SetItem(found, key, where);
+            Py_XDECREF(where);
+            want = PySet_Size(remaining) > 0;
+        }
+        Py_DECREF(key);
+        if (hit < 0) goto done;
+    }
+    status = 0;
+done:
+    Py_DECREF(shared);
+    return status;
+}
+
+/* expand(part, seen, nxt, single, limit, skip, remaining, found, depth) -> int
+ *
+ * One chunk of a walk: what the objects of ``part`` hold, taken as ``take`` says.  Returns
+ * the number of references (collected, tracked or not), or -1 with nothing changed when
+ * there are more than ``limit``. */
+static PyObject *native_expand(PyObject *self, PyObject *args) {
+    PyObject *part, *seen, *nxt, *skip, *remaining, *found;
+    Py_ssize_t single, limit, depth;
+    if (!PyArg_ParseTuple(args, "O!O!O!nnOO!O!n", &PyList_Type, &part, &PySet_Type, &seen,
+                          &PyList_Type, &nxt, &single, &limit, &skip, &PySet_Type, &remaining,
+                          &PyDict_Type, &found, &depth))
+        return NULL;
+    refbuf b = {NULL, 0, 0, limit, 0};
+    PyObject *result = NULL;
+    if (collect(part, skip, &b) == 0) {
+        if (b.over)
+            result = PyLong_FromLong(-1);
+        else if (take(b.items, b.len, seen, nxt, single, remaining, found, depth) == 0)
+            result = PyLong_FromSsize_t(b.len);
+    }
+    refbuf_clear(&b);
+    return result;
+}
+
+/* take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
+ *
+ * ``take`` over refs[start:stop], a slice of what gc.get_referents returned (which holds
+ * each once more, as expand's own collection does). */
+static PyObject *native_take(PyObject *self, PyObject *args) {
+    PyObject *refs, *seen, *nxt, *remaining, *found;
+    Py_ssize_t start, stop, single, depth;
+    if (!PyArg_ParseTuple(args, "O!nnO!O!nO!O!n", &PyList_Type, &refs, &start, &stop,
+                          &PySet_Type, &seen, &PyList_Type, &nxt, &single, &PySet_Type,
+                          &remaining, &PyDict_Type, &found, &depth))
+        return NULL;
+    Py_ssize_t n = PyList_Size(refs);
+    if (start < 0) start = 0;
+    if (stop > n) stop = n;
+    if (stop <= start) Py_RETURN_NONE;
+    /* A copy of the slice's pointers: appending to nxt never changes refs, but take reads
+     * an array.  refs holds each object meanwhile. */
+    PyObject **items = (PyObject **)malloc((size_t)(stop - start) * sizeof(PyObject *));
+    if (items == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = start; i < stop; i++) items[i - start] = PyList_GetItem(refs, i);
+    int status = take(items, stop - start, seen, nxt, single, remaining, found, depth);
+    free(items);
+    if (status < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* -- picking objects by exact type -------------------------------------------------------- */
+
+static PyObject *str_code, *str_globals;
+
+/* pick(objs, start, stop, types, outs, function_type, codes, globals): each object of
+ * objs[start:stop] whose type is types[i] (by identity) is appended to outs[i], in order; an
+ * object of ``function_type`` (exactly: a plain function, whose attributes are C getters)
+ * also has its __code__ and __globals__ appended to ``codes`` and ``globals`` (read now,
+ * while the object is in the CPU's cache: the index needs them for every function). */
+static PyObject *native_pick(PyObject *self, PyObject *args) {
+    PyObject *objs, *types, *outs, *fn_type, *fn_codes, *fn_globals;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "O!nnO!O!OO!O!", &PyList_Type, &objs, &start, &stop,
+                          &PyTuple_Type, &types, &PyTuple_Type, &outs, &fn_type, &PyList_Type,
+                          &fn_codes, &PyList_Type, &fn_globals))
+        return NULL;
+    Py_ssize_t nt = PyTuple_Size(types);
+    if (PyTuple_Size(outs) != nt) {
+        PyErr_SetString(PyExc_ValueError, "types and outs differ in length");
+        return NULL;
+    }
+    /* type address -> index, open addressing over (address, index) pairs */
+    size_t cap = 16;
+    while (cap < (size_t)nt * 2 + 1) cap <<= 1;
+    uintptr_t *keys = (uintptr_t *)calloc(cap, sizeof(uintptr_t));
+    Py_ssize_t *vals = (Py_ssize_t *)calloc(cap, sizeof(Py_ssize_t));
+    if (keys == NULL || vals == NULL) {
+        free(keys);
+        free(vals);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        PyObject *out = PyTuple_GetItem(outs, k);
+        if (!PyList_Check(out)) {
+            free(keys);
+            free(vals);
+            PyErr_SetString(PyExc_TypeError, "outs must be lists");
+            return NULL;
+        }
+        uintptr_t p = (uintptr_t)PyTuple_GetItem(types, k);
+        size_t i = ptr_hash(p) & (cap - 1);
+        while (keys[i] != 0 && keys[i] != p) i = (i + 1) & (cap - 1);
+        if (keys[i] == 0) {
+            keys[i] = p;
+            vals[i] = k;
+        }
+    }
+    Py_ssize_t n = PyList_Size(objs);
+    if (start < 0) start = 0;
+    if (stop > n) stop = n;
+    PyObject *result = Py_None;
+    for (Py_ssize_t j = start; j < stop; j++) {
+        PyObject *obj = PyList_GetItem(objs, j);
+        uintptr_t p = (uintptr_t)Py_TYPE(obj);
+        size_t i = ptr_hash(p) & (cap - 1);
+        while (keys[i] != 0 && keys[i] != p) i = (i + 1) & (cap - 1);
+        if (keys[i] == 0) continue;
+        if (PyList_Append(PyTuple_GetItem(outs, vals[i]), obj) < 0) {
+            result = NULL;
+            break;
+        }
+        if ((PyObject *)p == fn_type) {
+            PyObject *code = PyObject_GetAttr(obj, str_code);
+            PyObject *g = code == NULL ? NULL : PyObject_GetAttr(obj, str_globals);
+            int bad = g == NULL || PyList_Append(fn_codes, code) < 0 ||
+                      PyList_Append(fn_globals, g) < 0;
+            Py_XDECREF(code);
+            Py_XDECREF(g);
+            if (bad) {
+                result = NULL;
+                break;
+            }
+        }
+    }
+    free(keys);
+    free(vals);
+    if (result != NULL) Py_INCREF(result);
+    return result;
+}
+
+/* -- the code-place index's passes over every function ------------------------------------ */
+
+/* split(codes, globals, namespaces, known) -> (lib, new_lib, other)
+ *
+ * For the plain functions whose __code__ and __globals__ are codes[i] and globals[i]: lib[i]
+ * (bytes) = 1 when globals[i] is one of ``namespaces`` (a list, compared by identity);
+ * new_lib = the codes of those whose id is not in ``known`` (a set of ids; None: no list is
+ * made); other = the codes of the rest.  Orders are the functions'.  No object is read. */
+static PyObject *native_split(PyObject *self, PyObject *args) {
+    PyObject *codes, *globals, *namespaces, *known;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &codes, &PyList_Type, &globals,
+                          &PyList_Type, &namespaces, &known))
+        return NULL;
+    Py_ssize_t n = PyList_Size(codes);
+    if (PyList_Size(globals) != n) {
+        PyErr_SetString(PyExc_ValueError, "codes and globals differ in length");
+        return NULL;
+    }
+    ptrset ns, kn = {NULL, 0};
+    if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
+    if (known != Py_None && ptrset_from_ids(&kn, known) < 0) {
+        ptrset_free(&ns);
+        return NULL;
+    }
+    PyObject *lib = PyBytes_FromStringAndSize(NULL, n);
+    PyObject *new_lib = PyList_New(0), *other = PyList_New(0), *result = NULL;
+    if (lib == NULL || new_lib == NULL || other == NULL) goto done;
+    char *mask = PyBytes_AsString(lib);
+    if (mask == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *code = PyList_GetItem(codes, i);
+        int in_lib = ptrset_has(&ns, (uintptr_t)PyList_GetItem(globals, i));
+        mask[i] = (char)in_lib;
+        if (!in_lib) {
+            if (PyList_Append(other, code) < 0) goto done;
+        } else if (kn.slots != NULL && !ptrset_has(&kn, (uintptr_t)code)) {
+            if (PyList_Append(new_lib, code) < 0) goto done;
+        }
+    }
+    result = PyTuple_Pack(3, lib, new_lib, other);
+done:
+    Py_XDECREF(lib);
+    Py_XDECREF(new_lib);
+    Py_XDECREF(other);
+    ptrset_free(&ns);
+    ptrset_free(&kn);
+    return result;
+}
+
+/* keep(functions, codes, lib, special) -> the functions not of a library (lib[i] == 0) or
+ * whose code's id is in ``special`` (a set of ids), in order. */
+static PyObject *native_keep(PyObject *self, PyObject *args) {
+    PyObject *functions, *codes, *lib, *special;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &functions, &PyList_Type, &codes,
+                          &PyBytes_Type, &lib, &special))
+        return NULL;
+    Py_ssize_t n = PyList_Size(functions);
+    if (PyList_Size(codes) != n || PyBytes_Size(lib) != n) {
+        PyErr_SetString(PyExc_ValueError, "functions, codes and lib differ in length");
+        return NULL;
+    }
+    ptrset sp;
+    if (ptrset_from_ids(&sp, special) < 0) return NULL;
+    const char *mask = PyBytes_AsString(lib);
+    PyObject *out = mask == NULL ? NULL : PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        if (mask[i] && !ptrset_has(&sp, (uintptr_t)PyList_GetItem(codes, i))) continue;
+        if (PyList_Append(out, PyList_GetItem(functions, i)) < 0) Py_CLEAR(out);
+    }
+    ptrset_free(&sp);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"expand", native_expand, METH_VARARGS, "One chunk of a breadth-first walk."},
+    {"take", native_take, METH_VARARGS, "A slice of a big container's references."},
+    {"counts", native_counts, METH_O, "Reference counts as expand reads them."},
+    {"pick", native_pick, METH_VARARGS, "Objects by exact type."},
+    {"split", native_split, METH_VARARGS, "The index's pass over every function."},
+    {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
+    {NULL, NULL, 0, NULL},
+};
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_reloadscope_native", NULL, 0, methods,
+    PyModuleDef_HEAD_INIT, "_reloadscope_native", NULL, 0, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__reloadscope_native(void) {
+    str_code = PyUnicode_InternFromString("__code__");
+    str_globals = PyUnicode_InternFromString("__globals__");
+    if (str_code == NULL || str_globals == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "ABI", 1) < 0) {
         Py_DECREF(m);

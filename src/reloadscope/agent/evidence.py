@@ -39,7 +39,7 @@ from types import (
     WrapperDescriptorType,
 )
 
-from . import safe
+from . import native, safe
 
 _CODE_OF = attrgetter("__code__")  # on exact functions and code objects only: C getters
 _CONSTS_OF = attrgetter("co_consts")
@@ -460,7 +460,12 @@ class Sources:
             made = self._made[id(ns)] = ModuleSource(self, hit[0], hit[1])
         return made
 
-    def index(self, functions: list[FunctionType], key: object = None) -> list[FunctionType]:
+    def index(
+        self,
+        functions: list[FunctionType],
+        key: object = None,
+        fields: tuple[list[CodeType], list[dict[str, Any]]] | None = None,
+    ) -> list[FunctionType]:
         """Note where the code of these functions (and the code nested in it) was compiled:
         only a place compiled more than once can hold an older compilation.  Returns the
         functions that need judging one by one: all but those of current library modules
@@ -470,43 +475,66 @@ class Sources:
 
         With a ``key`` (see ``index_key``), the part of the index made of the code of library
         modules' functions is kept for the next scan with the same key (ids and hashes only,
-        no object): it then looks only at code it has not seen."""
+        no object): it then looks only at code it has not seen.  ``fields``: the ``__code__``
+        and ``__globals__`` of each function, when the caller read them already."""
         # One scan at a time reads and grows what is kept (a scan of the server's thread and
         # one of the program's may run at once); a lock held too long (a fork copied it held)
         # costs only the keeping (and a child gets a fresh one: after_fork_in_child).
         if key is not None and not _INDEX_LOCK.acquire(True, 1.0):
             key = None
         try:
-            return self._index(functions, key)
+            return self._index(functions, key, fields)
         finally:
             if key is not None:
                 _INDEX_LOCK.release()
 
-    def _index(self, functions: list[FunctionType], key: object) -> list[FunctionType]:
+    def _index(
+        self,
+        functions: list[FunctionType],
+        key: object,
+        fields: tuple[list[CodeType], list[dict[str, Any]]] | None,
+    ) -> list[FunctionType]:
         self.stats = stats = {"codes": 0, "rebuilt": 0}
-        codes = list(map(_CODE_OF, functions))
-        ids = list(map(id, codes))
-        lib_mask = list(map(self.lib_ns.__contains__, map(id, map(_GLOBALS_OF, functions))))
-        other_mask = list(map(not_, lib_mask))
         cache = _INDEX[0] if key is not None else None
         if key is None or cache is None or cache.key != key or len(cache.codes) > cache.limit:
             cache = None
+        helper = native.get()
+        new_lib: list[CodeType] = []
+        if helper is not None:
+            # The same passes, in one call (native.py): the codes, which are a library's,
+            # the library's not seen before, the others'.
+            lib_ns = [self.by_ns[i][1] for i in self.lib_ns]
+            if fields is None:
+                fields = list(map(_CODE_OF, functions)), list(map(_GLOBALS_OF, functions))
+            codes = fields[0]
+            lib, new_lib, other_top = helper.split(
+                codes, fields[1], lib_ns, None if cache is None else cache.codes
+            )
+            lib_mask: Any = lib
+        else:
+            codes = list(map(_CODE_OF, functions))
+            lib_mask = list(map(self.lib_ns.__contains__, map(id, map(_GLOBALS_OF, functions))))
+            other_top = list(compress(codes, map(not_, lib_mask)))
+            if cache is not None:
+                # Library code not seen before (most often none: a rescan looks at no more).
+                unseen = map(not_, map(cache.codes.__contains__, map(id, codes)))
+                new_lib = list(compress(codes, map(and_, lib_mask, unseen)))
         twice_ids: set[int] | None = None
         if cache is not None:
-            known = cache.codes.__contains__
-            # Library code not seen before (most often none: a rescan looks at nothing more).
-            new = list(compress(codes, map(and_, lib_mask, map(not_, map(known, ids)))))
-            twice_ids = self._index_again(cache, new, list(compress(codes, other_mask)))
+            twice_ids = self._index_again(cache, new_lib, other_top)
         if twice_ids is None:
-            lib_top = dict(zip(compress(ids, lib_mask), compress(codes, lib_mask)))
-            other_top = list(compress(codes, other_mask))
+            lib_codes = list(compress(codes, lib_mask))
+            lib_top = dict(zip(map(id, lib_codes), lib_codes))
+            del lib_codes
             cache, twice_ids = self._index_all(lib_top, other_top, key)
             stats["rebuilt"] = 1
         if key is not None:
             _INDEX[0] = cache
         # Kept: not a current library module's, recorded, or at a place compiled twice.
         special = twice_ids.union(self.recorded)
-        keep = map(or_, other_mask, map(special.__contains__, ids))
+        if helper is not None:
+            return helper.keep(functions, codes, lib_mask, special)
+        keep = map(or_, map(not_, lib_mask), map(special.__contains__, map(id, codes)))
         return list(compress(functions, keep))
 
     def _index_all(

@@ -15,10 +15,10 @@ import gc
 import sys
 import time
 from bisect import bisect_right
-from itertools import compress, count, repeat
+from itertools import compress, count, filterfalse, repeat
 from operator import is_, ne, not_
 
-from . import safe
+from . import native, safe
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -324,6 +324,8 @@ class _Expander:
         "depth",
         "found",
         "kinds",
+        "native",
+        "native_single",
         "remaining",
         "seen",
         "walk",
@@ -346,8 +348,33 @@ class _Expander:
         self.remaining = remaining
         self.defer_fanout = defer_fanout
         self.depth = 0
+        # The native helper does ``_take``'s work for a chunk, in one call (native.py).
+        self.native, self.native_single = _native_walker()
 
     def expand(self, part: list[object], nxt: list[object]) -> None:
+        helper = self.native
+        if helper is not None:
+            most = SLICE
+            if self.defer_fanout is not None and self.depth > 1:
+                most = min(most, self.defer_fanout)
+            base = len(nxt)
+            skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+            took = helper.expand(
+                part,
+                self.seen,
+                nxt,
+                self.native_single,
+                most,
+                skip,
+                self.remaining,
+                self.found,
+                self.depth,
+            )
+            if took >= 0:
+                if self.kinds is not None and len(nxt) > base:
+                    self.kinds.pick(nxt[base:], self.depth, base, self.found)
+                return
+            # More references than one call takes: the Python code below decides.
         raw = _get_referents(*part)
         limit = self.defer_fanout
         if limit is not None and self.depth > 1 and len(raw) > limit:
@@ -380,9 +407,25 @@ class _Expander:
         # threads between them (no other thread waits for all of it).  ``raw`` stays alive
         # meanwhile: it holds each object once more.
         for start in range(0, len(raw), SLICE):
-            refs = list(filter(_is_tracked, raw[start : start + SLICE]))
-            self._take(refs, nxt, _SINGLE_HOLDER + 1)
-            del refs
+            if helper is not None:
+                base = len(nxt)
+                helper.take(
+                    raw,
+                    start,
+                    start + SLICE,
+                    self.seen,
+                    nxt,
+                    self.native_single,
+                    self.remaining,
+                    self.found,
+                    self.depth,
+                )
+                if self.kinds is not None and len(nxt) > base:
+                    self.kinds.pick(nxt[base:], self.depth, base, self.found)
+            else:
+                refs = list(filter(_is_tracked, raw[start : start + SLICE]))
+                self._take(refs, nxt, _SINGLE_HOLDER + 1)
+                del refs
             pause()
 
     def _take(self, refs: list[object], nxt: list[object], single: int) -> None:
@@ -413,7 +456,8 @@ class _Expander:
         if seen.issuperset(map(id, shared)):
             return  # all visited already (most often one class, held by each instance)
         by_id = dict(zip(map(id, shared), shared))
-        new = by_id.keys() - seen
+        # In the order first reached (as the native helper adds them).
+        new = list(filterfalse(seen.__contains__, by_id))
         if new:
             seen.update(new)
             base = len(nxt)
@@ -428,6 +472,14 @@ class _Expander:
     def _defer(self, obj: object) -> None:
         self.deferred[id(obj)] = self.depth - 1
         self.deferred_objs.append(obj)
+
+
+def _native_walker() -> tuple[Any, int]:
+    """The native helper and the reference count it reads for one holder, or (None, 0)."""
+    if not _SINGLE_HOLDER:
+        return None, 0  # counts cannot tell: every object takes the checked path
+    helper = native.get()
+    return (helper, native.single()) if helper is not None else (None, 0)
 
 
 def _fanout(obj: object) -> int:

@@ -10,7 +10,7 @@ from itertools import compress, islice, repeat
 from operator import is_, not_
 from types import FrameType, FunctionType, ModuleType
 
-from . import blindspots, exact, forksafe, frozen, graph, paths, retained, safe
+from . import blindspots, exact, forksafe, frozen, graph, native, paths, retained, safe
 from . import evidence as ev
 from .hints import hint
 from .paths import module_root_step, render
@@ -267,22 +267,29 @@ class Scan:
         early = [c for c in cls.recorded_old_classes() if not _type_flags(c) & _TYPE_SUBCLASS]
         early_tallies = {id(c): _Tally(c) for c in early}
         wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
-        picked = self._pick(objs, wanted, metas, early_tallies)
+        helper = native.get()
+        if helper is not None:
+            functions, found_classes, found_modules, codes, fields = self._pick_native(
+                helper, objs, modules, metas, early_tallies
+            )
+        else:
+            fields = None
+            picked = self._pick(objs, wanted, metas, early_tallies)
+            # Split by exact type, in C: a process holds tens of thousands of functions.
+            kinds = list(map(type, picked))
+            functions = list(compress(picked, map(is_, kinds, repeat(FunctionType))))
+            meta_ids = {id(t) for t in metas}.__contains__
+            found_classes = list(compress(picked, map(meta_ids, map(id, kinds))))
+            module_ids = {id(t) for t in modules}.__contains__
+            found_modules = list(compress(picked, map(module_ids, map(id, kinds))))
+            code_ids = {id(t) for t in CODE_TYPES}.__contains__
+            codes = list(compress(picked, map(code_ids, map(id, kinds))))
+            del picked, kinds
         del early
-        # Split by exact type, in C: a process holds tens of thousands of functions.
-        kinds = list(map(type, picked))
-        functions = list(compress(picked, map(is_, kinds, repeat(FunctionType))))
-        meta_ids = {id(t) for t in metas}.__contains__
-        found_classes = list(compress(picked, map(meta_ids, map(id, kinds))))
-        module_ids = {id(t) for t in modules}.__contains__
-        found_modules = list(compress(picked, map(module_ids, map(id, kinds))))
-        code_ids = {id(t) for t in CODE_TYPES}.__contains__
-        codes = list(compress(picked, map(code_ids, map(id, kinds))))
-        del picked, kinds
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
         # Only the functions that can be stale are judged one by one (``Sources.index``).
-        judged = cls.sources.index(functions, _index_key(self.recorder, cls.sources))  # type: ignore[arg-type]
+        judged = cls.sources.index(functions, _index_key(self.recorder, cls.sources), fields)  # type: ignore[arg-type]
         self.functions_seen = len(functions)
         self.functions_judged = len(judged)
         self.codes_indexed = cls.sources.stats["codes"]
@@ -359,6 +366,43 @@ class Scan:
             del chosen
             graph.pause()
         return out
+
+    def _pick_native(
+        self,
+        helper: Any,
+        objs: list[object],
+        modules: list[type],
+        metas: list[type],
+        tallies: dict[int, _Tally],
+    ) -> tuple[list[object], list[object], list[object], list[object], tuple[list, list]]:
+        """``_pick`` and the split by kind that follows it, by the native helper: the same
+        lists (each in the order of ``objs``), the same tallies; and the ``__code__`` and
+        ``__globals__`` of each function, read while the pass has it at hand (the index's)."""
+        functions: list[object] = []
+        classes: list[object] = []
+        found_modules: list[object] = []
+        codes: list[object] = []
+        counted: list[object] = []
+        # A class counted in ``tallies`` is first: its instances are counted, whatever else
+        # its type is (a stale subclass of ModuleType).
+        pairs = [(t.cls, counted) for t in tallies.values()]
+        pairs += [(t, found_modules) for t in modules]
+        pairs += [(t, classes) for t in metas]
+        pairs += [(FunctionType, functions)] + [(t, codes) for t in CODE_TYPES]
+        types = tuple(t for t, _ in pairs)
+        outs = tuple(out for _, out in pairs)
+        del pairs
+        fn_codes: list[object] = []
+        fn_globals: list[object] = []
+        for start in range(0, len(objs), graph.SLICE):
+            helper.pick(
+                objs, start, start + graph.SLICE, types, outs, FunctionType, fn_codes, fn_globals
+            )
+            if counted:
+                self._tally(counted, tallies, tallies)
+                counted.clear()
+            graph.pause()
+        return functions, classes, found_modules, codes, (fn_codes, fn_globals)
 
     def _count_instances(
         self,
