@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 import zipfile
@@ -24,7 +25,12 @@ pytest.importorskip("build")
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    # RELOADSCOPE_NO_NATIVE would build the wheel without its native helper (setup.py).
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV")) and k != "RELOADSCOPE_NO_NATIVE"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,65 @@ def test_the_wheel_needs_only_what_it_uses(dist):
     (objgraph,) = [r for r in requires if r.startswith("objgraph")]
     assert 'extra == "graph"' in objgraph
     assert not [r for r in requires if r.startswith(("ruff", "mypy"))], requires
+
+
+NATIVE = "reloadscope/agent/_reloadscope_native.abi3.so"
+NOT_BUILT = "WARNING: reloadscope: the optional native helper"  # setup.py's one line
+
+
+def test_the_wheel_carries_the_native_helper_for_every_cpython(dist):
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        pytest.skip("a free-threaded CPython builds the pure-Python wheel (no abi3)")
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(os.environ.get("CC", cc).split()[0]) is None:
+        pytest.skip(f"no C compiler ({cc}): the wheel is built without its native helper")
+    wheel = _wheel(dist)
+    python, abi, platform = wheel.name.removesuffix(".whl").split("-")[2:]
+    assert (python, abi) == ("cp310", "abi3"), wheel.name  # one wheel for CPython 3.10 and later
+    assert platform.startswith(("linux", "manylinux")), wheel.name
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        (tags,) = [n for n in names if n.endswith(".dist-info/WHEEL")]
+        wheel_file = email.message_from_bytes(z.read(tags))
+    assert [n for n in names if "_reloadscope_native" in n] == [NATIVE]
+    assert not [n for n in names if n.endswith((".c", ".h", ".o"))], names  # the sdist has them
+    assert wheel_file.get_all("Tag") == [f"cp310-abi3-{platform}"]
+    assert wheel_file["Root-Is-Purelib"] == "false"
+
+
+def test_the_sdist_installs_without_a_compiler(dist, tmp_path):
+    (sdist,) = dist.glob("reloadscope-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        assert "src/native/_reloadscope_native.c" in [n.split("/", 1)[-1] for n in tar.getnames()]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = str(venv / "bin" / "python")
+    # Every tool the build could use fails; setuptools comes from the index, as for 'build'.
+    env = dict(_env(), CC="/bin/false", CXX="/bin/false", LDSHARED="/bin/false")
+    p = subprocess.run(
+        [py, "-m", "pip", "install", "-v", "--no-deps", "--no-cache-dir", str(sdist)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    # Tried, failed and said so in one line: not left out silently.
+    assert NOT_BUILT in p.stdout + p.stderr, p.stdout[-3000:] + p.stderr[-3000:]
+    site = venv / "lib"
+    assert not [str(f) for f in site.rglob("*.so") if "reloadscope" in f.parts], "built anyway"
+    assert list(site.rglob("reloadscope/agent/__init__.py")), "not installed"
+    where = subprocess.run(
+        [py, "-c", "import reloadscope.agent; print(reloadscope.agent.__file__)"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(venv)), where.stdout  # the sdist's, not the checkout's
 
 
 def test_the_sdist_carries_its_tests_and_they_run(dist, tmp_path):
