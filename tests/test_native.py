@@ -1,0 +1,293 @@
+"""The optional native helper (``src/native/_reloadscope_native.c``, ``agent/native.py``): built
+by this checkout's install, loaded only when safe, and never a change in what a scan finds.
+
+On every CPython of the matrix, a child builds heaps of the shapes the walk treats differently
+(containers past the helper's limit, which the walk reads in slices; big containers a first
+walk defers; objects with one holder and with many, cycles, instances looked for by class,
+targets) and compares, object for object, the walks made with the helper and without; then
+scans a reloaded module's stale objects, some inside a big container, both ways, and compares
+the reports and what each scan counted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scenario import SRC, pythons, run_marked, version_id
+
+AGENT = Path(SRC) / "reloadscope" / "agent"
+BUILT = AGENT / "_reloadscope_native.abi3.so"
+GIL_LINUX = sys.platform.startswith("linux") and not getattr(sys, "_is_gil_enabled", None)
+
+needs_helper = pytest.mark.skipif(
+    not BUILT.exists() and bool(os.environ.get("RELOADSCOPE_NO_NATIVE")),
+    reason="built without the native helper (RELOADSCOPE_NO_NATIVE)",
+)
+
+WALKS = r"""
+import gc, json, sys, time
+sys.path.insert(0, SRC)
+from reloadscope.agent import graph, native
+
+helper = native.get()
+assert helper is not None, native.why_not()
+
+
+class Node:
+    def __init__(self, k, shared):
+        self.k = k
+        self.items = [k, (k, str(k)), {"k": k}]
+        self.shared = shared
+
+
+class Leaf:
+    pass
+
+
+def build():
+    shared = [[i] for i in range(50)]
+    big = {i: Node(i, shared[i % 50]) for i in range(70_000)}  # past the helper's 65,536
+    wide = [Leaf() for _ in range(12_000)]  # deferred by a first walk (10,000)
+    chain = cur = []
+    for _ in range(60):
+        nxt = []
+        cur.append(nxt)
+        cur = nxt
+    ring = [None]
+    ring[0] = {"self": ring, "node": big[7]}
+    mod = type(sys)("native_shapes")
+    mod.big, mod.wide, mod.chain, mod.ring, mod.shared = big, wide, chain, ring, shared
+    sys.modules["native_shapes"] = mod
+    return mod
+
+
+def walk_both(mod, **kw):
+    targets = [mod.big[12_345].items, mod.wide[11_000], mod.shared[3], mod.chain]
+    out = []
+    for off in (False, True, False):  # the first walk with the helper settles the heap
+        native.disable(off)
+        kinds = None
+        if kw.get("kinds"):
+            kinds = graph.Kinds()
+            kinds.add([Leaf], 5, quota=100)
+        roots = list(sys.modules.values())
+        seen = set()
+        args = {k: v for k, v in kw.items() if k != "kinds"}
+        w = graph.walk(roots, seen, {id(t) for t in targets}, max_depth=200,
+                       deadline=time.monotonic() + 300, kinds=kinds, **args)
+        out.append((w, seen, kinds))
+    native.disable(False)
+    return out[1:]
+
+
+def same(a, b):
+    (wa, sa, ka), (wb, sb, kb) = a, b
+    levels = len(wa.levels) == len(wb.levels) and all(
+        len(x) == len(y) and all(map(lambda p, q: p is q, x, y))
+        for x, y in zip(wa.levels, wb.levels)
+    )
+    return {
+        "levels": levels,
+        "objects": sum(map(len, wa.levels)),
+        "ends": wa.ends == wb.ends and wa.chunk == wb.chunk,
+        "found": wa.found == wb.found and len(wa.found) > 0,
+        "seen": sa == sb,
+        "deferred": wa.deferred == wb.deferred
+        and all(map(lambda p, q: p is q, wa.deferred_objs, wb.deferred_objs)),
+        "flags": (wa.gave_up, wa.complete, wa.diverged) == (wb.gave_up, wb.complete, wb.diverged),
+        "kinds": ka is None or (ka.reached == kb.reached
+                                and all(map(lambda p, q: p is q, ka.found[0], kb.found[0]))),
+    }
+
+
+def main():
+    mod = build()
+    gc.collect()
+    gc.disable()
+    out = {}
+    for name, kw in {
+        "full": {},
+        "deferring": {"defer_fanout": graph.DEFER_FANOUT},
+        "kinds": {"kinds": True},
+        "giving up": {"defer_fanout": graph.DEFER_FANOUT, "give_up_after": 5_000},
+    }.items():
+        native_walk, python_walk = walk_both(mod, **kw)
+        out[name] = same(native_walk, python_walk)
+        out[name]["gave_up"] = native_walk[0].gave_up
+        del native_walk, python_walk
+    out["big container sliced"] = len(mod.big) * 2 > graph.SLICE
+    print(MARK + json.dumps(out))
+
+
+main()
+"""
+
+SCANS = r"""
+import gc, importlib, json, os, sys, tempfile, time
+sys.path.insert(0, SRC)
+from reloadscope import agent
+from reloadscope.agent import native
+from reloadscope.agent.scan import Scan
+
+assert native.get() is not None, native.why_not()
+recorder = agent.install()
+work = tempfile.mkdtemp()
+sys.path.insert(0, work)
+source = '''
+class Session:
+    version = {v}
+    def run(self):
+        return {v}
+def handler(event):
+    return (event, {v})
+'''
+with open(os.path.join(work, "native_app.py"), "w") as fh:
+    fh.write(source.format(v=1))
+import native_app
+keep = {"handler": native_app.handler, "one": native_app.Session()}
+crowd = {i: [i, (i,)] for i in range(40_000)}  # a big container a first walk defers
+crowd[-1] = native_app.Session()
+many = [native_app.Session() for _ in range(3_000)]  # counted in bulk
+time.sleep(0.01)
+with open(os.path.join(work, "native_app.py"), "w") as fh:
+    fh.write(source.format(v=2))
+importlib.reload(native_app)
+gc.collect()
+
+SKIP = {"duration_s", "retained_s", "scanned_at", "taken_at", "objects"}  # (the heap size moves)
+
+
+def norm(doc):
+    if isinstance(doc, dict):
+        return {k: norm(v) for k, v in doc.items() if k not in SKIP}
+    if isinstance(doc, list):
+        return [norm(x) for x in doc]
+    return doc
+
+
+COUNTS = ("functions_seen", "functions_judged", "codes_indexed", "classes_seen",
+          "classes_judged", "walks", "instances_listed", "instances_counted")
+
+
+def scan(off, full=False):
+    gc.collect()  # what the scan before left (its cycles hold objects once more)
+    native.disable(off)
+    s = Scan(recorder, collect=False, full_walk=full)
+    doc = json.loads(json.dumps(s.run()[0], default=str))
+    native.disable(False)
+    return norm(doc), {k: getattr(s, k, None) for k in COUNTS}
+
+
+scan(False)  # settles the heap: a scan materialises what it reads
+out = {}
+for full in (False, True):
+    a, ca = scan(False, full)
+    b, cb = scan(True, full)
+    c, cc = scan(False, full)
+    stale = sum(len(m["stale"]) for m in a["modules"])
+    out["full walk" if full else "scan"] = {
+        "reports": a == b == c, "counts": ca == cb == cc, "stale entries": stale,
+        "walks": ca["walks"], "counted": ca["instances_counted"],
+    }
+print(MARK + json.dumps(out))
+"""
+
+
+def _child(python: str, script: str, tmp_path: Path) -> dict:
+    path = tmp_path / "child.py"
+    path.write_text(f"SRC = {SRC!r}\nMARK = '@@'\n" + script)
+    return run_marked(python, [str(path)], tmp_path)
+
+
+@needs_helper
+def test_this_checkouts_install_built_the_helper():
+    """``pip install -e .`` (what the README and .ci/run run) builds it beside the agent."""
+    assert BUILT.is_file(), f"{BUILT} was not built: is a C compiler installed?"
+
+
+@needs_helper
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
+def test_walks_are_the_same_object_for_object(python, tmp_path):
+    got = _child(python, WALKS, tmp_path)
+    assert got.pop("big container sliced") is True
+    for name, checks in got.items():
+        # The full walks read the big dict (in slices); the others defer what is big.
+        assert checks.pop("objects") > (100_000 if name in ("full", "kinds") else 1_000), name
+        gave_up = checks.pop("gave_up")
+        assert gave_up is (name == "giving up"), name
+        assert all(checks.values()), (name, checks)
+
+
+@needs_helper
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
+def test_scans_report_the_same_with_and_without_it(python, tmp_path):
+    got = _child(python, SCANS, tmp_path)
+    for name, checks in got.items():
+        assert checks["reports"] and checks["counts"], (name, checks)
+        # handler, Session, its instances (one held, one in the crowd, 3,000 in bulk)
+        assert checks["stale entries"] >= 3, (name, checks)
+        assert checks["counted"] > 0, (name, checks)
+    assert got["full walk"]["walks"] == 1, got
+
+
+def _copy_agent(tmp_path: Path) -> Path:
+    pkg = tmp_path / "agentcopy"
+    shutil.copytree(AGENT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+def _why_not(tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    code = (
+        "import sys\nsys.modules['_reloadscope_native'] = own = type(sys)('_reloadscope_native')\n"
+        "from agentcopy import native\nm = native.get()\n"
+        "assert sys.modules['_reloadscope_native'] is own\n"
+        "print('loaded' if m is not None else 'refused: ' + native.why_not())\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+@needs_helper
+def test_loaded_under_a_private_name_that_never_shadows_the_programs(tmp_path):
+    if not GIL_LINUX:
+        pytest.skip("a GIL build on Linux")
+    _copy_agent(tmp_path)
+    assert _why_not(tmp_path) == "loaded"
+
+
+@needs_helper
+def test_refused_when_another_user_may_write_it(tmp_path):
+    pkg = _copy_agent(tmp_path)
+    so = pkg / BUILT.name
+    so.chmod(so.stat().st_mode | stat.S_IWOTH)
+    assert _why_not(tmp_path).startswith("refused: ") and "may write" in _why_not(tmp_path)
+    so.chmod(so.stat().st_mode & ~stat.S_IWOTH)
+    pkg.chmod(pkg.stat().st_mode | stat.S_IWOTH)
+    assert "may be written by another user" in _why_not(tmp_path)
+
+
+@needs_helper
+def test_refused_when_the_environment_says_so(tmp_path):
+    _copy_agent(tmp_path)
+    assert _why_not(tmp_path, {"RELOADSCOPE_NATIVE": "0"}) == "refused: RELOADSCOPE_NATIVE=0"
+
+
+def test_missing_helper_is_no_error(tmp_path):
+    pkg = _copy_agent(tmp_path)
+    for so in pkg.glob("*.so"):
+        so.unlink()
+    assert _why_not(tmp_path) == "refused: not built (the package works without it)"
