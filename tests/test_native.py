@@ -291,3 +291,39 @@ def test_missing_helper_is_no_error(tmp_path):
     for so in pkg.glob("*.so"):
         so.unlink()
     assert _why_not(tmp_path) == "refused: not built (the package works without it)"
+
+
+def _mapped(pid: int) -> bool:
+    return BUILT.name in Path(f"/proc/{pid}/maps").read_text()
+
+
+@needs_helper
+@pytest.mark.parametrize("native", ["on", "off"])
+def test_an_injected_agent_uses_it_unless_the_cli_says_not(native, tmp_path):
+    """``report PID`` on a process that never imported reloadscope: the injected agent loads
+    the helper beside its own files (``RELOADSCOPE_NATIVE=0`` in the CLI's environment: not),
+    and the report is the same either way."""
+    if not GIL_LINUX or shutil.which("gdb") is None:
+        pytest.skip("gdb injection on a GIL build")
+    import test_attach
+
+    target = test_attach.start(tmp_path, "plain")
+    try:
+        assert not _mapped(target.pid)
+        env = {**test_attach.env(), "RELOADSCOPE_NATIVE": "0" if native == "off" else "1"}
+        out = subprocess.run(
+            [sys.executable, "-m", "reloadscope", "report", str(target.pid), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        doc = __import__("json").loads(out.stdout)
+        (mod,) = [m for m in doc["modules"] if m["name"] == "tplug"]
+        assert [p["text"] for e in mod["stale"] for p in e["paths"]] == ["__main__.keep"]
+        assert _mapped(target.pid) is (native == "on")
+        assert target.poll() is None
+    finally:
+        target.kill()
+        target.wait()

@@ -105,6 +105,12 @@ def _reloadscope_boot(packed, Finder, failed):
                 sys.meta_path.remove(finder)
                 finder.sources = None
             agent = sys.modules[NAME]
+        if not NATIVE:  # the CLI's environment turned the native helper off
+            try:
+                __import__(NAME + ".native")
+                sys.modules[NAME + ".native"].disable()
+            except Exception:  # an agent of an older reloadscope has none
+                pass
         try:
             agent.serve_injected(IDLE)
         except TypeError:  # an agent of an older reloadscope, loaded by an earlier attach
@@ -223,6 +229,7 @@ def bootstrap() -> str:
         BOOT.replace("NAME", repr(PRIVATE_NAME))
         .replace("DIR", repr(str(AGENT_DIR)))
         .replace("IDLE", repr(idle_timeout()))
+        .replace("NATIVE", repr(os.environ.get("RELOADSCOPE_NATIVE", "") != "0"))
     )
     code = (
         f"try:\n    exec({body!r}, {{'SOURCES': {agent_sources()!r}, 'FAILED': {FAILED!r}}})\n"
