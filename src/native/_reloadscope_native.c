@@ -2,23 +2,25 @@
  * the pure-Python code they stand in for (reloadscope/agent/native.py loads it, by path, under
  * a private name; any failure leaves the Python code in charge).
  *
- * One abi3 build for CPython 3.10 and later (GIL builds only): the limited API, no struct of
- * CPython's read.  Nothing here calls Python code: the objects handled are walked with their
- * type's tp_traverse (what gc.get_referents does), compared by address, and appended to lists;
- * the only attributes read are a plain function's __code__ and __globals__ (C getters of
- * exact function objects, which the caller guarantees).
+ * One abi3 build for CPython 3.10 and later (GIL builds only): the limited API.  Nothing here
+ * calls Python code: the objects handled are walked with their type's tp_traverse (what
+ * gc.get_referents does), compared by address, and appended to lists; the only attributes
+ * read are a plain function's __code__ and __globals__ (C getters of exact function objects,
+ * which the caller guarantees), or their two words in the object, where a probe at load found
+ * them (``function_offsets``: the one place CPython's layout is relied on, never guessed).
  *
  *   expand(part, seen, nxt, single, limit, skip, remaining, found, depth) -> int
  *       One chunk of a breadth-first walk (graph._Expander._take, see there).
  *   take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
  *       The same for a slice of one big container's references (gc.get_referents').
  *   counts(part) -> list[int]     reference counts as expand reads them (its probe)
- *   pick(objs, start, stop, types, outs, function_type, codes, globals) -> None
+ *   pick(objs, start, stop, types, outs, function_type, fields) -> None
  *       Objects of objs[start:stop] whose exact type is types[i], appended to outs[i]; for
- *       each plain function picked, its __code__ and __globals__ appended to codes, globals.
- *   split(codes, globals, namespaces, known) -> (lib, new_lib, other)
- *   keep(functions, codes, lib, special) -> list
+ *       each plain function picked, the addresses of its __code__ and __globals__ in fields.
+ *   split(functions, fields, namespaces, known) -> (lib, new_lib, other)
+ *   keep(functions, fields, lib, special) -> list
  *       The code-place index's passes over every function (evidence.Sources._index).
+ *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
  */
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030A0000
@@ -288,21 +290,80 @@ static PyObject *native_take(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* -- picking objects by exact type -------------------------------------------------------- */
+/* -- a plain function's code and globals ---------------------------------------------------
+ *
+ * The index needs, for every function of the process, the addresses of its __code__ and
+ * __globals__: no reference, and no need to touch the code object (a scan that reads tens of
+ * thousands of them pays a cache miss each).  Read through the attributes, or, once
+ * ``function_offsets`` has found where this interpreter's function objects keep them (a probe
+ * on functions the agent makes, checked by the caller on several), straight from the object. */
 
 static PyObject *str_code, *str_globals;
+static Py_ssize_t fn_code_at = -1, fn_globals_at = -1; /* in pointers from the object's start */
 
-/* pick(objs, start, stop, types, outs, function_type, codes, globals): each object of
- * objs[start:stop] whose type is types[i] (by identity) is appended to outs[i], in order; an
- * object of ``function_type`` (exactly: a plain function, whose attributes are C getters)
- * also has its __code__ and __globals__ appended to ``codes`` and ``globals`` (read now,
- * while the object is in the CPU's cache: the index needs them for every function). */
+static int fields_of(PyObject *fn, uintptr_t *code, uintptr_t *globals) {
+    if (fn_code_at > 0 && fn_globals_at > 0) {
+        *code = (uintptr_t)((PyObject **)fn)[fn_code_at];
+        *globals = (uintptr_t)((PyObject **)fn)[fn_globals_at];
+        return 0;
+    }
+    PyObject *c = PyObject_GetAttr(fn, str_code);
+    if (c == NULL) return -1;
+    PyObject *g = PyObject_GetAttr(fn, str_globals);
+    if (g == NULL) {
+        Py_DECREF(c);
+        return -1;
+    }
+    *code = (uintptr_t)c; /* the function holds both */
+    *globals = (uintptr_t)g;
+    Py_DECREF(c);
+    Py_DECREF(g);
+    return 0;
+}
+
+/* function_offsets(fn, size, set) -> (code_at, globals_at) or None: the only places among the
+ * first ``size`` bytes of ``fn`` that hold the addresses of fn.__code__ and fn.__globals__;
+ * with ``set``, used from now on (None: forgotten, the attributes are read). */
+static PyObject *native_function_offsets(PyObject *self, PyObject *args) {
+    PyObject *fn;
+    Py_ssize_t size;
+    int set;
+    if (!PyArg_ParseTuple(args, "Onp", &fn, &size, &set)) return NULL;
+    PyObject *code = PyObject_GetAttr(fn, str_code);
+    PyObject *g = code == NULL ? NULL : PyObject_GetAttr(fn, str_globals);
+    Py_ssize_t c_at = -1, g_at = -1, c_n = 0, g_n = 0;
+    if (g != NULL) {
+        PyObject **slots = (PyObject **)fn;
+        for (Py_ssize_t k = 2; k < size / (Py_ssize_t)sizeof(PyObject *); k++) {
+            if (slots[k] == code) c_at = k, c_n++;
+            if (slots[k] == g) g_at = k, g_n++;
+        }
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(g);
+    if (PyErr_Occurred()) return NULL;
+    int found = c_n == 1 && g_n == 1;
+    if (set) {
+        fn_code_at = found ? c_at : -1;
+        fn_globals_at = found ? g_at : -1;
+    }
+    if (!found) Py_RETURN_NONE;
+    return Py_BuildValue("(nn)", c_at, g_at);
+}
+
+/* -- picking objects by exact type -------------------------------------------------------- */
+
+/* pick(objs, start, stop, types, outs, function_type, fields): each object of
+ * objs[start:stop] whose type is types[i] (by identity) is appended to outs[i], in order; for
+ * an object of ``function_type`` (exactly: a plain function), the addresses of its __code__
+ * and __globals__ are appended to ``fields`` (a bytearray, two native words each), read now,
+ * while the object is at hand. */
 static PyObject *native_pick(PyObject *self, PyObject *args) {
-    PyObject *objs, *types, *outs, *fn_type, *fn_codes, *fn_globals;
+    PyObject *objs, *types, *outs, *fn_type, *fields;
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "O!nnO!O!OO!O!", &PyList_Type, &objs, &start, &stop,
-                          &PyTuple_Type, &types, &PyTuple_Type, &outs, &fn_type, &PyList_Type,
-                          &fn_codes, &PyList_Type, &fn_globals))
+    if (!PyArg_ParseTuple(args, "O!nnO!O!OO!", &PyList_Type, &objs, &start, &stop,
+                          &PyTuple_Type, &types, &PyTuple_Type, &outs, &fn_type,
+                          &PyByteArray_Type, &fields))
         return NULL;
     Py_ssize_t nt = PyTuple_Size(types);
     if (PyTuple_Size(outs) != nt) {
@@ -314,18 +375,17 @@ static PyObject *native_pick(PyObject *self, PyObject *args) {
     while (cap < (size_t)nt * 2 + 1) cap <<= 1;
     uintptr_t *keys = (uintptr_t *)calloc(cap, sizeof(uintptr_t));
     Py_ssize_t *vals = (Py_ssize_t *)calloc(cap, sizeof(Py_ssize_t));
+    uintptr_t *found = NULL;
+    Py_ssize_t n_found = 0, cap_found = 0;
+    PyObject *result = NULL;
     if (keys == NULL || vals == NULL) {
-        free(keys);
-        free(vals);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto done;
     }
     for (Py_ssize_t k = 0; k < nt; k++) {
-        PyObject *out = PyTuple_GetItem(outs, k);
-        if (!PyList_Check(out)) {
-            free(keys);
-            free(vals);
+        if (!PyList_Check(PyTuple_GetItem(outs, k))) {
             PyErr_SetString(PyExc_TypeError, "outs must be lists");
-            return NULL;
+            goto done;
         }
         uintptr_t p = (uintptr_t)PyTuple_GetItem(types, k);
         size_t i = ptr_hash(p) & (cap - 1);
@@ -338,54 +398,68 @@ static PyObject *native_pick(PyObject *self, PyObject *args) {
     Py_ssize_t n = PyList_Size(objs);
     if (start < 0) start = 0;
     if (stop > n) stop = n;
-    PyObject *result = Py_None;
     for (Py_ssize_t j = start; j < stop; j++) {
         PyObject *obj = PyList_GetItem(objs, j);
         uintptr_t p = (uintptr_t)Py_TYPE(obj);
         size_t i = ptr_hash(p) & (cap - 1);
         while (keys[i] != 0 && keys[i] != p) i = (i + 1) & (cap - 1);
         if (keys[i] == 0) continue;
-        if (PyList_Append(PyTuple_GetItem(outs, vals[i]), obj) < 0) {
-            result = NULL;
-            break;
-        }
-        if ((PyObject *)p == fn_type) {
-            PyObject *code = PyObject_GetAttr(obj, str_code);
-            PyObject *g = code == NULL ? NULL : PyObject_GetAttr(obj, str_globals);
-            int bad = g == NULL || PyList_Append(fn_codes, code) < 0 ||
-                      PyList_Append(fn_globals, g) < 0;
-            Py_XDECREF(code);
-            Py_XDECREF(g);
-            if (bad) {
-                result = NULL;
-                break;
+        if (PyList_Append(PyTuple_GetItem(outs, vals[i]), obj) < 0) goto done;
+        if ((PyObject *)p != fn_type) continue;
+        if (n_found + 2 > cap_found) {
+            Py_ssize_t c = cap_found ? cap_found * 2 : 4096;
+            uintptr_t *more = (uintptr_t *)realloc(found, (size_t)c * sizeof(uintptr_t));
+            if (more == NULL) {
+                PyErr_NoMemory();
+                goto done;
             }
+            found = more;
+            cap_found = c;
         }
+        if (fields_of(obj, &found[n_found], &found[n_found + 1]) < 0) goto done;
+        n_found += 2;
     }
+    if (n_found) {
+        Py_ssize_t had = PyByteArray_Size(fields);
+        size_t add = (size_t)n_found * sizeof(uintptr_t);
+        if (PyByteArray_Resize(fields, had + (Py_ssize_t)add) < 0) goto done;
+        memcpy(PyByteArray_AsString(fields) + had, found, add);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
     free(keys);
     free(vals);
-    if (result != NULL) Py_INCREF(result);
+    free(found);
     return result;
 }
 
 /* -- the code-place index's passes over every function ------------------------------------ */
 
-/* split(codes, globals, namespaces, known) -> (lib, new_lib, other)
- *
- * For the plain functions whose __code__ and __globals__ are codes[i] and globals[i]: lib[i]
- * (bytes) = 1 when globals[i] is one of ``namespaces`` (a list, compared by identity);
- * new_lib = the codes of those whose id is not in ``known`` (a set of ids; None: no list is
- * made); other = the codes of the rest.  Orders are the functions'.  No object is read. */
-static PyObject *native_split(PyObject *self, PyObject *args) {
-    PyObject *codes, *globals, *namespaces, *known;
-    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &codes, &PyList_Type, &globals,
-                          &PyList_Type, &namespaces, &known))
-        return NULL;
-    Py_ssize_t n = PyList_Size(codes);
-    if (PyList_Size(globals) != n) {
-        PyErr_SetString(PyExc_ValueError, "codes and globals differ in length");
-        return NULL;
+static int fields_view(PyObject *fields, Py_ssize_t n, const uintptr_t **words) {
+    if (!PyByteArray_Check(fields) ||
+        PyByteArray_Size(fields) != n * 2 * (Py_ssize_t)sizeof(uintptr_t)) {
+        PyErr_SetString(PyExc_ValueError, "fields do not match the functions");
+        return -1;
     }
+    *words = (const uintptr_t *)PyByteArray_AsString(fields);
+    return 0;
+}
+
+/* split(functions, fields, namespaces, known) -> (lib, new_lib, other)
+ *
+ * For the plain functions whose __code__ and __globals__ addresses ``pick`` put in
+ * ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces`` (a list, by
+ * identity); new_lib = the positions of those whose code's id is not in ``known`` (a set of
+ * ids; None: no list is made); other = the positions of the rest.  No object is read. */
+static PyObject *native_split(PyObject *self, PyObject *args) {
+    PyObject *functions, *fields, *namespaces, *known;
+    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyList_Type,
+                          &namespaces, &known))
+        return NULL;
+    Py_ssize_t n = PyList_Size(functions);
+    const uintptr_t *words;
+    if (fields_view(fields, n, &words) < 0) return NULL;
     ptrset ns, kn = {NULL, 0};
     if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
     if (known != Py_None && ptrset_from_ids(&kn, known) < 0) {
@@ -398,13 +472,18 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
     char *mask = PyBytes_AsString(lib);
     if (mask == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *code = PyList_GetItem(codes, i);
-        int in_lib = ptrset_has(&ns, (uintptr_t)PyList_GetItem(globals, i));
+        int in_lib = ptrset_has(&ns, words[2 * i + 1]);
         mask[i] = (char)in_lib;
-        if (!in_lib) {
-            if (PyList_Append(other, code) < 0) goto done;
-        } else if (kn.slots != NULL && !ptrset_has(&kn, (uintptr_t)code)) {
-            if (PyList_Append(new_lib, code) < 0) goto done;
+        PyObject *into = NULL;
+        if (!in_lib)
+            into = other;
+        else if (kn.slots != NULL && !ptrset_has(&kn, words[2 * i]))
+            into = new_lib;
+        if (into != NULL) {
+            PyObject *pos = PyLong_FromSsize_t(i);
+            int bad = pos == NULL || PyList_Append(into, pos) < 0;
+            Py_XDECREF(pos);
+            if (bad) goto done;
         }
     }
     result = PyTuple_Pack(3, lib, new_lib, other);
@@ -417,16 +496,18 @@ done:
     return result;
 }
 
-/* keep(functions, codes, lib, special) -> the functions not of a library (lib[i] == 0) or
+/* keep(functions, fields, lib, special) -> the functions not of a library (lib[i] == 0) or
  * whose code's id is in ``special`` (a set of ids), in order. */
 static PyObject *native_keep(PyObject *self, PyObject *args) {
-    PyObject *functions, *codes, *lib, *special;
-    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &functions, &PyList_Type, &codes,
-                          &PyBytes_Type, &lib, &special))
+    PyObject *functions, *fields, *lib, *special;
+    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyBytes_Type, &lib,
+                          &special))
         return NULL;
     Py_ssize_t n = PyList_Size(functions);
-    if (PyList_Size(codes) != n || PyBytes_Size(lib) != n) {
-        PyErr_SetString(PyExc_ValueError, "functions, codes and lib differ in length");
+    const uintptr_t *words;
+    if (fields_view(fields, n, &words) < 0) return NULL;
+    if (PyBytes_Size(lib) != n) {
+        PyErr_SetString(PyExc_ValueError, "lib does not match the functions");
         return NULL;
     }
     ptrset sp;
@@ -434,7 +515,7 @@ static PyObject *native_keep(PyObject *self, PyObject *args) {
     const char *mask = PyBytes_AsString(lib);
     PyObject *out = mask == NULL ? NULL : PyList_New(0);
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        if (mask[i] && !ptrset_has(&sp, (uintptr_t)PyList_GetItem(codes, i))) continue;
+        if (mask[i] && !ptrset_has(&sp, words[2 * i])) continue;
         if (PyList_Append(out, PyList_GetItem(functions, i)) < 0) Py_CLEAR(out);
     }
     ptrset_free(&sp);
@@ -446,6 +527,7 @@ static PyMethodDef methods[] = {
     {"take", native_take, METH_VARARGS, "A slice of a big container's references."},
     {"counts", native_counts, METH_O, "Reference counts as expand reads them."},
     {"pick", native_pick, METH_VARARGS, "Objects by exact type."},
+    {"function_offsets", native_function_offsets, METH_VARARGS, "Where functions keep fields."},
     {"split", native_split, METH_VARARGS, "The index's pass over every function."},
     {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
     {NULL, NULL, 0, NULL},

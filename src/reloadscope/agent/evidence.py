@@ -464,7 +464,7 @@ class Sources:
         self,
         functions: list[FunctionType],
         key: object = None,
-        fields: tuple[list[CodeType], list[dict[str, Any]]] | None = None,
+        fields: bytearray | None = None,
     ) -> list[FunctionType]:
         """Note where the code of these functions (and the code nested in it) was compiled:
         only a place compiled more than once can hold an older compilation.  Returns the
@@ -475,8 +475,9 @@ class Sources:
 
         With a ``key`` (see ``index_key``), the part of the index made of the code of library
         modules' functions is kept for the next scan with the same key (ids and hashes only,
-        no object): it then looks only at code it has not seen.  ``fields``: the ``__code__``
-        and ``__globals__`` of each function, when the caller read them already."""
+        no object): it then looks only at code it has not seen.  ``fields``: the addresses of
+        each function's ``__code__`` and ``__globals__``, which the native helper's ``pick``
+        read (with the helper only)."""
         # One scan at a time reads and grows what is kept (a scan of the server's thread and
         # one of the program's may run at once); a lock held too long (a fork copied it held)
         # costs only the keeping (and a child gets a fresh one: after_fork_in_child).
@@ -492,25 +493,24 @@ class Sources:
         self,
         functions: list[FunctionType],
         key: object,
-        fields: tuple[list[CodeType], list[dict[str, Any]]] | None,
+        fields: bytearray | None,
     ) -> list[FunctionType]:
         self.stats = stats = {"codes": 0, "rebuilt": 0}
         cache = _INDEX[0] if key is not None else None
         if key is None or cache is None or cache.key != key or len(cache.codes) > cache.limit:
             cache = None
-        helper = native.get()
+        helper = native.get() if fields is not None else None
         new_lib: list[CodeType] = []
+        codes: list[CodeType] = []
         if helper is not None:
-            # The same passes, in one call (native.py): the codes, which are a library's,
-            # the library's not seen before, the others'.
+            # The same passes without reading any object (native.py): which functions are a
+            # library's, and the positions of those whose code the index has not seen.
             lib_ns = [self.by_ns[i][1] for i in self.lib_ns]
-            if fields is None:
-                fields = list(map(_CODE_OF, functions)), list(map(_GLOBALS_OF, functions))
-            codes = fields[0]
-            lib, new_lib, other_top = helper.split(
-                codes, fields[1], lib_ns, None if cache is None else cache.codes
-            )
-            lib_mask: Any = lib
+            known = None if cache is None else cache.codes
+            lib_mask, new_at, other_at = helper.split(functions, fields, lib_ns, known)
+            new_lib = list(map(_CODE_OF, map(functions.__getitem__, new_at)))
+            other_top = list(map(_CODE_OF, map(functions.__getitem__, other_at)))
+            del new_at, other_at
         else:
             codes = list(map(_CODE_OF, functions))
             lib_mask = list(map(self.lib_ns.__contains__, map(id, map(_GLOBALS_OF, functions))))
@@ -523,7 +523,10 @@ class Sources:
         if cache is not None:
             twice_ids = self._index_again(cache, new_lib, other_top)
         if twice_ids is None:
-            lib_codes = list(compress(codes, lib_mask))
+            if helper is None:
+                lib_codes = list(compress(codes, lib_mask))
+            else:
+                lib_codes = list(map(_CODE_OF, compress(functions, lib_mask)))
             lib_top = dict(zip(map(id, lib_codes), lib_codes))
             del lib_codes
             cache, twice_ids = self._index_all(lib_top, other_top, key)
@@ -533,7 +536,7 @@ class Sources:
         # Kept: not a current library module's, recorded, or at a place compiled twice.
         special = twice_ids.union(self.recorded)
         if helper is not None:
-            return helper.keep(functions, codes, lib_mask, special)
+            return helper.keep(functions, fields, lib_mask, special)
         keep = map(or_, map(not_, lib_mask), map(special.__contains__, map(id, codes)))
         return list(compress(functions, keep))
 

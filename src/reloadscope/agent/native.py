@@ -63,6 +63,8 @@ def get() -> ModuleType | None:
         except Exception as e:  # never worth a scan: the Python code runs
             why, module = f"{type(e).__name__}: {e}", None
         single = 0 if module is None else single_holder(module)
+        if module is not None and single:
+            _function_offsets(module)
         if module is not None and not single:
             why, module = "its probe of reference counts disagreed", None
         _state["module"], _state["why"], _state["single"] = module, why, single
@@ -138,6 +140,24 @@ def single_holder(module: ModuleType) -> int:
     if inner != [single]:
         return 0
     return single
+
+
+def _function_offsets(module: ModuleType) -> None:
+    """Let the helper read a plain function's ``__code__`` and ``__globals__`` from the
+    object when the same two places hold them in several functions made here (each with
+    its own code and globals); else it reads the attributes."""
+    made = []
+    for k in range(3):
+        ns: dict[str, object] = {}
+        exec(compile(f"def f{k}(a, b=None):\n    return {k}\n", "<probe>", "exec"), ns)
+        made.append(ns[f"f{k}"])
+    size = type(made[0]).__basicsize__
+    places = {module.function_offsets(f, size, False) for f in made}
+    (place,) = places if len(places) == 1 else (None,)
+    if place is None:
+        module.function_offsets(made[0], 0, True)  # (forgets any: the attributes are read)
+    else:
+        module.function_offsets(made[0], size, True)
 
 
 def single() -> int:

@@ -374,10 +374,11 @@ class Scan:
         modules: list[type],
         metas: list[type],
         tallies: dict[int, _Tally],
-    ) -> tuple[list[object], list[object], list[object], list[object], tuple[list, list]]:
+    ) -> tuple[list[object], list[object], list[object], list[object], bytearray]:
         """``_pick`` and the split by kind that follows it, by the native helper: the same
-        lists (each in the order of ``objs``), the same tallies; and the ``__code__`` and
-        ``__globals__`` of each function, read while the pass has it at hand (the index's)."""
+        lists (each in the order of ``objs``), the same tallies; and the addresses of the
+        ``__code__`` and ``__globals__`` of each function, read while the pass has it at hand
+        (for the index: ``Sources.index``)."""
         functions: list[object] = []
         classes: list[object] = []
         found_modules: list[object] = []
@@ -392,17 +393,14 @@ class Scan:
         types = tuple(t for t, _ in pairs)
         outs = tuple(out for _, out in pairs)
         del pairs
-        fn_codes: list[object] = []
-        fn_globals: list[object] = []
+        fields = bytearray()
         for start in range(0, len(objs), graph.SLICE):
-            helper.pick(
-                objs, start, start + graph.SLICE, types, outs, FunctionType, fn_codes, fn_globals
-            )
+            helper.pick(objs, start, start + graph.SLICE, types, outs, FunctionType, fields)
             if counted:
                 self._tally(counted, tallies, tallies)
                 counted.clear()
             graph.pause()
-        return functions, classes, found_modules, codes, (fn_codes, fn_globals)
+        return functions, classes, found_modules, codes, fields
 
     def _count_instances(
         self,
