@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from itertools import compress, repeat
-from operator import is_
+from itertools import compress, count, repeat
+from operator import is_, is_not, not_, or_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
 from . import evidence as ev
@@ -37,6 +37,7 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 
 _AsyncGenType = type(_agen())
 _TYPE_DICT_OF = type.__dict__["__dict__"].__get__
+_NOT_A_NAME = "\0 no module name"  # stands for a __module__ that is no str
 _WRAPPERS = {id(staticmethod), id(classmethod), id(property)}
 _CODE_ATTR = {
     id(GeneratorType): ("gi_code", "generator"),
@@ -409,16 +410,21 @@ class Classifier:
             if holds is None:
                 return classes
         # (A class whose namespace is no exact dict, ctypes' on 3.11, is judged as before.)
-        modules = map(dict.get, plain, repeat("__module__"))
+        # Kept: holding a stale object, recorded, or of a module (a str ``__module__``) that
+        # is no current library module; in C (thousands of classes).  Only str names are
+        # looked up: another object's __hash__ or __eq__ is user code.
+        modules = list(map(dict.get, plain, repeat("__module__")))
+        for i in compress(count(), map(is_not, map(type, modules), repeat(str))):
+            modules[i] = _NOT_A_NAME  # (rare)
         lib = self.sources.library_names()
-        index = self.class_index
+        lib.add(_NOT_A_NAME)
+        recorded = map(self.class_index.__contains__, map(id, compress(classes, exact)))
+        kept = map(or_, map(or_, holds, recorded), map(not_, map(lib.__contains__, modules)))
+        if len(plain) == len(classes):
+            return list(compress(classes, kept))
         out = []
         for c, is_dict in zip(classes, exact):
-            if not is_dict:
-                out.append(c)
-                continue
-            m = next(modules)
-            if next(holds) or id(c) in index or (type(m) is str and m not in lib):  # type: ignore[call-overload]
+            if not is_dict or next(kept):
                 out.append(c)
         return out
 
