@@ -20,6 +20,8 @@
  *   split(functions, fields, namespaces, known) -> (lib, new_lib, other)
  *   keep(functions, fields, lib, special) -> list
  *       The code-place index's passes over every function (evidence.Sources._index).
+ *   expand_codes(top, known, code_type) -> (codes, places)
+ *       The code-place index's codes and the hashes of their places (evidence._expand).
  *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
  */
 #define PY_SSIZE_T_CLEAN
@@ -522,6 +524,101 @@ static PyObject *native_keep(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* -- the code objects nested in code, and their places ------------------------------------ */
+
+static PyObject *str_consts, *str_filename, *str_name, *str_firstlineno;
+
+/* expand_codes(top, known, code_type) -> (codes, places)
+ *
+ * evidence._expand: the distinct code objects of ``top`` (a list, by identity) and those
+ * nested in their constants, level by level (none whose id is in ``known``, a set of ids, or
+ * None), and hash((co_filename, co_name, co_firstlineno)) of each, in the same order. */
+static PyObject *native_expand_codes(PyObject *self, PyObject *args) {
+    PyObject *top, *known, *code_type;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &top, &known, &code_type)) return NULL;
+    ptrset kn = {NULL, 0}, seen = {NULL, 0};
+    PyObject *out = PyList_New(0), *places = NULL, *result = NULL;
+    if (out == NULL) return NULL;
+    if (known != Py_None && ptrset_from_ids(&kn, known) < 0) goto done;
+    Py_ssize_t n_top = PyList_Size(top);
+    if (ptrset_init(&seen, n_top + 1024) < 0) goto done;
+    Py_ssize_t seen_n = 0;
+    for (Py_ssize_t i = 0; i < n_top; i++) {
+        PyObject *c = PyList_GetItem(top, i);
+        if (ptrset_has(&seen, (uintptr_t)c)) continue;
+        ptrset_add(&seen, (uintptr_t)c);
+        seen_n++;
+        if (PyList_Append(out, c) < 0) goto done;
+    }
+    /* out[start:stop] is the level being read; what it nests is appended after it */
+    Py_ssize_t start = 0, stop = PyList_Size(out);
+    while (start < stop) {
+        for (Py_ssize_t i = start; i < stop; i++) {
+            PyObject *consts = PyObject_GetAttr(PyList_GetItem(out, i), str_consts);
+            if (consts == NULL) goto done;
+            if (!PyTuple_Check(consts)) {
+                Py_DECREF(consts);
+                continue;
+            }
+            Py_ssize_t nc = PyTuple_Size(consts);
+            for (Py_ssize_t j = 0; j < nc; j++) {
+                PyObject *k = PyTuple_GetItem(consts, j);
+                if ((PyObject *)Py_TYPE(k) != code_type) continue;
+                if (ptrset_has(&seen, (uintptr_t)k)) continue;
+                if ((size_t)(seen_n + 1) * 2 > seen.mask) {
+                    /* grow: a bigger table, the same addresses */
+                    ptrset bigger;
+                    if (ptrset_init(&bigger, seen_n * 2 + 1024) < 0) {
+                        Py_DECREF(consts);
+                        goto done;
+                    }
+                    for (size_t s = 0; s <= seen.mask; s++)
+                        if (seen.slots[s]) ptrset_add(&bigger, seen.slots[s]);
+                    ptrset_free(&seen);
+                    seen = bigger;
+                }
+                ptrset_add(&seen, (uintptr_t)k);
+                seen_n++;
+                if (kn.slots != NULL && ptrset_has(&kn, (uintptr_t)k)) continue;
+                if (PyList_Append(out, k) < 0) {
+                    Py_DECREF(consts);
+                    goto done;
+                }
+            }
+            Py_DECREF(consts);
+        }
+        start = stop;
+        stop = PyList_Size(out);
+    }
+    Py_ssize_t n = PyList_Size(out);
+    places = PyList_New(n);
+    if (places == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GetItem(out, i);
+        PyObject *f = PyObject_GetAttr(c, str_filename);
+        PyObject *nm = f == NULL ? NULL : PyObject_GetAttr(c, str_name);
+        PyObject *ln = nm == NULL ? NULL : PyObject_GetAttr(c, str_firstlineno);
+        PyObject *t = ln == NULL ? NULL : PyTuple_Pack(3, f, nm, ln);
+        Py_XDECREF(f);
+        Py_XDECREF(nm);
+        Py_XDECREF(ln);
+        if (t == NULL) goto done;
+        Py_hash_t h = PyObject_Hash(t);
+        Py_DECREF(t);
+        if (h == -1 && PyErr_Occurred()) goto done;
+        PyObject *hv = PyLong_FromSsize_t(h);
+        if (hv == NULL) goto done;
+        PyList_SetItem(places, i, hv);
+    }
+    result = PyTuple_Pack(2, out, places);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(places);
+    ptrset_free(&kn);
+    ptrset_free(&seen);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"expand", native_expand, METH_VARARGS, "One chunk of a breadth-first walk."},
     {"take", native_take, METH_VARARGS, "A slice of a big container's references."},
@@ -529,6 +626,7 @@ static PyMethodDef methods[] = {
     {"pick", native_pick, METH_VARARGS, "Objects by exact type."},
     {"function_offsets", native_function_offsets, METH_VARARGS, "Where functions keep fields."},
     {"split", native_split, METH_VARARGS, "The index's pass over every function."},
+    {"expand_codes", native_expand_codes, METH_VARARGS, "Code objects and their places."},
     {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
     {NULL, NULL, 0, NULL},
 };
@@ -540,6 +638,12 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__reloadscope_native(void) {
     str_code = PyUnicode_InternFromString("__code__");
     str_globals = PyUnicode_InternFromString("__globals__");
+    str_consts = PyUnicode_InternFromString("co_consts");
+    str_filename = PyUnicode_InternFromString("co_filename");
+    str_name = PyUnicode_InternFromString("co_name");
+    str_firstlineno = PyUnicode_InternFromString("co_firstlineno");
+    if (str_consts == NULL || str_filename == NULL || str_name == NULL || str_firstlineno == NULL)
+        return NULL;
     if (str_code == NULL || str_globals == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "ABI", 1) < 0) {

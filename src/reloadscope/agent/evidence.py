@@ -401,11 +401,15 @@ def after_fork_in_child() -> None:
 
 
 def _expand(
-    top: list[CodeType] | dict[int, CodeType], known: Callable[[int], bool] | None = None
+    top: list[CodeType] | dict[int, CodeType], known: set[int] | None = None
 ) -> tuple[list[CodeType], list[int]]:
     """The distinct code objects of ``top`` (or of its values, by id) and those nested in
-    them (none whose id ``known`` says was seen), and the hash of the place of each; in C,
-    level by level."""
+    them (none whose id is in ``known``), and the hash of the place of each; in C, level by
+    level (by the native helper, in one call, when it is loaded)."""
+    helper = native.get()
+    if helper is not None:
+        values = list(top.values()) if type(top) is dict else list(top)
+        return helper.expand_codes(values, known, CodeType)
     if type(top) is not dict:
         top = dict(zip(map(id, top), top))  # type: ignore[arg-type]
     level = list(top.values())
@@ -418,7 +422,7 @@ def _expand(
             break
         level = [c for c in dict(zip(map(id, nested), nested)).values() if id(c) not in seen]
         if known is not None:
-            level = [c for c in level if not known(id(c))]
+            level = [c for c in level if id(c) not in known]
         seen.update(map(id, level))
         out.extend(level)
     return out, list(map(hash, map(_PLACE_OF, out)))
@@ -570,7 +574,7 @@ class Sources:
         """The index from ``cache`` and the code it has not seen; None when a place it saw
         once is now compiled again (which of its code is there, it cannot tell: a full
         index then)."""
-        new_codes, new_places = _expand(new_top, cache.codes.__contains__)
+        new_codes, new_places = _expand(new_top, cache.codes)
         other_codes, other_places = _expand(other_top)
         self.stats["codes"] += len(new_codes) + len(other_codes)
         places = new_places + other_places
