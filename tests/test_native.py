@@ -153,7 +153,7 @@ import native_app
 keep = {"handler": native_app.handler, "one": native_app.Session()}
 crowd = {i: [i, (i,)] for i in range(40_000)}  # a big container a first walk defers
 crowd[-1] = native_app.Session()
-many = [native_app.Session() for _ in range(3_000)]  # counted in bulk
+many = [native_app.Session() for _ in range(5_000)]  # counted in bulk; a big list
 time.sleep(0.01)
 with open(os.path.join(work, "native_app.py"), "w") as fh:
     fh.write(source.format(v=2))
@@ -230,7 +230,7 @@ def test_scans_report_the_same_with_and_without_it(python, tmp_path):
     got = _child(python, SCANS, tmp_path)
     for name, checks in got.items():
         assert checks["reports"] and checks["counts"], (name, checks)
-        # handler, Session, its instances (one held, one in the crowd, 3,000 in bulk)
+        # handler, Session, its instances (one held, one in the crowd, 5,000 in bulk)
         assert checks["stale entries"] >= 3, (name, checks)
         assert checks["counted"] > 0, (name, checks)
     assert got["full walk"]["walks"] == 1, got

@@ -14,6 +14,10 @@
  *   take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
  *       The same for a slice of one big container's references (gc.get_referents').
  *   counts(part) -> list[int]     reference counts as expand reads them (its probe)
+ *   holding(part, ids, skip) -> [(offset, id), ...]
+ *       Which objects of part hold which of some ids (a parent's search, graph._Parents).
+ *   where(seq, start, stop, ids) -> [position, ...]
+ *       Where some ids stand in a big list or tuple (paths._Positions).
  *   pick(objs, start, stop, types, outs, function_type, fields) -> None
  *       Objects of objs[start:stop] whose exact type is types[i], appended to outs[i]; for
  *       each plain function picked, the addresses of its __code__ and __globals__ in fields.
@@ -353,6 +357,71 @@ static PyObject *native_function_offsets(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", c_at, g_at);
 }
 
+/* holding(part, ids, skip) -> [(offset, id), ...]: for each object of ``part`` in order, the
+ * ids (in ``ids``, a set of ids) of what it holds, in the order gc.get_referents(obj) lists
+ * them (``skip`` is never traversed, as in ``collect``). */
+static PyObject *native_holding(PyObject *self, PyObject *args) {
+    PyObject *part, *ids, *skip;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &part, &ids, &skip)) return NULL;
+    ptrset want;
+    if (ptrset_from_ids(&want, ids) < 0) return NULL;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t n = PyList_Size(part);
+    refbuf b = {NULL, 0, 0, PY_SSIZE_T_MAX, 0};
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *one = PyList_New(1);
+        if (one == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *obj = PyList_GetItem(part, i);
+        Py_INCREF(obj);
+        PyList_SetItem(one, 0, obj);
+        int status = collect(one, skip, &b);
+        Py_DECREF(one);
+        for (Py_ssize_t j = 0; status == 0 && j < b.len; j++) {
+            if (!ptrset_has(&want, (uintptr_t)b.items[j])) continue;
+            PyObject *pair = Py_BuildValue("(nN)", i, PyLong_FromVoidPtr(b.items[j]));
+            if (pair == NULL || PyList_Append(out, pair) < 0) status = -1;
+            Py_XDECREF(pair);
+        }
+        for (Py_ssize_t j = 0; j < b.len; j++) Py_DECREF(b.items[j]);
+        b.len = 0;
+        if (status < 0) Py_CLEAR(out);
+    }
+    refbuf_clear(&b);
+    ptrset_free(&want);
+    return out;
+}
+
+/* where(seq, start, stop, ids) -> the positions i in [start, stop) of the exact list or tuple
+ * ``seq`` whose item's id is in ``ids`` (a set of ids), in order. */
+static PyObject *native_where(PyObject *self, PyObject *args) {
+    PyObject *seq, *ids;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "OnnO", &seq, &start, &stop, &ids)) return NULL;
+    int is_list = PyList_CheckExact(seq);
+    if (!is_list && !PyTuple_CheckExact(seq)) {
+        PyErr_SetString(PyExc_TypeError, "an exact list or tuple");
+        return NULL;
+    }
+    Py_ssize_t n = is_list ? PyList_Size(seq) : PyTuple_Size(seq);
+    if (start < 0) start = 0;
+    if (stop > n) stop = n;
+    ptrset want;
+    if (ptrset_from_ids(&want, ids) < 0) return NULL;
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = start; out != NULL && i < stop; i++) {
+        PyObject *item = is_list ? PyList_GetItem(seq, i) : PyTuple_GetItem(seq, i);
+        if (!ptrset_has(&want, (uintptr_t)item)) continue;
+        PyObject *pos = PyLong_FromSsize_t(i);
+        if (pos == NULL || PyList_Append(out, pos) < 0) Py_CLEAR(out);
+        Py_XDECREF(pos);
+    }
+    ptrset_free(&want);
+    return out;
+}
+
 /* -- picking objects by exact type -------------------------------------------------------- */
 
 /* pick(objs, start, stop, types, outs, function_type, fields): each object of
@@ -622,6 +691,8 @@ done:
 static PyMethodDef methods[] = {
     {"expand", native_expand, METH_VARARGS, "One chunk of a breadth-first walk."},
     {"take", native_take, METH_VARARGS, "A slice of a big container's references."},
+    {"holding", native_holding, METH_VARARGS, "Which objects hold which of some ids."},
+    {"where", native_where, METH_VARARGS, "Positions of some ids in a list or tuple."},
     {"counts", native_counts, METH_O, "Reference counts as expand reads them."},
     {"pick", native_pick, METH_VARARGS, "Objects by exact type."},
     {"function_offsets", native_function_offsets, METH_VARARGS, "Where functions keep fields."},

@@ -533,6 +533,24 @@ class _Parents:
         the parents' offsets in the chunk."""
         chunk = _unexpanded_as_none(self.w, self.w.levels[level - 1][base : base + size])
         used: list[int] = []
+        helper = native.get() if _SINGLE_HOLDER else None
+        if helper is not None:
+            # The same search, each sub-chunk in one call (which of its objects hold which
+            # of the ids still looked for, in the order the Python code reads them).
+            skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+            for sub in range(0, len(chunk), SUBCHUNK):
+                part = chunk[sub : sub + SUBCHUNK]
+                last = -1
+                for offset, i in helper.holding(part, set(left), skip):
+                    if i not in left:
+                        continue
+                    self.known[(level, left.pop(i))] = (base + sub + offset, part[offset])
+                    if offset != last:
+                        used.append(sub + offset)
+                        last = offset
+                if not left:
+                    return used
+            return used
         wanted = left.keys()
         # A small level's chunk (module namespaces, the application's big containers) is
         # read object by object at once: asking the whole chunk first would read a big

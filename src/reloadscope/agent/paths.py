@@ -25,7 +25,7 @@ from types import (
     TracebackType,
 )
 
-from . import safe
+from . import native, safe
 from .graph import SLICE, pause
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
@@ -118,11 +118,16 @@ class _Positions:
             m = self.maps[key] = {}
             # In slices, with the other threads let in between (a million items in one C
             # call would keep them waiting longer than a whole gc.get_objects()).
+            helper = native.get()
             for start in range(0, len(seq), SLICE):
-                part = t.__getitem__(seq, slice(start, start + SLICE))
-                for i in compress(count(start), map(ids.__contains__, map(id, part))):
-                    m.setdefault(id(part[i - start]), i)
-                del part
+                if helper is not None:
+                    for i in helper.where(seq, start, start + SLICE, ids):
+                        m.setdefault(id(t.__getitem__(seq, i)), i)
+                else:
+                    part = t.__getitem__(seq, slice(start, start + SLICE))
+                    for i in compress(count(start), map(ids.__contains__, map(id, part))):
+                        m.setdefault(id(part[i - start]), i)
+                    del part
                 if len(m) == len(ids):
                     break
                 pause()
