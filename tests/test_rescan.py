@@ -9,7 +9,23 @@ they took, and compare each rescan's report with that of a scan that kept nothin
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
+import pytest
+
 from scenario import Scenario
+
+
+@pytest.fixture(params=["native", "python"])
+def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Scenario:
+    """A reload scenario whose scans use the native helper (when built), or the Python code
+    (``RELOADSCOPE_NATIVE=0``): the index each keeps between scans is its own."""
+    s = Scenario(tmp_path)
+    if request.param == "python":
+        s.run = functools.partial(s.run, env={"RELOADSCOPE_NATIVE": "0"})  # type: ignore[method-assign]
+    return s
+
 
 # The child's scans: the engine's Scan, whose counters say what each did.  ``same`` compares a
 # rescan's report with a scan's that starts from nothing (``evidence.forget_index``).

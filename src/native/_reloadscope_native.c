@@ -507,6 +507,9 @@ done:
 
 /* -- the code-place index's passes over every function ------------------------------------ */
 
+static int is_table(PyObject *ba);
+static inline int tbl_has(const uint64_t *w, uint64_t k);
+
 static int fields_view(PyObject *fields, Py_ssize_t n, const uintptr_t **words) {
     if (!PyByteArray_Check(fields) ||
         PyByteArray_Size(fields) != n * 2 * (Py_ssize_t)sizeof(uintptr_t)) {
@@ -522,7 +525,8 @@ static int fields_view(PyObject *fields, Py_ssize_t n, const uintptr_t **words) 
  * For the plain functions whose __code__ and __globals__ addresses ``pick`` put in
  * ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces`` (a list, by
  * identity); new_lib = the positions of those whose code's id is not in ``known`` (a set of
- * ids; None: no list is made); other = the positions of the rest.  No object is read. */
+ * ids or index_all's table of addresses; None: no list is made); other = the positions of the
+ * rest.  No object is read. */
 static PyObject *native_split(PyObject *self, PyObject *args) {
     PyObject *functions, *fields, *namespaces, *known;
     if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyList_Type,
@@ -532,11 +536,15 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
     const uintptr_t *words;
     if (fields_view(fields, n, &words) < 0) return NULL;
     ptrset ns, kn = {NULL, 0};
+    const uint64_t *known_table = NULL; /* the kept index's own table (index_all) */
     if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
-    if (known != Py_None && ptrset_from_ids(&kn, known) < 0) {
+    if (known != Py_None && is_table(known)) {
+        known_table = (const uint64_t *)PyByteArray_AsString(known);
+    } else if (known != Py_None && ptrset_from_ids(&kn, known) < 0) {
         ptrset_free(&ns);
         return NULL;
     }
+    int check_known = kn.slots != NULL || known_table != NULL;
     PyObject *lib = PyBytes_FromStringAndSize(NULL, n);
     PyObject *new_lib = PyList_New(0), *other = PyList_New(0), *result = NULL;
     if (lib == NULL || new_lib == NULL || other == NULL) goto done;
@@ -548,7 +556,8 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
         PyObject *into = NULL;
         if (!in_lib)
             into = other;
-        else if (kn.slots != NULL && !ptrset_has(&kn, words[2 * i]))
+        else if (check_known && !(known_table != NULL ? tbl_has(known_table, words[2 * i])
+                                                       : ptrset_has(&kn, words[2 * i])))
             into = new_lib;
         if (into != NULL) {
             PyObject *pos = PyLong_FromSsize_t(i);
@@ -597,95 +606,434 @@ static PyObject *native_keep(PyObject *self, PyObject *args) {
 
 static PyObject *str_consts, *str_filename, *str_name, *str_firstlineno;
 
-/* expand_codes(top, known, code_type) -> (codes, places)
- *
- * evidence._expand: the distinct code objects of ``top`` (a list, by identity) and those
- * nested in their constants, level by level (none whose id is in ``known``, a set of ids, or
- * None), and hash((co_filename, co_name, co_firstlineno)) of each, in the same order. */
-static PyObject *native_expand_codes(PyObject *self, PyObject *args) {
-    PyObject *top, *known, *code_type;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &top, &known, &code_type)) return NULL;
-    ptrset kn = {NULL, 0}, seen = {NULL, 0};
-    PyObject *out = PyList_New(0), *places = NULL, *result = NULL;
-    if (out == NULL) return NULL;
-    if (known != Py_None && ptrset_from_ids(&kn, known) < 0) goto done;
+/* A table of 64-bit keys kept in a bytearray (so the index can outlive a call without any
+ * object of the helper's own): word 0 the count, word 1 the mask, then the slots (0: empty;
+ * a key 0 is stored as ZERO_KEY). */
+#define ZERO_KEY 0x9E3779B97F4A7C15ULL
+
+static inline uint64_t tkey(uint64_t k) { return k ? k : ZERO_KEY; }
+
+static PyObject *tbl_new(Py_ssize_t n) {
+    size_t cap = 1024;
+    while (cap < (size_t)n * 2 + 1) cap <<= 1;
+    PyObject *ba = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)((cap + 2) * 8));
+    if (ba == NULL) return NULL;
+    uint64_t *w = (uint64_t *)PyByteArray_AsString(ba);
+    memset(w, 0, (cap + 2) * 8);
+    w[1] = cap - 1;
+    return ba;
+}
+
+static inline int tbl_has(const uint64_t *w, uint64_t k) {
+    k = tkey(k);
+    size_t m = (size_t)w[1], i = ptr_hash((uintptr_t)k) & m;
+    while (w[2 + i] != 0) {
+        if (w[2 + i] == k) return 1;
+        i = (i + 1) & m;
+    }
+    return 0;
+}
+
+static inline void tbl_put(uint64_t *w, uint64_t k) {
+    k = tkey(k);
+    size_t m = (size_t)w[1], i = ptr_hash((uintptr_t)k) & m;
+    while (w[2 + i] != 0) {
+        if (w[2 + i] == k) return;
+        i = (i + 1) & m;
+    }
+    w[2 + i] = k;
+    w[0]++;
+}
+
+/* ``ba`` when it has room for ``more`` keys, else a bigger copy (a new reference either way) */
+static PyObject *tbl_reserve(PyObject *ba, Py_ssize_t more) {
+    const uint64_t *w = (const uint64_t *)PyByteArray_AsString(ba);
+    if ((w[0] + (uint64_t)more) * 2 <= w[1]) {
+        Py_INCREF(ba);
+        return ba;
+    }
+    PyObject *bigger = tbl_new((Py_ssize_t)w[0] + more);
+    if (bigger == NULL) return NULL;
+    uint64_t *nw = (uint64_t *)PyByteArray_AsString(bigger);
+    for (size_t i = 0; i <= (size_t)w[1]; i++)
+        if (w[2 + i] != 0) tbl_put(nw, w[2 + i] == ZERO_KEY ? 0 : w[2 + i]);
+    return bigger;
+}
+
+static int is_table(PyObject *ba) {
+    if (!PyByteArray_Check(ba) || PyByteArray_Size(ba) < 16 + 8 * 1024) return 0;
+    const uint64_t *w = (const uint64_t *)PyByteArray_AsString(ba);
+    return (w[1] + 3) * 8 == (uint64_t)PyByteArray_Size(ba) && ((w[1] + 1) & w[1]) == 0;
+}
+
+/* code objects with the hash of their place, in the order found */
+typedef struct {
+    PyObject **code; /* borrowed: the caller's lists and the constants of codes hold them */
+    Py_hash_t *hash;
+    Py_ssize_t n, cap;
+} codevec;
+
+static void codevec_free(codevec *v) {
+    free(v->code);
+    free(v->hash);
+    v->code = NULL;
+    v->hash = NULL;
+    v->n = v->cap = 0;
+}
+
+static int codevec_push(codevec *v, PyObject *c) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap * 2 : 4096;
+        PyObject **code = (PyObject **)realloc(v->code, (size_t)cap * sizeof(PyObject *));
+        if (code == NULL) return -1;
+        v->code = code;
+        Py_hash_t *hash = (Py_hash_t *)realloc(v->hash, (size_t)cap * sizeof(Py_hash_t));
+        if (hash == NULL) return -1;
+        v->hash = hash;
+        v->cap = cap;
+    }
+    v->code[v->n++] = c;
+    return 0;
+}
+
+static Py_hash_t place_hash(PyObject *c) {
+    PyObject *f = PyObject_GetAttr(c, str_filename);
+    PyObject *nm = f == NULL ? NULL : PyObject_GetAttr(c, str_name);
+    PyObject *ln = nm == NULL ? NULL : PyObject_GetAttr(c, str_firstlineno);
+    PyObject *t = ln == NULL ? NULL : PyTuple_Pack(3, f, nm, ln);
+    Py_XDECREF(f);
+    Py_XDECREF(nm);
+    Py_XDECREF(ln);
+    if (t == NULL) return -1;
+    Py_hash_t h = PyObject_Hash(t);
+    Py_DECREF(t);
+    return h;
+}
+
+/* evidence._expand into ``out``: the distinct code objects of ``top`` (by identity) and those
+ * nested in their constants, level by level, none whose address ``known`` (a table, or NULL)
+ * holds, each with hash((co_filename, co_name, co_firstlineno)). */
+static int expand_core(PyObject *top, const uint64_t *known, PyObject *code_type, codevec *out) {
     Py_ssize_t n_top = PyList_Size(top);
-    if (ptrset_init(&seen, n_top + 1024) < 0) goto done;
+    ptrset seen;
+    if (ptrset_init(&seen, n_top + 1024) < 0) return -1;
     Py_ssize_t seen_n = 0;
+    int status = -1;
     for (Py_ssize_t i = 0; i < n_top; i++) {
         PyObject *c = PyList_GetItem(top, i);
         if (ptrset_has(&seen, (uintptr_t)c)) continue;
         ptrset_add(&seen, (uintptr_t)c);
         seen_n++;
-        if (PyList_Append(out, c) < 0) goto done;
+        if (codevec_push(out, c) < 0) goto nomem;
     }
-    /* out[start:stop] is the level being read; what it nests is appended after it */
-    Py_ssize_t start = 0, stop = PyList_Size(out);
+    Py_ssize_t start = 0, stop = out->n;
     while (start < stop) {
         for (Py_ssize_t i = start; i < stop; i++) {
-            PyObject *consts = PyObject_GetAttr(PyList_GetItem(out, i), str_consts);
+            PyObject *consts = PyObject_GetAttr(out->code[i], str_consts);
             if (consts == NULL) goto done;
-            if (!PyTuple_Check(consts)) {
-                Py_DECREF(consts);
-                continue;
-            }
-            Py_ssize_t nc = PyTuple_Size(consts);
+            Py_ssize_t nc = PyTuple_Check(consts) ? PyTuple_Size(consts) : 0;
             for (Py_ssize_t j = 0; j < nc; j++) {
                 PyObject *k = PyTuple_GetItem(consts, j);
-                if ((PyObject *)Py_TYPE(k) != code_type) continue;
-                if (ptrset_has(&seen, (uintptr_t)k)) continue;
+                if ((PyObject *)Py_TYPE(k) != code_type || ptrset_has(&seen, (uintptr_t)k))
+                    continue;
                 if ((size_t)(seen_n + 1) * 2 > seen.mask) {
-                    /* grow: a bigger table, the same addresses */
                     ptrset bigger;
                     if (ptrset_init(&bigger, seen_n * 2 + 1024) < 0) {
                         Py_DECREF(consts);
                         goto done;
                     }
-                    for (size_t s = 0; s <= seen.mask; s++)
-                        if (seen.slots[s]) ptrset_add(&bigger, seen.slots[s]);
+                    for (size_t q = 0; q <= seen.mask; q++)
+                        if (seen.slots[q]) ptrset_add(&bigger, seen.slots[q]);
                     ptrset_free(&seen);
                     seen = bigger;
                 }
                 ptrset_add(&seen, (uintptr_t)k);
                 seen_n++;
-                if (kn.slots != NULL && ptrset_has(&kn, (uintptr_t)k)) continue;
-                if (PyList_Append(out, k) < 0) {
+                if (known != NULL && tbl_has(known, (uint64_t)(uintptr_t)k)) continue;
+                /* a constant of a code in ``out`` (held by it, as it is by ``top``) */
+                if (codevec_push(out, k) < 0) {
                     Py_DECREF(consts);
-                    goto done;
+                    goto nomem;
                 }
             }
             Py_DECREF(consts);
         }
         start = stop;
-        stop = PyList_Size(out);
+        stop = out->n;
     }
-    Py_ssize_t n = PyList_Size(out);
-    places = PyList_New(n);
-    if (places == NULL) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = PyList_GetItem(out, i);
-        PyObject *f = PyObject_GetAttr(c, str_filename);
-        PyObject *nm = f == NULL ? NULL : PyObject_GetAttr(c, str_name);
-        PyObject *ln = nm == NULL ? NULL : PyObject_GetAttr(c, str_firstlineno);
-        PyObject *t = ln == NULL ? NULL : PyTuple_Pack(3, f, nm, ln);
-        Py_XDECREF(f);
-        Py_XDECREF(nm);
-        Py_XDECREF(ln);
-        if (t == NULL) goto done;
-        Py_hash_t h = PyObject_Hash(t);
-        Py_DECREF(t);
-        if (h == -1 && PyErr_Occurred()) goto done;
-        PyObject *hv = PyLong_FromSsize_t(h);
-        if (hv == NULL) goto done;
-        PyList_SetItem(places, i, hv);
+    for (Py_ssize_t i = 0; i < out->n; i++) {
+        out->hash[i] = place_hash(out->code[i]);
+        if (out->hash[i] == -1 && PyErr_Occurred()) goto done;
     }
-    result = PyTuple_Pack(2, out, places);
+    status = 0;
+    goto done;
+nomem:
+    PyErr_NoMemory();
 done:
-    Py_XDECREF(out);
-    Py_XDECREF(places);
-    ptrset_free(&kn);
     ptrset_free(&seen);
+    return status;
+}
+
+/* expand_codes(top, code_type) -> (codes, places): evidence._expand's result, as lists */
+static PyObject *native_expand_codes(PyObject *self, PyObject *args) {
+    PyObject *top, *code_type;
+    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &top, &code_type)) return NULL;
+    codevec v = {NULL, NULL, 0, 0};
+    PyObject *codes = NULL, *places = NULL, *result = NULL;
+    if (expand_core(top, NULL, code_type, &v) < 0) goto done;
+    codes = PyList_New(v.n);
+    places = PyList_New(v.n);
+    if (codes == NULL || places == NULL) goto done;
+    for (Py_ssize_t i = 0; i < v.n; i++) {
+        PyObject *h = PyLong_FromSsize_t(v.hash[i]);
+        if (h == NULL) goto done;
+        Py_INCREF(v.code[i]);
+        PyList_SetItem(codes, i, v.code[i]);
+        PyList_SetItem(places, i, h);
+    }
+    result = PyTuple_Pack(2, codes, places);
+done:
+    Py_XDECREF(codes);
+    Py_XDECREF(places);
+    codevec_free(&v);
     return result;
+}
+
+/* A count per hash (the places seen more than once). */
+typedef struct {
+    uint64_t *key;
+    uint32_t *count;
+    size_t mask;
+} counter;
+
+static int counter_init(counter *c, Py_ssize_t n) {
+    size_t cap = 1024;
+    while (cap < (size_t)n * 2 + 1) cap <<= 1;
+    c->key = (uint64_t *)calloc(cap, sizeof(uint64_t));
+    c->count = (uint32_t *)calloc(cap, sizeof(uint32_t));
+    c->mask = cap - 1;
+    if (c->key == NULL || c->count == NULL) {
+        free(c->key);
+        free(c->count);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static size_t counter_slot(const counter *c, uint64_t k) {
+    k = tkey(k);
+    size_t i = ptr_hash((uintptr_t)k) & c->mask;
+    while (c->key[i] != 0 && c->key[i] != k) i = (i + 1) & c->mask;
+    return i;
+}
+
+static void counter_add(counter *c, uint64_t k) {
+    size_t i = counter_slot(c, k);
+    c->key[i] = tkey(k);
+    c->count[i]++;
+}
+
+static uint32_t counter_get(const counter *c, uint64_t k) {
+    size_t i = counter_slot(c, k);
+    return c->key[i] == 0 ? 0 : c->count[i];
+}
+
+static void counter_free(counter *c) {
+    free(c->key);
+    free(c->count);
+}
+
+static int set_add_ssize(PyObject *set, Py_ssize_t v) {
+    PyObject *o = PyLong_FromSsize_t(v);
+    int r = o == NULL ? -1 : PySet_Add(set, o);
+    Py_XDECREF(o);
+    return r;
+}
+
+static int set_add_ptr(PyObject *set, void *p) {
+    PyObject *o = PyLong_FromVoidPtr(p);
+    int r = o == NULL ? -1 : PySet_Add(set, o);
+    Py_XDECREF(o);
+    return r;
+}
+
+/* index_all(lib_top, other_top, code_type)
+ *     -> (codes, seen, twice, twice_ids, lib_twice_ids, n_codes)
+ *
+ * evidence.Sources._index_all with the kept part in tables (bytearrays): ``codes`` the
+ * addresses of the library's code objects (``lib_top`` and what it nests), ``seen`` the
+ * hashes of their places; ``twice`` (a set) the hashes of the places of all the code seen
+ * more than once, ``twice_ids`` the ids of the code at those places, ``lib_twice_ids`` those
+ * of the library's. */
+static PyObject *native_index_all(PyObject *self, PyObject *args) {
+    PyObject *lib_top, *other_top, *code_type;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &lib_top, &PyList_Type, &other_top,
+                          &code_type))
+        return NULL;
+    codevec lib = {NULL, NULL, 0, 0}, other = {NULL, NULL, 0, 0};
+    counter cnt = {NULL, NULL, 0};
+    PyObject *codes = NULL, *seen = NULL, *twice = NULL, *twice_ids = NULL, *lib_twice = NULL;
+    PyObject *result = NULL;
+    if (expand_core(lib_top, NULL, code_type, &lib) < 0) goto done;
+    if (expand_core(other_top, NULL, code_type, &other) < 0) goto done;
+    if (counter_init(&cnt, lib.n + other.n) < 0) goto done;
+    for (Py_ssize_t i = 0; i < lib.n; i++) counter_add(&cnt, (uint64_t)lib.hash[i]);
+    for (Py_ssize_t i = 0; i < other.n; i++) counter_add(&cnt, (uint64_t)other.hash[i]);
+    codes = tbl_new(lib.n);
+    seen = tbl_new(lib.n);
+    twice = PySet_New(NULL);
+    twice_ids = PySet_New(NULL);
+    lib_twice = PySet_New(NULL);
+    if (!codes || !seen || !twice || !twice_ids || !lib_twice) goto done;
+    uint64_t *cw = (uint64_t *)PyByteArray_AsString(codes);
+    uint64_t *sw = (uint64_t *)PyByteArray_AsString(seen);
+    for (Py_ssize_t i = 0; i < lib.n; i++) {
+        tbl_put(cw, (uint64_t)(uintptr_t)lib.code[i]);
+        tbl_put(sw, (uint64_t)lib.hash[i]);
+        if (counter_get(&cnt, (uint64_t)lib.hash[i]) > 1) {
+            if (set_add_ssize(twice, lib.hash[i]) < 0 || set_add_ptr(twice_ids, lib.code[i]) < 0 ||
+                set_add_ptr(lib_twice, lib.code[i]) < 0)
+                goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < other.n; i++) {
+        if (counter_get(&cnt, (uint64_t)other.hash[i]) > 1) {
+            if (set_add_ssize(twice, other.hash[i]) < 0 ||
+                set_add_ptr(twice_ids, other.code[i]) < 0)
+                goto done;
+        }
+    }
+    result = Py_BuildValue("(OOOOOn)", codes, seen, twice, twice_ids, lib_twice, lib.n + other.n);
+done:
+    Py_XDECREF(codes);
+    Py_XDECREF(seen);
+    Py_XDECREF(twice);
+    Py_XDECREF(twice_ids);
+    Py_XDECREF(lib_twice);
+    codevec_free(&lib);
+    codevec_free(&other);
+    counter_free(&cnt);
+    return result;
+}
+
+/* index_again(codes, seen, twice, lib_twice_ids, new_top, other_top, code_type)
+ *     -> None | (codes, seen, now, twice_ids, n_codes)
+ *
+ * evidence.Sources._index_again over tables: the library code ``new_top`` brings (none whose
+ * address ``codes`` holds) and the other code ``other_top``.  None when a place the tables saw
+ * once is compiled again (the caller indexes everything again).  Else the tables grown (the
+ * same bytearrays or bigger copies), ``twice`` and ``lib_twice_ids`` grown in place, ``now``
+ * the places compiled more than once, and the ids of the code at those places. */
+static PyObject *native_index_again(PyObject *self, PyObject *args) {
+    PyObject *codes, *seen, *twice, *lib_twice, *new_top, *other_top, *code_type;
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O!O", &codes, &seen, &PySet_Type, &twice, &PySet_Type,
+                          &lib_twice, &PyList_Type, &new_top, &PyList_Type, &other_top,
+                          &code_type))
+        return NULL;
+    if (!is_table(codes) || !is_table(seen)) {
+        PyErr_SetString(PyExc_ValueError, "not the helper's tables");
+        return NULL;
+    }
+    codevec fresh = {NULL, NULL, 0, 0}, other = {NULL, NULL, 0, 0};
+    counter cnt = {NULL, NULL, 0};
+    PyObject *now = NULL, *twice_ids = NULL, *codes2 = NULL, *seen2 = NULL, *result = NULL;
+    if (expand_core(new_top, (const uint64_t *)PyByteArray_AsString(codes), code_type, &fresh) <
+        0)
+        goto done;
+    if (expand_core(other_top, NULL, code_type, &other) < 0) goto done;
+    if (counter_init(&cnt, fresh.n + other.n) < 0) goto done;
+    const uint64_t *sw0 = (const uint64_t *)PyByteArray_AsString(seen);
+    for (int part = 0; part < 2; part++) {
+        codevec *v = part ? &other : &fresh;
+        for (Py_ssize_t i = 0; i < v->n; i++) {
+            uint64_t h = (uint64_t)v->hash[i];
+            if (tbl_has(sw0, h)) {
+                PyObject *key = PyLong_FromSsize_t(v->hash[i]);
+                int in_twice = key == NULL ? -1 : PySet_Contains(twice, key);
+                Py_XDECREF(key);
+                if (in_twice < 0) goto done;
+                if (!in_twice) { /* a place seen once before: start over */
+                    result = Py_None;
+                    Py_INCREF(result);
+                    goto done;
+                }
+            }
+            counter_add(&cnt, h);
+        }
+    }
+    now = PySet_New(twice);
+    twice_ids = PySet_New(NULL);
+    if (now == NULL || twice_ids == NULL) goto done;
+    for (int part = 0; part < 2; part++) {
+        codevec *v = part ? &other : &fresh;
+        for (Py_ssize_t i = 0; i < v->n; i++)
+            if (counter_get(&cnt, (uint64_t)v->hash[i]) > 1 && set_add_ssize(now, v->hash[i]) < 0)
+                goto done;
+    }
+    codes2 = tbl_reserve(codes, fresh.n);
+    seen2 = codes2 == NULL ? NULL : tbl_reserve(seen, fresh.n);
+    if (seen2 == NULL) goto done;
+    uint64_t *cw = (uint64_t *)PyByteArray_AsString(codes2);
+    uint64_t *sw = (uint64_t *)PyByteArray_AsString(seen2);
+    for (Py_ssize_t i = 0; i < fresh.n; i++) {
+        tbl_put(cw, (uint64_t)(uintptr_t)fresh.code[i]);
+        tbl_put(sw, (uint64_t)fresh.hash[i]);
+        PyObject *key = PyLong_FromSsize_t(fresh.hash[i]);
+        int at = key == NULL ? -1 : PySet_Contains(now, key);
+        if (at == 1) at = PySet_Add(twice, key) < 0 ? -1 : 1;
+        Py_XDECREF(key);
+        if (at < 0 || (at == 1 && set_add_ptr(lib_twice, fresh.code[i]) < 0)) goto done;
+    }
+    for (Py_ssize_t i = 0; i < other.n; i++) {
+        PyObject *key = PyLong_FromSsize_t(other.hash[i]);
+        int at = key == NULL ? -1 : PySet_Contains(now, key);
+        Py_XDECREF(key);
+        if (at < 0 || (at == 1 && set_add_ptr(twice_ids, other.code[i]) < 0)) goto done;
+    }
+    {
+        PyObject *it = PyObject_GetIter(lib_twice), *item;
+        if (it == NULL) goto done;
+        int bad = 0;
+        while (!bad && (item = PyIter_Next(it)) != NULL) {
+            bad = PySet_Add(twice_ids, item) < 0;
+            Py_DECREF(item);
+        }
+        Py_DECREF(it);
+        if (bad || PyErr_Occurred()) goto done;
+    }
+    result = Py_BuildValue("(OOOOn)", codes2, seen2, now, twice_ids, fresh.n + other.n);
+done:
+    Py_XDECREF(now);
+    Py_XDECREF(twice_ids);
+    Py_XDECREF(codes2);
+    Py_XDECREF(seen2);
+    codevec_free(&fresh);
+    codevec_free(&other);
+    counter_free(&cnt);
+    return result;
+}
+
+/* in_table(table, key) -> whether the table holds the key (an id or a hash) */
+static PyObject *native_in_table(PyObject *self, PyObject *args) {
+    PyObject *table, *key;
+    if (!PyArg_ParseTuple(args, "OO", &table, &key)) return NULL;
+    if (!is_table(table)) {
+        PyErr_SetString(PyExc_ValueError, "not the helper's table");
+        return NULL;
+    }
+    uint64_t k = (uint64_t)PyLong_AsUnsignedLongLongMask(key);
+    if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(tbl_has((const uint64_t *)PyByteArray_AsString(table), k));
+}
+
+/* table_len(table) -> how many keys it holds */
+static PyObject *native_table_len(PyObject *self, PyObject *table) {
+    if (!is_table(table)) {
+        PyErr_SetString(PyExc_ValueError, "not the helper's table");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(((const uint64_t *)PyByteArray_AsString(table))[0]);
 }
 
 static PyMethodDef methods[] = {
@@ -698,6 +1046,10 @@ static PyMethodDef methods[] = {
     {"function_offsets", native_function_offsets, METH_VARARGS, "Where functions keep fields."},
     {"split", native_split, METH_VARARGS, "The index's pass over every function."},
     {"expand_codes", native_expand_codes, METH_VARARGS, "Code objects and their places."},
+    {"index_all", native_index_all, METH_VARARGS, "The code-place index, made."},
+    {"index_again", native_index_again, METH_VARARGS, "The code-place index, grown."},
+    {"in_table", native_in_table, METH_VARARGS, "Whether a table holds a key."},
+    {"table_len", native_table_len, METH_O, "How many keys a table holds."},
     {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
     {NULL, NULL, 0, NULL},
 };

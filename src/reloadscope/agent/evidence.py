@@ -370,18 +370,23 @@ class _IndexCache:
     """What ``Sources.index`` keeps between scans of one process: ids of the code objects of
     library modules' functions it looked at (nested code included), the hashes of their
     places, and those of the places compiled more than once.  Ids and hashes only: no object
-    is held."""
+    is held.  ``native``: ``codes`` and ``seen`` are the native helper's tables (bytearrays of
+    addresses and hashes), which only the helper reads: a scan without it starts over."""
 
-    __slots__ = ("codes", "key", "limit", "seen", "twice", "twice_ids")
+    __slots__ = ("codes", "key", "limit", "native", "seen", "size", "twice", "twice_ids")
 
-    def __init__(self, key: object, codes: set[int], seen: set[int], twice: set[int]) -> None:
+    def __init__(
+        self, key: object, codes: Any, seen: Any, twice: set[int], size: int, native: bool
+    ) -> None:
         self.key = key
         self.codes = codes
         self.seen = seen
         self.twice = twice
         self.twice_ids: set[int] = set()
+        self.native = native
+        self.size = size  # how many code objects ``codes`` holds
         # Dead code stays counted: once it has doubled, the next scan starts over.
-        self.limit = 2 * len(codes) + 10000
+        self.limit = 2 * size + 10000
 
 
 _INDEX: list[_IndexCache | None] = [None]
@@ -406,10 +411,10 @@ def _expand(
     """The distinct code objects of ``top`` (or of its values, by id) and those nested in
     them (none whose id is in ``known``), and the hash of the place of each; in C, level by
     level (by the native helper, in one call, when it is loaded)."""
-    helper = native.get()
+    helper = native.get() if known is None else None
     if helper is not None:
         values = list(top.values()) if type(top) is dict else list(top)
-        return helper.expand_codes(values, known, CodeType)
+        return helper.expand_codes(values, CodeType)
     if type(top) is not dict:
         top = dict(zip(map(id, top), top))  # type: ignore[arg-type]
     level = list(top.values())
@@ -501,9 +506,11 @@ class Sources:
     ) -> list[FunctionType]:
         self.stats = stats = {"codes": 0, "rebuilt": 0}
         cache = _INDEX[0] if key is not None else None
-        if key is None or cache is None or cache.key != key or len(cache.codes) > cache.limit:
-            cache = None
         helper = native.get() if fields is not None else None
+        if key is None or cache is None or cache.key != key or cache.size > cache.limit:
+            cache = None
+        elif cache.native != (helper is not None):
+            cache = None  # kept by the other engine: its tables are not this one's
         new_lib: list[CodeType] = []
         codes: list[CodeType] = []
         if helper is not None:
@@ -525,15 +532,21 @@ class Sources:
                 new_lib = list(compress(codes, map(and_, lib_mask, unseen)))
         twice_ids: set[int] | None = None
         if cache is not None:
-            twice_ids = self._index_again(cache, new_lib, other_top)
+            if helper is not None:
+                twice_ids = self._index_again_native(helper, cache, new_lib, other_top)
+            else:
+                twice_ids = self._index_again(cache, new_lib, other_top)
         if twice_ids is None:
             if helper is None:
                 lib_codes = list(compress(codes, lib_mask))
             else:
                 lib_codes = list(map(_CODE_OF, compress(functions, lib_mask)))
-            lib_top = dict(zip(map(id, lib_codes), lib_codes))
+            if helper is not None:
+                cache, twice_ids = self._index_all_native(helper, lib_codes, other_top, key)
+            else:
+                lib_top = dict(zip(map(id, lib_codes), lib_codes))
+                cache, twice_ids = self._index_all(lib_top, other_top, key)
             del lib_codes
-            cache, twice_ids = self._index_all(lib_top, other_top, key)
             stats["rebuilt"] = 1
         if key is not None:
             _INDEX[0] = cache
@@ -564,9 +577,39 @@ class Sources:
         twice_ids = set(map(id, compress(chain(lib_codes, other_codes), at_twice)))
         if key is None:
             return None, twice_ids  # nothing is kept: no recorder to tell when it goes stale
-        cache = _IndexCache(key, set(map(id, lib_codes)), set(lib_places), set(twice))
+        codes = set(map(id, lib_codes))
+        cache = _IndexCache(key, codes, set(lib_places), set(twice), len(codes), False)
         cache.twice_ids = set(map(id, compress(lib_codes, at_twice)))
         return cache, twice_ids
+
+    def _index_all_native(
+        self, helper: Any, lib_top: list[CodeType], other_top: list[CodeType], key: object
+    ) -> tuple[_IndexCache | None, set[int]]:
+        """``_index_all`` by the native helper, which keeps its part in its own tables."""
+        codes, seen, twice, twice_ids, lib_twice_ids, n = helper.index_all(
+            lib_top, other_top, CodeType
+        )
+        self.stats["codes"] += n
+        self._twice = twice
+        if key is None:
+            return None, twice_ids
+        cache = _IndexCache(key, codes, seen, set(twice), helper.table_len(codes), True)
+        cache.twice_ids = lib_twice_ids
+        return cache, twice_ids
+
+    def _index_again_native(
+        self, helper: Any, cache: _IndexCache, new_top: list[CodeType], other_top: list[CodeType]
+    ) -> set[int] | None:
+        """``_index_again`` by the native helper, over its tables."""
+        again = helper.index_again(
+            cache.codes, cache.seen, cache.twice, cache.twice_ids, new_top, other_top, CodeType
+        )
+        if again is None:
+            return None
+        cache.codes, cache.seen, self._twice, twice_ids, n = again
+        cache.size = helper.table_len(cache.codes)
+        self.stats["codes"] += n
+        return twice_ids
 
     def _index_again(
         self, cache: _IndexCache, new_top: list[CodeType], other_top: list[CodeType]
@@ -590,6 +633,7 @@ class Sources:
         self._twice = now = twice | fresh_twice
         # The library part grows by what it had not seen (dead code stays: a superset).
         cache.codes.update(map(id, new_codes))
+        cache.size = len(cache.codes)
         seen.update(new_places)
         at_twice = list(map(now.__contains__, new_places))
         twice.update(compress(new_places, at_twice))
