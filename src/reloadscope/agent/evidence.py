@@ -436,11 +436,14 @@ def _expand(
 class Sources:
     """``ModuleSource`` of each current module, made on first use."""
 
-    def __init__(self, current: dict[str, ModuleType]) -> None:
+    def __init__(
+        self, current: dict[str, ModuleType], dicts: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """``dicts``: the namespace of each of ``current``, when the caller read them."""
         self.by_ns: dict[int, tuple[str, dict[str, Any]]] = {}
         self.by_name: dict[str, dict[str, Any]] = {}
         for name, mod in current.items():
-            ns = safe.module_dict(mod)
+            ns = dicts.get(name) if dicts is not None else safe.module_dict(mod)
             if ns is not None and id(ns) not in self.by_ns:
                 self.by_ns[id(ns)] = (name, ns)
                 self.by_name[name] = ns

@@ -117,6 +117,8 @@ def retained(
     counted as retained by another set); ``stale_classes``: ids of stale classes whose
     instances (stale objects the scan did not list) are not counted either."""
     groups = list(groups)
+    if not groups:
+        return []  # (nothing to measure: the namespaces are not even listed)
     if not available():
         return [None] * len(groups)
     skip = _skipped()

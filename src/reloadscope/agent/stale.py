@@ -107,14 +107,16 @@ class Classifier:
         self.current: dict[str, ModuleType] = {}
         self.current_ns: dict[int, str] = {}  # id(namespace dict) -> sys.modules key
         self.in_sys_modules: set[int] = set()
+        dicts: dict[str, dict[str, Any]] = {}
         for key, mod in list(dict.items(sys.modules)):
             self.in_sys_modules.add(id(mod))
             if type(key) is str and issubclass(type(mod), ModuleType):
                 ns = safe.module_dict(mod)
                 if ns is not None:
                     self.current[key] = mod
+                    dicts[key] = ns
                     self.current_ns.setdefault(id(ns), key)
-        self.sources = ev.Sources(self.current)
+        self.sources = ev.Sources(self.current, dicts)
         self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
         self.old_ns: dict[int, tuple[str, int | None]] = {}
