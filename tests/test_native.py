@@ -173,6 +173,7 @@ def norm(doc):
 
 COUNTS = ("functions_seen", "functions_judged", "codes_indexed", "classes_seen",
           "classes_judged", "walks", "instances_listed", "instances_counted")
+ENGINES = []
 
 
 def scan(off, full=False):
@@ -180,6 +181,7 @@ def scan(off, full=False):
     native.disable(off)
     s = Scan(recorder, collect=False, full_walk=full)
     doc = json.loads(json.dumps(s.run()[0], default=str))
+    ENGINES.append(s.engine)
     native.disable(False)
     return norm(doc), {k: getattr(s, k, None) for k in COUNTS}
 
@@ -205,6 +207,7 @@ for full in (False, True):
         "walks": ca["walks"],
         "counted": ca["instances_counted"],
     }
+out["engines"] = sorted(set(ENGINES))
 print(MARK + json.dumps(out))
 """
 
@@ -238,6 +241,7 @@ def test_walks_are_the_same_object_for_object(python, tmp_path):
 @pytest.mark.parametrize("python", pythons(), ids=version_id)
 def test_scans_report_the_same_with_and_without_it(python, tmp_path):
     got = _child(python, SCANS, tmp_path)
+    assert got.pop("engines") == ["native", "python"]
     for name, checks in got.items():
         assert checks["reports"] and checks["counts"], (name, checks)
         assert checks["rescan indexed less"], (name, checks)

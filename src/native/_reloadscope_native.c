@@ -34,6 +34,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Lets the process's other threads run for a moment (the GIL released, a 20 us sleep: a bare
+ * release is often taken back before a waiting thread wakes).  Only between steps whose
+ * objects cannot change meanwhile (code objects and their constants are immutable, and held
+ * by the caller's lists). */
+#define YIELD_EVERY 16384
+static void let_others_run(void) {
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, NULL);
+    Py_END_ALLOW_THREADS
+}
 
 /* -- a set of addresses (open addressing, linear probing) -------------------------------- */
 
@@ -729,6 +742,7 @@ static int expand_core(PyObject *top, const uint64_t *known, PyObject *code_type
     Py_ssize_t start = 0, stop = out->n;
     while (start < stop) {
         for (Py_ssize_t i = start; i < stop; i++) {
+            if (i % YIELD_EVERY == YIELD_EVERY - 1) let_others_run();
             PyObject *consts = PyObject_GetAttr(out->code[i], str_consts);
             if (consts == NULL) goto done;
             Py_ssize_t nc = PyTuple_Check(consts) ? PyTuple_Size(consts) : 0;
@@ -762,6 +776,7 @@ static int expand_core(PyObject *top, const uint64_t *known, PyObject *code_type
         stop = out->n;
     }
     for (Py_ssize_t i = 0; i < out->n; i++) {
+        if (i % YIELD_EVERY == YIELD_EVERY - 1) let_others_run();
         out->hash[i] = place_hash(out->code[i]);
         if (out->hash[i] == -1 && PyErr_Occurred()) goto done;
     }

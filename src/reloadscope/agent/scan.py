@@ -132,6 +132,7 @@ class Scan:
         self.classes_seen = 0  # and the classes it saw, and those it judged one by one
         self.classes_judged = 0
         self.walks = 0  # module-graph walks the last run needed (1, or 2 when the first was cut)
+        self.engine = "python"  # or "native": which code ran the hot loops of the last run
         self.doubt: str | None = None  # why the first walk's paths were not taken as shortest
         # Levels of the first walk the second took over instead of building them again.
         self.levels_reused = 0
@@ -175,6 +176,8 @@ class Scan:
         raise OutOfMemory(self.n_objects)
 
     def _run(self) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+        # Which code ran the scan's hot loops (native.py); results are the same either way.
+        self.engine = "native" if native.get() is not None else "python"
         started = time.time()
         t0 = time.perf_counter()
         self.deadline = time.monotonic() + self.time_budget
