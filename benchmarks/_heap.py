@@ -1,14 +1,18 @@
 """What the scan benchmarks share: an application-like heap, stale objects made by a real reload,
 the chains that hold them at a chosen depth, the floor, and a look at the scan's walks.
 
-Imported by ``scan_vs_floor.py`` and ``scan_shapes.py`` (run from this directory, which is then
-first on ``sys.path``).
+Imported by the scan benchmarks (run from this directory, which is then first on
+``sys.path``).  Also what they share to compare the engines side by side in one run: the
+native helper (``agent/native.py``) or the pure-Python code, toggled with ``native.disable``
+between the scans of a repetition (``ENGINES``, ``choose_engines``, ``use_engine``), and the
+normalised report two scans of the same heap must agree on (``comparable``).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import json
 import os
 import sys
 import time
@@ -173,3 +177,79 @@ def walks_needed() -> tuple[int, str | None, dict]:
     s = engine_scan()
     doc = s.run()[0]
     return int(s.walks), s.doubt, doc
+
+
+# -- the engines: the native helper or the pure-Python code, in one process --------------------
+ENGINES = ("native", "python")
+
+
+def _native() -> Any:
+    return importlib.import_module("reloadscope.agent.native")
+
+
+def native_state() -> str:
+    """``loaded``, or ``not loaded (<why>)``: whether this process's scans can use the native
+    helper (asked with the helper enabled, which is how it is left)."""
+    native = _native()
+    native.disable(False)
+    if native.get() is not None:
+        return "loaded"
+    return f"not loaded ({native.why_not() or 'unknown'})"
+
+
+def choose_engines(text: str | None) -> list[str]:
+    """The engines to compare, from ``--engines`` (``native,python``, either alone): by
+    default both when the helper loads here, else the Python code alone."""
+    loads = native_state() == "loaded"
+    if not text:
+        return list(ENGINES) if loads else ["python"]
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for n in names:
+        if n not in ENGINES:
+            raise SystemExit(f"unknown engine {n!r} (engines: {', '.join(ENGINES)})")
+    if "native" in names and not loads:
+        raise SystemExit(f"--engines native: the native helper is {native_state()}")
+    if not names:
+        raise SystemExit("--engines: name at least one of native, python")
+    return names
+
+
+def use_engine(name: str) -> None:
+    """Scans from now on run on ``name``'s code: ``native`` (the helper) or ``python``."""
+    _native().disable(name == "python")
+
+
+def in_order(engines: list[str], repetition: int) -> list[str]:
+    """The engines in the order they run in this repetition: alternating, so that neither is
+    always the one right after the floor."""
+    return engines if repetition % 2 == 0 else engines[::-1]
+
+
+def comparable(doc: dict) -> str:
+    """The report without what differs between two scans of the same heap (timings)."""
+    return json.dumps(
+        {"modules": doc["modules"], "blind_spots": doc["scan"].get("blind_spots")},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def keep_differing(what: str, docs: dict[str, dict]) -> str:
+    """Write the normalised reports that should have been equal to files; says where."""
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix="reloadscope-differ-")
+    for name, doc in docs.items():
+        with open(os.path.join(out, f"{name}.json"), "w") as fh:
+            fh.write(json.dumps(json.loads(comparable(doc)), indent=1, sort_keys=True))
+    return f"{what}: the reports differ (normalised, in {out}: {', '.join(docs)})"
+
+
+def ratio_text(times: list[float], floors: list[float], digits: int = 2) -> str:
+    """Median time over median floor, and the range of the per-repetition ratios (each time
+    over its own repetition's floor), as the benchmarks print them."""
+    import statistics
+
+    r = sorted(t / f for t, f in zip(times, floors))
+    med = statistics.median(times) / statistics.median(floors)
+    return f"{med:.{digits}f}x floor (per repetition {r[0]:.{digits}f}-{r[-1]:.{digits}f})"
