@@ -1,7 +1,8 @@
 """First scan and rescan after one reload, against the floor, side by side in one run, in a
 process shaped like a real application (the packages of ``real_process.py``) with recording on.
 
-    python benchmarks/rescan.py [--repeat N] [--stale] [--json] [--verbose]
+    python benchmarks/rescan.py [--repeat N] [--stale] [--engines native,python] [--quick]
+        [--json] [--verbose]
 
 Recording starts first (as ``reloadscope run``, the IPython extension or an injected agent have
 it), then the packages are imported, then a module of the program's own (40 functions and a
@@ -10,21 +11,33 @@ and an instance of its class, which its first reload makes stale: each scan then
 the module graph for their paths). Interleaved, each repetition:
 
 - reload: the module's file is edited and reloaded (one new generation), then ``gc.collect()``;
-- rescan: a scan (``Scan(recorder, collect=False).run()``, what ``reloadscope.scan`` runs) with
-  what the scan before it kept: the live UI's follow, ``report --watch``, IPython's after-cell
-  check, repeated ``reloadscope.scan()`` calls;
 - floor: one bare pass over the heap (``gc.get_objects()`` plus ``gc.get_referents`` on each);
-- first scan: the same scan with nothing kept (``evidence.forget_index()``), as a process's
-  first scan is.
+- then for each engine, their order alternating from one repetition to the next:
+  - rescan: a scan (``Scan(recorder, collect=False).run()``, what ``reloadscope.scan`` runs)
+    with what the scan before the reload kept: the live UI's follow, ``report --watch``,
+    IPython's after-cell check, repeated ``reloadscope.scan()`` calls;
+  - first scan: the same scan with nothing kept (``evidence.forget_index()``), as a process's
+    first scan is.
 
-Both scans of a repetition see the same heap: their reports must be equal (checked), and each
+ENGINE is ``native`` (the agent's native helper, ``agent/native.py``) or ``python`` (the same
+scan with the helper disabled, ``native.disable(True)``): by default both when the helper
+loads in this process, else ``python`` alone; the header line says ``native helper: loaded`` or
+``native helper: not loaded (<why>)``.  So that each engine's rescan starts from the same
+kept index (the one the scans before the reload left), the index kept is copied right after
+the reload and put back before each engine's rescan (``evidence._INDEX``; an engine without
+it keeps nothing, and its rescans are first scans).
+
+All the scans of a repetition see the same heap: their reports must be equal (checked: the
+rescan's and the first scan's of each engine, and the engines' with each other), and each
 scan says how many of the process's functions it judged one by one and how many code objects
-its index looked at.
+its index looked at.  The last line gives each scan's time with the helper over its time
+without (median, and per repetition).  ``--quick``: one repetition.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import importlib
 import json
@@ -33,12 +46,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _heap import import_fresh, reload_for_real
-from real_process import PACKAGES, floor
+from _heap import (
+    choose_engines,
+    comparable,
+    import_fresh,
+    in_order,
+    keep_differing,
+    native_state,
+    ratio_text,
+    reload_for_real,
+    use_engine,
+)
+from real_process import PACKAGES, floor, native_over_python, native_over_python_text
 
 
 def user_source(version: int) -> str:
@@ -46,15 +70,6 @@ def user_source(version: int) -> str:
         f"\ndef handler_{k}(event):\n    return (event, {version}, {k})\n" for k in range(40)
     )
     return f"class Session:\n    version = {version}\n{defs}"
-
-
-def comparable(doc: dict) -> str:
-    """The report without what differs between two scans of the same heap (timings)."""
-    return json.dumps(
-        {"modules": doc["modules"], "blind_spots": doc["scan"].get("blind_spots")},
-        sort_keys=True,
-        default=str,
-    )
 
 
 def main() -> None:
@@ -67,12 +82,20 @@ def main() -> None:
         help="another module holds a function and an instance of the first generation: each "
         "scan then reports them (3 entries) and walks the module graph for their paths",
     )
+    ap.add_argument(
+        "--engines",
+        help="native,python (default: both when the native helper loads, else python)",
+    )
+    ap.add_argument("--quick", action="store_true", help="1 repetition (for tests)")
     ap.add_argument("--verbose", action="store_true", help="each scan's time and counts")
     args = ap.parse_args()
+    repeat = 1 if args.quick else args.repeat
     from reloadscope import agent
     from reloadscope.agent import evidence
     from reloadscope.agent.scan import Scan
 
+    helper = native_state()
+    engines = choose_engines(args.engines)
     recorder = agent.install()
     used = []
     for name in PACKAGES:
@@ -99,41 +122,66 @@ def main() -> None:
         return time.perf_counter() - t, s, doc
 
     # A first reload (recording it loads dis, hashlib...: libraries, so the scan after it
-    # starts its index over), then the scan the first repetition's rescan starts from.
+    # starts its index over), then a scan by each engine (untimed: what a process's first scan
+    # sets up once); the last leaves the index the first repetition's rescans start from.
     reload_for_real(user, workdir, user_source(-1))
     gc.collect()
-    scan()
-    times: dict[str, list[float]] = {"floor": [], "first scan": [], "rescan": []}
+    for engine in engines:
+        use_engine(engine)
+        scan()
+    labels = [f"{what} [{e}]" for what in ("first scan", "rescan") for e in engines]
+    times: dict[str, list[float]] = {"floor": [], **{k: [] for k in labels}}
     counts: dict[str, dict[str, int]] = {}
+    walks_by: dict[str, int] = {}
     entries = walks = 0
-    for rep in range(args.repeat):
-        reload_for_real(user, workdir, user_source(rep + 1))
-        gc.collect()  # the old generation's garbage (its class's cycle), as the program's gc would
-        took, s, again = scan()
-        times["rescan"].append(took)
-        counts["rescan"] = _counts(s)
-        if args.verbose:
-            print(f"  rescan {took:.3f} s {counts['rescan']}", file=sys.stderr)
-        times["floor"].append(floor())
-        getattr(evidence, "forget_index", lambda: None)()  # (an engine that keeps nothing)
-        took, s, first = scan()
-        times["first scan"].append(took)
-        counts["first scan"] = _counts(s)
-        if args.verbose:
-            print(f"  first scan {took:.3f} s {counts['first scan']}", file=sys.stderr)
-        if comparable(again) != comparable(first):
-            raise SystemExit(f"repetition {rep}: the rescan's report differs from the first scan's")
-        entries = sum(len(m["stale"]) for m in first["modules"])
-        walks = s.walks
+    try:
+        for rep in range(repeat):
+            reload_for_real(user, workdir, user_source(rep + 1))
+            gc.collect()  # the old generation's garbage (its class's cycle), as a program's gc
+            kept = keep_index(evidence)
+            times["floor"].append(floor())
+            docs: dict[str, dict] = {}
+            for engine in in_order(engines, rep):
+                use_engine(engine)
+                put_back_index(evidence, kept)
+                for what in ("rescan", "first scan"):
+                    if what == "first scan":
+                        getattr(evidence, "forget_index", lambda: None)()  # (keeps nothing)
+                    took, s, doc = scan()
+                    key = f"{what} [{engine}]"
+                    times[key].append(took)
+                    counts[key] = _counts(s)
+                    docs[key] = doc
+                    if args.verbose:
+                        print(f"  {key} {took:.3f} s {counts[key]}", file=sys.stderr)
+                walks_by[engine] = walks = s.walks
+                entries = sum(len(m["stale"]) for m in doc["modules"])
+            if len({comparable(d) for d in docs.values()}) > 1:
+                raise SystemExit(keep_differing(f"repetition {rep}", docs))
+    finally:
+        use_engine("native")  # as it was: the helper when it loads
     facts = {
         "python": sys.version.split()[0],
         "objects": len(gc.get_objects()),
         "modules": len(sys.modules),
         "packages": used,
+        "native_helper": helper,
+        "engines": engines,
+        "repeat": repeat,
         "entries": entries,
         "walks": walks,
+        "walks_by_engine": walks_by,
         "counts": counts,
         "seconds": {k: sorted(v) for k, v in times.items()},
+        # Each scan over its repetition's floor, in the order the repetitions ran.
+        "ratios": {
+            k: [round(t / f, 3) for t, f in zip(v, times["floor"])]
+            for k, v in times.items()
+            if k != "floor"
+        },
+        # Every scan of a repetition reported the same (the run stops otherwise).
+        "reports_equal": True,
+        "native_over_python": native_over_python(times, ["first scan", "rescan"], engines),
     }
     if args.json:
         print(json.dumps(facts))
@@ -141,21 +189,34 @@ def main() -> None:
     print(
         f"CPython {facts['python']}, {facts['objects']:,} objects, {facts['modules']:,} modules, "
         f"{len(used)} packages, recording on; {entries} entries, {walks} walks a scan, "
-        "reports equal"
+        f"reports equal; native helper: {helper}; engines: {', '.join(engines)}"
     )
-    base = statistics.median(times["floor"])
     for key, v in times.items():
         med = statistics.median(v)
-        ratios = sorted(t / f for t, f in zip(v, times["floor"]))
         extra = ""
         if key != "floor":
             c = counts[key]
             extra = (
-                f"  {med / base:5.2f}x floor (per repetition {ratios[0]:.2f}-{ratios[-1]:.2f}); "
+                f"  {ratio_text(v, times['floor'])}; "
                 f"judged {c['judged']:,} of {c['functions']:,} functions, "
                 f"{c['codes']:,} code objects indexed"
             )
-        print(f"  {key:<11} min {min(v):.3f} s  median {med:.3f} s  max {max(v):.3f} s{extra}")
+        print(f"  {key:<20} min {min(v):.3f} s  median {med:.3f} s  max {max(v):.3f} s{extra}")
+    if facts["native_over_python"]:
+        print("  native / python: " + native_over_python_text(facts["native_over_python"]))
+
+
+def keep_index(evidence: Any) -> Any:
+    """A copy of the index the scans before now kept (ids and hashes only), or None."""
+    box = getattr(evidence, "_INDEX", None)
+    return copy.deepcopy(box[0]) if box else None
+
+
+def put_back_index(evidence: Any, kept: Any) -> None:
+    """The next scan starts from (a copy of) ``kept``, as if the scans since had not run."""
+    box = getattr(evidence, "_INDEX", None)
+    if box:
+        box[0] = copy.deepcopy(kept)
 
 
 def _counts(s: object) -> dict[str, int]:
