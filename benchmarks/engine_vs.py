@@ -1,4 +1,5 @@
-"""Two scan engines side by side on one heap: another checkout's against this one's.
+"""Two scan engines side by side on one heap: another checkout's against this one's, or this
+checkout's with its native helper against the same without it (``--other python``).
 
 Builds one of ``scan_shapes``' heaps (``--shape``, ``--objects``, ``--stale``), loads the
 other checkout's ``reloadscope`` package under the name ``rsother`` beside this one (both scan
@@ -9,8 +10,18 @@ dates and pids aside): the first scan of each engine on the fresh heap, each in 
 same process (a scan changes the heap: on 3.11+ naming an instance's attribute materialises
 its ``__dict__``), then every timed scan after one untimed scan that settles the heap.
 
+``--other python`` loads no second checkout: the two engines are this checkout's, ``python``
+with the native helper disabled (``native.disable(True)`` before each of its scans) and
+``native`` with it (``native.disable(False)``); it stops when the helper does not load.  With
+another checkout each engine uses its own helper, if it has one and it loads.  The first line
+says ``native helper: loaded`` or ``native helper: not loaded (<why>)`` (this checkout's) and
+whether the reports were equal, a line per engine its median over the floor, then the second
+engine's time over the first's; the last line is the figures as JSON (keys named after the
+engines: ``other``/``this``, or ``python``/``native``).
+
     python benchmarks/engine_vs.py --other ../main [--shape inside] [--objects 1M]
         [--repeat 5] [--stale 100]
+    python benchmarks/engine_vs.py --other python --objects 1M --repeat 5
 """
 
 from __future__ import annotations
@@ -28,10 +39,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import scan_shapes
-from _heap import build_heap, floor, timed
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import scan_shapes  # noqa: E402
+from _heap import build_heap, floor, in_order, native_state, ratio_text, timed  # noqa: E402
+
 SKIP = ("scan", "scanned_at", "taken_at", "duration_s", "pid")
 
 
@@ -55,14 +69,28 @@ def norm(doc: Any) -> Any:
     return doc
 
 
-def in_fork(scan_mod: Any, recorder: Any) -> Any:
+class Engine:
+    """A scan engine: a ``reloadscope.agent.scan`` module, and the native helper switched off
+    (``python``), on (``native``) or left as its checkout has it (None) for its scans."""
+
+    def __init__(self, name: str, scan_mod: Any, helper_off: bool | None) -> None:
+        self.name, self.scan_mod, self.helper_off = name, scan_mod, helper_off
+
+    def scan(self, recorder: Any) -> Any:
+        """A ``Scan`` ready to run, the helper switched as this engine has it."""
+        if self.helper_off is not None:
+            importlib.import_module("reloadscope.agent.native").disable(self.helper_off)
+        return self.scan_mod.Scan(recorder, collect=False)
+
+
+def in_fork(engine: Engine, recorder: Any) -> Any:
     """The report of a first scan of this heap, made in a fork (this heap stays as it was)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(r)
-            doc = norm(json.loads(json.dumps(scan_mod.Scan(recorder, collect=False).run()[0])))
+            doc = norm(json.loads(json.dumps(engine.scan(recorder).run()[0])))
             with os.fdopen(w, "w") as fh:
                 fh.write(json.dumps(doc))
         finally:
@@ -76,7 +104,12 @@ def in_fork(scan_mod: Any, recorder: Any) -> Any:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--other", required=True, help="the other checkout (holding src/reloadscope)")
+    ap.add_argument(
+        "--other",
+        required=True,
+        help="the other checkout (holding src/reloadscope), or python: this checkout's engine "
+        "with the native helper disabled, against the same with it",
+    )
     ap.add_argument("--shape", default="inside", choices=sorted(scan_shapes.BUILD))
     ap.add_argument("--objects", default="1M", help="heap size (default 1M)")
     ap.add_argument("--repeat", type=int, default=5)
@@ -87,42 +120,78 @@ def main() -> None:
     reloadscope.install(listen=False)
     recorder = importlib.import_module("reloadscope.agent")._recorder
     ours = importlib.import_module("reloadscope.agent.scan")
-    other = load_other(Path(a.other).resolve())
+    helper = native_state()
+    if a.other == "python":
+        if helper != "loaded":
+            raise SystemExit(f"--other python: the native helper is {helper}")
+        engines = [Engine("python", ours, True), Engine("native", ours, False)]
+        described = {"python": "this checkout, helper disabled", "native": "this checkout"}
+    else:
+        other = load_other(Path(a.other).resolve())
+        engines = [Engine("other", other, None), Engine("this", ours, None)]
+        described = {"other": str(Path(a.other).resolve()), "this": str(ROOT)}
     sys.dont_write_bytecode = True
     mods = build_heap(scan_shapes.parse_size(a.objects))
+    first, second = engines
     with tempfile.TemporaryDirectory() as workdir:
         probes = scan_shapes.BUILD[a.shape](a.stale, workdir, mods)
         gc.collect()
-        fresh_equal = in_fork(other, recorder) == in_fork(ours, recorder)
-        other.Scan(recorder, collect=False).run()  # settles the heap (see the docstring)
+        fresh_equal = in_fork(first, recorder) == in_fork(second, recorder)
+        first.scan(recorder).run()  # settles the heap (see the docstring)
         floors: list[float] = []
-        times: dict[str, list[float]] = {"other": [], "this": []}
-        docs: dict[str, list[Any]] = {"other": [], "this": []}
+        times: dict[str, list[float]] = {e.name: [] for e in engines}
+        docs: dict[str, list[Any]] = {e.name: [] for e in engines}
         walks: dict[str, Any] = {}
         for r in range(a.repeat):
             floors.append(timed(floor))
-            order = [("other", other), ("this", ours)]
-            for name, mod in order if r % 2 == 0 else order[::-1]:
-                s = mod.Scan(recorder, collect=False)
+            for e in in_order(engines, r):
+                s = e.scan(recorder)
                 t0 = time.perf_counter()
                 doc = s.run()[0]
-                times[name].append(time.perf_counter() - t0)
-                walks[name] = [s.walks, s.doubt, getattr(s, "levels_reused", None)]
-                docs[name].append(norm(json.loads(json.dumps(doc))))
+                times[e.name].append(time.perf_counter() - t0)
+                walks[e.name] = [s.walks, s.doubt, getattr(s, "levels_reused", None)]
+                docs[e.name].append(norm(json.loads(json.dumps(doc))))
         alive = sum(1 for p in probes if p() is not None)
+    importlib.import_module("reloadscope.agent.native").disable(False)
     f = statistics.median(floors)
     out = {
         "python": sys.version.split()[0],
         "shape": a.shape,
         "objects": len(gc.get_objects()),
         "stale_alive": alive,
+        "native_helper": helper,
+        "engines": [e.name for e in engines],
         "floor_s": round(f, 4),
         **{f"{k}_x": round(statistics.median(v) / f, 2) for k, v in times.items()},
         **{f"{k}_ratios": [round(t / x, 2) for t, x in zip(v, floors)] for k, v in times.items()},
+        # The second engine's time over the first's, per repetition.
+        f"{second.name}_over_{first.name}": [
+            round(b / x, 3) for b, x in zip(times[second.name], times[first.name])
+        ],
         "walks_doubt_reused": walks,
         "fresh_reports_equal": fresh_equal,
-        "reports_equal": docs["other"] == docs["this"],
+        "reports_equal": docs[first.name] == docs[second.name],
     }
+    equal = (
+        "reports equal"
+        if out["fresh_reports_equal"] and out["reports_equal"]
+        else (
+            f"REPORTS DIFFER (fresh: {'equal' if fresh_equal else 'differ'}, timed: "
+            f"{'equal' if out['reports_equal'] else 'differ'})"
+        )
+    )
+    print(
+        f"CPython {out['python']}, {a.shape}, {out['objects']:,} objects, {a.repeat} "
+        f"repetitions; native helper: {helper}; {equal}"
+    )
+    width = max(len(f"{k} ({v})") for k, v in described.items())
+    for k, v in times.items():
+        print(f"  {f'{k} ({described[k]})':<{width}}  {ratio_text(v, floors)}")
+    over = sorted(out[f"{second.name}_over_{first.name}"])
+    med = statistics.median(times[second.name]) / statistics.median(times[first.name])
+    print(
+        f"  {second.name} / {first.name}: {med:.2f}x (per repetition {over[0]:.2f}-{over[-1]:.2f})"
+    )
     print(json.dumps(out))
 
 
