@@ -39,8 +39,22 @@ holder of its own.
 --pythons all runs everything under each CPython 3.10+ that tests/scenario.py finds (pyenv's,
 scripts/provide-pythons', python3.X on PATH), always with PYTHONPATH=<repo>/src.
 
+The engine: the scans (the timed ones and those under the ticker) are the real
+``reloadscope.scan``, so they run the agent's native helper (``agent/native.py``) wherever it
+loads, as shipped.  The header line says ``native helper: loaded`` or ``native helper: not
+loaded (<why>)`` for each interpreter, the table's ``engine`` column and each run's JSON
+(``engine``, ``native_helper``) which engine ran.  The children inherit this environment:
+``RELOADSCOPE_NATIVE=0 python benchmarks/scan_shapes.py ...`` measures the Python code alone.
+``--engines native,python`` measures both in each child, on one heap: each repetition of the
+timings (floor, then a scan by each engine) and of the stall scans runs both engines, their
+order alternating (``native.disable`` switches between them); the table then has a row per
+engine (its scan times, ratios, stall, stall ratio and memory; the first engine's also at the
+top level of the run's JSON, each one's under ``by_engine``), and the engines' reports in each
+repetition of the stall scans must be equal (a problem otherwise).
+
     python benchmarks/scan_shapes.py [--sizes 0.25M,1M,4M] [--shapes one-class,...]
-        [--repeat N] [--pythons all|current|3.11,3.12,...] [--quick] [--json]
+        [--repeat N] [--pythons all|current|3.11,3.12,...] [--engines native,python]
+        [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -62,15 +76,20 @@ from typing import Any
 
 from _heap import (
     build_heap,
+    choose_engines,
+    comparable,
     engine_scan,
     floor,
     import_fresh,
+    in_order,
     make_stale,
-    measure,
+    native_state,
     place_apart,
     place_inside,
     plug_source,
     reload_for_real,
+    timed,
+    use_engine,
     walks_needed,
     wrap,
 )
@@ -263,24 +282,53 @@ def reset_peak() -> bool:
         return False
 
 
-def stall_and_memory_scans(repeat: int) -> tuple[list[float], list[dict | None], list[dict]]:
-    """``repeat`` scans under the ticker: their stalls (s), their memory figures (None when
-    the peak cannot be reset) and their report documents."""
-    stalls, memory, docs = [], [], []
-    for _ in range(repeat):
-        trim_malloc()
-        can_reset = reset_peak()
-        before = vm_kb("VmRSS")
-        with Ticker() as t:
-            doc = _scan_doc()
-        peak = vm_kb("VmHWM")
-        stalls.append(t.max_gap)
-        docs.append(doc)
-        if can_reset and before is not None and peak is not None:
-            memory.append({"rss_kb": before, "extra_kb": max(0, peak - before)})
-        else:
-            memory.append(None)
+def stall_and_memory_scans(
+    repeat: int, engines: list[str]
+) -> tuple[dict[str, list[float]], dict[str, list[dict | None]], dict[str, list[dict]]]:
+    """``repeat`` scans by each engine under the ticker (their order alternating): by engine,
+    their stalls (s), their memory figures (None when the peak cannot be reset) and their
+    report documents."""
+    stalls: dict[str, list[float]] = {e: [] for e in engines}
+    memory: dict[str, list[dict | None]] = {e: [] for e in engines}
+    docs: dict[str, list[dict]] = {e: [] for e in engines}
+    for rep in range(repeat):
+        for e in in_order(engines, rep):
+            use_engine(e)
+            trim_malloc()
+            can_reset = reset_peak()
+            before = vm_kb("VmRSS")
+            with Ticker() as t:
+                doc = _scan_doc()
+            peak = vm_kb("VmHWM")
+            stalls[e].append(t.max_gap)
+            docs[e].append(doc)
+            if can_reset and before is not None and peak is not None:
+                memory[e].append({"rss_kb": before, "extra_kb": max(0, peak - before)})
+            else:
+                memory[e].append(None)
+    use_engine(engines[0])
     return stalls, memory, docs
+
+
+def measure_engines(
+    repeat: int, engines: list[str]
+) -> tuple[dict[str, list[float]], list[float], dict]:
+    """Interleaved, ``repeat`` times: the floor, then ``reloadscope.scan(collect=False)`` by
+    each engine (their order alternating).  Returns the scan times by engine, the floor
+    times and the document of the first scan (``engines[0]``'s, on the heap as it was)."""
+    times: dict[str, list[float]] = {e: [] for e in engines}
+    floors: list[float] = []
+    first: dict = {}
+    for rep in range(repeat):
+        floors.append(timed(floor))
+        for e in in_order(engines, rep):
+            use_engine(e)
+            t0 = time.perf_counter()
+            doc = _scan_doc()
+            times[e].append(time.perf_counter() - t0)
+            first = first or doc
+    use_engine(engines[0])
+    return times, floors, first
 
 
 def _scan_doc() -> dict:
@@ -406,9 +454,21 @@ def spread(xs: list[float], digits: int = 4) -> dict[str, float]:
     }
 
 
-def run_one(shape: str, objects: int, stale: int, repeat: int) -> dict[str, Any]:
+def run_one(
+    shape: str, objects: int, stale: int, repeat: int, engines_asked: str | None = None
+) -> dict[str, Any]:
     import reloadscope
 
+    helper = native_state()
+    try:
+        # As shipped by default: the native helper when it loads here, else the Python code.
+        engines = (
+            choose_engines(engines_asked)
+            if engines_asked
+            else ["native" if helper == "loaded" else "python"]
+        )
+    except SystemExit as e:
+        return {"shape": shape, "ok": False, "error": str(e), "native_helper": helper}
     reloadscope.install(listen=False)
     sys.dont_write_bytecode = True
     mods = build_heap(objects)
@@ -418,56 +478,82 @@ def run_one(shape: str, objects: int, stale: int, repeat: int) -> dict[str, Any]
         placed_alive = sum(1 for p in placed if p() is not None)
         probes = with_classes(placed)
         heap_objects = len(gc.get_objects())
+        use_engine(engines[0])
         fresh_full = full_walk_depths()
         # After the fork every page of the heap is write-protected once: the first pass that
         # writes reference counts takes a fault per page.  Take those untimed.
         floor()
-        # Interleaved floor, scan, floor, scan, ...; the first scan's document is kept too.
-        scans, floors, first = measure(1)
-        more_scans, more_floors, _ = measure(repeat - 1)
-        scans, floors = scans + more_scans, floors + more_floors
-        ratios = [s / f for s, f in zip(scans, floors)]
+        # Interleaved floor, scan(s), floor, scan(s), ...; the first scan's document is kept.
+        times, floors, first = measure_engines(repeat, engines)
         stalls_get = stall_of_get_objects()
-        stalls, memory, docs = stall_and_memory_scans(repeat)
+        stalls, memory, docs = stall_and_memory_scans(repeat, engines)
         walks, doubt, settled = walks_needed()
         settled_full = module_depths(engine_scan(full_walk=True).run()[0])
-        figures = check([first, *docs, settled], probes, fresh_full, settled_full)
+        all_docs = [d for e in engines for d in docs[e]]
+        figures = check([first, *all_docs, settled], probes, fresh_full, settled_full)
     if placed_alive != stale:
         figures["problems"].append(f"only {placed_alive} of the {stale} stale objects placed alive")
+    # The engines' reports of one repetition of the stall scans (a settled heap) must agree.
+    unequal = [rep for rep in range(repeat) if len({comparable(docs[e][rep]) for e in engines}) > 1]
+    if unequal:
+        figures["problems"].append(f"the engines' reports differ (repetitions {unequal})")
     figures["ok"] = not figures["problems"] and not figures["mismatches"]
-    mem = [m for m in memory if m is not None]
-    worst = max(mem, key=lambda m: m["extra_kb"]) if mem else None
+    by_engine = {
+        e: engine_figures(times[e], floors, stalls[e], stalls_get, memory[e]) for e in engines
+    }
     del mods
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "reloadscope": os.path.dirname(reloadscope.__file__),
+        "native_helper": helper,
+        "engines": engines,
+        # The figures at the top level are the first engine's; ``by_engine`` has each one's.
+        "engine": engines[0],
+        "reports_equal": not unequal if len(engines) > 1 else None,
         "shape": shape,
         "objects_asked": objects,
         "heap_objects": heap_objects,
         "stale": stale,
         "repeat": repeat,
-        "scan_s": [round(x, 4) for x in scans],
         "floor_s": [round(x, 4) for x in floors],
-        "scan_over_floor": [round(x, 3) for x in ratios],
-        "scan": spread(scans),
         "floor": spread(floors),
-        "ratio": spread(ratios, 2),
+        **by_engine[engines[0]],
+        "by_engine": by_engine,
         "walks": walks,
         "doubt": doubt,
         # The timeline's retained figures, part of each scan's time (agent/retained.py).
-        "retained_s": [d["scan"].get("retained_s") for d in (first, *docs)],
+        "retained_s": [d["scan"].get("retained_s") for d in (first, *docs[engines[0]])],
         "retained_bytes": [g.get("retained_bytes") for g in _plug_generations(first)],
-        "stall_scan_ms": round(max(stalls) * 1000, 1),
-        "stall_scan_ms_all": [round(x * 1000, 1) for x in stalls],
         "stall_get_objects_ms": round(max(stalls_get) * 1000, 1),
         "stall_get_objects_ms_all": [round(x * 1000, 1) for x in stalls_get],
+        **figures,
+    }
+
+
+def engine_figures(
+    scans: list[float],
+    floors: list[float],
+    stalls: list[float],
+    stalls_get: list[float],
+    memory: list[dict | None],
+) -> dict[str, Any]:
+    """One engine's times, ratios to the floor, stalls and memory."""
+    ratios = [s / f for s, f in zip(scans, floors)]
+    mem = [m for m in memory if m is not None]
+    worst = max(mem, key=lambda m: m["extra_kb"]) if mem else None
+    return {
+        "scan_s": [round(x, 4) for x in scans],
+        "scan_over_floor": [round(x, 3) for x in ratios],
+        "scan": spread(scans),
+        "ratio": spread(ratios, 2),
+        "stall_scan_ms": round(max(stalls) * 1000, 1),
+        "stall_scan_ms_all": [round(x * 1000, 1) for x in stalls],
         "stall_ratio": round(max(stalls) / max(stalls_get), 2),
         "rss_mb": round(worst["rss_kb"] / 1024, 1) if worst else None,
         "mem_extra_mb": round(worst["extra_kb"] / 1024, 1) if worst else None,
         "mem_extra_pct": round(100 * worst["extra_kb"] / worst["rss_kb"], 1) if worst else None,
         "memory_note": None if worst else "/proc/self/clear_refs not writable: no peak reset",
-        **figures,
     }
 
 
@@ -503,9 +589,14 @@ def interpreters(which: str) -> dict[str, str]:
     return out
 
 
-def child(python: str, shape: str, objects: int, stale: int, repeat: int) -> dict[str, Any]:
+def child(
+    python: str, shape: str, objects: int, stale: int, repeat: int, engines: str | None = None
+) -> dict[str, Any]:
     cmd = [python, __file__, "--one", shape, "--objects", str(objects)]
     cmd += ["--stale", str(stale), "--repeat", str(repeat)]
+    if engines:
+        cmd += ["--engines", engines]
+    # This environment, RELOADSCOPE_NATIVE included (=0: the children scan without the helper).
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
     lines = p.stdout.strip().splitlines()
@@ -538,6 +629,28 @@ def engine_state() -> str:
     return f"{where} at {head}" + (f" + changes to {', '.join(changed)}" if changed else "")
 
 
+def helper_state(python: str) -> str:
+    """``loaded`` or ``not loaded (<why>)``: the native helper in a child of ``python`` (the
+    children's environment)."""
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import _heap; print(_heap.native_state())"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.run(
+        [python, "-c", code, str(ROOT / "benchmarks")], capture_output=True, text=True, env=env
+    )
+    lines = p.stdout.strip().splitlines()
+    return lines[-1] if p.returncode == 0 and lines else f"unknown (exit {p.returncode})"
+
+
+def engines_note(asked: str | None, helpers: dict[str, str]) -> str:
+    """Which engines the children run, and the native helper in each interpreter."""
+    states = ", ".join(f"{v} {h}" for v, h in helpers.items())
+    if len(set(helpers.values())) == 1:
+        states = next(iter(helpers.values()))
+    which = f"engines {asked}" if asked else "engine as shipped"
+    off = os.environ.get("RELOADSCOPE_NATIVE") == "0" and "RELOADSCOPE_NATIVE" not in states
+    return f"{which}; native helper: {states}" + (" (RELOADSCOPE_NATIVE=0 here)" if off else "")
+
+
 def label(objects: int) -> str:
     if objects % 250_000 == 0:
         return f"{objects / 1e6:g}M"
@@ -548,6 +661,7 @@ COLUMNS = (
     "python",
     "shape",
     "size",
+    "engine",
     "objects",
     "scan s min/med/max",
     "floor s",
@@ -562,49 +676,59 @@ COLUMNS = (
     "check",
 )
 LEGEND = (
-    "floor s: median of the floor; stall ms: longest stall of a 1 ms ticker during a scan; "
-    "g_o ms: same during a bare gc.get_objects(); stall x: their ratio; mem MB and %: the "
-    "scan's extra peak RSS, and against the heap's RSS; drift: entries reported deeper after "
-    "the first scan than by it"
+    "engine: native (the native helper) or python (without it); floor s: median of the "
+    "floor; stall ms: longest stall of a 1 ms ticker during a scan; g_o ms: same during a bare "
+    "gc.get_objects(); stall x: their ratio; mem MB and %: the scan's extra peak RSS, and "
+    "against the heap's RSS; drift: entries reported deeper after the first scan than by it"
 )
 
 
-def cells(r: dict[str, Any]) -> list[str]:
-    """One table row (``drift``: entries whose depth grew after the first scan)."""
+def cells(r: dict[str, Any], engine: str | None = None) -> list[str]:
+    """One table row: ``engine``'s figures (default: the first engine's, at the run's top
+    level; ``drift``: entries whose depth grew after the first scan)."""
     head = [r.get("python", "?"), r["shape"], r["size"]]
     if "error" in r:
-        return [*head, *[""] * (len(COLUMNS) - 4), f"child failed: {r['error']}"]
-    s, f, q = r["scan"], r["floor"], r["ratio"]
-    mem = r["rss_mb"] is not None
+        return [*head, "", *[""] * (len(COLUMNS) - 5), f"child failed: {r['error']}"]
+    e = r["by_engine"][engine] if engine else r
+    s, f, q = e["scan"], r["floor"], e["ratio"]
+    mem = e["rss_mb"] is not None
     problems = list(r["problems"])
     if r["mismatches"]:
         problems.append(f"{r['depth_mismatches']} depth mismatches")
     return [
         *head,
+        engine or r.get("engine", "?"),
         f"{r['heap_objects']:,}",
         f"{s['min']:.3f} {s['median']:.3f} {s['max']:.3f}",
         f"{f['median']:.3f}",
         f"{q['min']:.2f} {q['median']:.2f} {q['max']:.2f}",
         str(r["walks"]),
-        f"{r['stall_scan_ms']:.1f}",
+        f"{e['stall_scan_ms']:.1f}",
         f"{r['stall_get_objects_ms']:.1f}",
-        f"{r['stall_ratio']:.2f}",
-        f"{r['mem_extra_mb']:.1f}" if mem else "null",
-        f"{r['mem_extra_pct']:.1f}" if mem else "null",
+        f"{e['stall_ratio']:.2f}",
+        f"{e['mem_extra_mb']:.1f}" if mem else "null",
+        f"{e['mem_extra_pct']:.1f}" if mem else "null",
         str(r["drift"]),
         "ok" if r["ok"] else "; ".join(problems),
     ]
 
 
+def rows(r: dict[str, Any]) -> list[list[str]]:
+    """A run's rows: one per engine it measured."""
+    if "error" in r or "by_engine" not in r:
+        return [cells(r)]
+    return [cells(r, e) for e in r["engines"]]
+
+
 def table(runs: list[dict[str, Any]]) -> list[str]:
-    rows = [list(COLUMNS), *map(cells, runs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    left = {"python", "shape", "check"}
+    lines = [list(COLUMNS), *(row for r in runs for row in rows(r))]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(COLUMNS))]
+    left = {"python", "shape", "engine", "check"}
     return [
         "  ".join(
             c.ljust(w) if name in left else c.rjust(w) for name, c, w in zip(COLUMNS, row, widths)
         ).rstrip()
-        for row in rows
+        for row in lines
     ]
 
 
@@ -617,12 +741,18 @@ def main() -> None:
     ap.add_argument("--stale", type=int, help=f"stale objects per shape (default {STALE})")
     ap.add_argument("--quick", action="store_true", help="100k objects, 20 stale, 1 repetition")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--engines",
+        help="native,python: each child times and stalls both, alternately, on one heap "
+        "(default: as shipped, the native helper where it loads; RELOADSCOPE_NATIVE=0 in "
+        "the environment reaches the children and keeps it out)",
+    )
     # A child's single run:
     ap.add_argument("--one", choices=SHAPES + EXTRA_SHAPES, help=argparse.SUPPRESS)
     ap.add_argument("--objects", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.objects, args.stale, args.repeat)))
+        print(json.dumps(run_one(args.one, args.objects, args.stale, args.repeat, args.engines)))
         return
     shapes = [s.strip() for s in args.shapes.split(",")]
     for s in shapes:
@@ -641,9 +771,11 @@ def main() -> None:
     pythons = interpreters(args.pythons)
     used = ", ".join(f"{repeat_for(n)} at {label(n)}" for n in sizes)
     engine = engine_state()
+    helpers = {v: helper_state(p) for v, p in pythons.items()}
+    engines = engines_note(args.engines, helpers)
     print(
-        f"engine {engine}; pythons {', '.join(pythons)}; repetitions: {used}; {stale} stale "
-        f"objects per shape; {os.cpu_count()} cores",
+        f"engine {engine}; pythons {', '.join(pythons)}; {engines}; repetitions: {used}; "
+        f"{stale} stale objects per shape; {os.cpu_count()} cores",
         file=sys.stderr,
     )
     runs = []
@@ -656,14 +788,16 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-                r = child(python, shape, objects, stale, repeat_for(objects))
+                r = child(python, shape, objects, stale, repeat_for(objects), args.engines)
                 r["size"] = label(objects)
                 r.setdefault("python", version)
                 runs.append(r)
     if args.json:
-        print(json.dumps({"engine": engine, "stale": stale, "repetitions": used, "runs": runs}))
+        facts = {"engine": engine, "stale": stale, "repetitions": used}
+        facts |= {"engines": args.engines or "as shipped", "native_helper": helpers}
+        print(json.dumps({**facts, "runs": runs}))
         return
-    print(f"engine {engine}; {stale} stale objects per shape; repetitions: {used}")
+    print(f"engine {engine}; {engines}; {stale} stale objects per shape; repetitions: {used}")
     print("\n".join(table(runs)))
     print(LEGEND)
     for r in runs:
