@@ -8,7 +8,9 @@ pass), then a scan by each engine, their order alternating.  It prints the media
 engine's scan / floor and the ratios per repetition, and checks the reports equal (timings,
 dates and pids aside): the first scan of each engine on the fresh heap, each in a fork of the
 same process (a scan changes the heap: on 3.11+ naming an instance's attribute materialises
-its ``__dict__``), then every timed scan after one untimed scan that settles the heap.
+its ``__dict__``), then every timed scan after untimed scans that settle the heap (until two
+in a row report the same: ``settling_scans``; a timed pair that differs is written to a
+directory named by ``differing_reports``).
 
 ``--other python`` loads no second checkout: the two engines are this checkout's, ``python``
 with the native helper disabled (``native.disable(True)`` before each of its scans) and
@@ -102,6 +104,29 @@ def in_fork(engine: Engine, recorder: Any) -> Any:
     return doc
 
 
+def settle(engine: Engine, recorder: Any, most: int = 5) -> int:
+    """Untimed scans until two in a row report the same (at most ``most``): how many ran.  A
+    scan changes the heap it walks (see the docstring), and the paths the next scan shows
+    can go through what the previous one changed: on 3.11, 100k objects and 20 stale, the
+    *inside* heap's reports change twice (4 scans run)."""
+    before = None
+    for n in range(1, most + 1):
+        doc = norm(json.loads(json.dumps(engine.scan(recorder).run()[0])))
+        if doc == before:
+            return n
+        before = doc
+    return most
+
+
+def keep(docs: dict[str, list[Any]]) -> str:
+    """Write the timed scans' reports (normalised) to a new directory; returns it."""
+    out = tempfile.mkdtemp(prefix="reloadscope-engine-vs-")
+    for name, ds in docs.items():
+        with open(os.path.join(out, f"{name}.json"), "w") as fh:
+            json.dump(ds, fh, indent=1, sort_keys=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -137,7 +162,7 @@ def main() -> None:
         probes = scan_shapes.BUILD[a.shape](a.stale, workdir, mods)
         gc.collect()
         fresh_equal = in_fork(first, recorder) == in_fork(second, recorder)
-        first.scan(recorder).run()  # settles the heap (see the docstring)
+        settling = settle(first, recorder)
         floors: list[float] = []
         times: dict[str, list[float]] = {e.name: [] for e in engines}
         docs: dict[str, list[Any]] = {e.name: [] for e in engines}
@@ -169,9 +194,12 @@ def main() -> None:
             round(b / x, 3) for b, x in zip(times[second.name], times[first.name])
         ],
         "walks_doubt_reused": walks,
+        "settling_scans": settling,
         "fresh_reports_equal": fresh_equal,
         "reports_equal": docs[first.name] == docs[second.name],
     }
+    if not out["reports_equal"]:
+        out["differing_reports"] = keep(docs)
     equal = (
         "reports equal"
         if out["fresh_reports_equal"] and out["reports_equal"]
