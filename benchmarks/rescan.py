@@ -22,10 +22,12 @@ the module graph for their paths). Interleaved, each repetition:
 ENGINE is ``native`` (the agent's native helper, ``agent/native.py``) or ``python`` (the same
 scan with the helper disabled, ``native.disable(True)``): by default both when the helper
 loads in this process, else ``python`` alone; the header line says ``native helper: loaded`` or
-``native helper: not loaded (<why>)``.  So that each engine's rescan starts from the same
-kept index (the one the scans before the reload left), the index kept is copied right after
-the reload and put back before each engine's rescan (``evidence._INDEX``; an engine without
-it keeps nothing, and its rescans are first scans).
+``native helper: not loaded (<why>)``.  Each engine keeps an index of its own (the native
+helper keeps its part in tables only it reads, and a scan by the other engine starts the index
+over): so that each engine's rescan starts from what its own first scan of the repetition
+before kept, as it would in a process that runs one engine, the index kept
+(``evidence._INDEX``) is taken aside after each engine's first scan and put back before its
+next rescan (an engine without it keeps nothing, and its rescans are first scans).
 
 All the scans of a repetition see the same heap: their reports must be equal (checked: the
 rescan's and the first scan's of each engine, and the engines' with each other), and each
@@ -37,7 +39,6 @@ without (median, and per repetition).  ``--quick``: one repetition.
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import importlib
 import json
@@ -123,12 +124,15 @@ def main() -> None:
 
     # A first reload (recording it loads dis, hashlib...: libraries, so the scan after it
     # starts its index over), then a scan by each engine (untimed: what a process's first scan
-    # sets up once); the last leaves the index the first repetition's rescans start from.
+    # sets up once): the index each engine's first rescan starts from.
     reload_for_real(user, workdir, user_source(-1))
     gc.collect()
+    kept: dict[str, Any] = {}
     for engine in engines:
         use_engine(engine)
+        getattr(evidence, "forget_index", lambda: None)()
         scan()
+        kept[engine] = take_index(evidence)
     labels = [f"{what} [{e}]" for what in ("first scan", "rescan") for e in engines]
     times: dict[str, list[float]] = {"floor": [], **{k: [] for k in labels}}
     counts: dict[str, dict[str, int]] = {}
@@ -138,12 +142,11 @@ def main() -> None:
         for rep in range(repeat):
             reload_for_real(user, workdir, user_source(rep + 1))
             gc.collect()  # the old generation's garbage (its class's cycle), as a program's gc
-            kept = keep_index(evidence)
             times["floor"].append(floor())
             docs: dict[str, dict] = {}
             for engine in in_order(engines, rep):
                 use_engine(engine)
-                put_back_index(evidence, kept)
+                put_back_index(evidence, kept[engine])
                 for what in ("rescan", "first scan"):
                     if what == "first scan":
                         getattr(evidence, "forget_index", lambda: None)()  # (keeps nothing)
@@ -154,6 +157,7 @@ def main() -> None:
                     docs[key] = doc
                     if args.verbose:
                         print(f"  {key} {took:.3f} s {counts[key]}", file=sys.stderr)
+                kept[engine] = take_index(evidence)  # its next rescan starts from it
                 walks_by[engine] = walks = s.walks
                 entries = sum(len(m["stale"]) for m in doc["modules"])
             if len({comparable(d) for d in docs.values()}) > 1:
@@ -206,17 +210,21 @@ def main() -> None:
         print("  native / python: " + native_over_python_text(facts["native_over_python"]))
 
 
-def keep_index(evidence: Any) -> Any:
-    """A copy of the index the scans before now kept (ids and hashes only), or None."""
+def take_index(evidence: Any) -> Any:
+    """The index the last scan kept (ids and hashes, or the helper's tables), or None; the
+    next scan starts with none."""
     box = getattr(evidence, "_INDEX", None)
-    return copy.deepcopy(box[0]) if box else None
+    if not box:
+        return None
+    kept, box[0] = box[0], None
+    return kept
 
 
 def put_back_index(evidence: Any, kept: Any) -> None:
-    """The next scan starts from (a copy of) ``kept``, as if the scans since had not run."""
+    """The next scan starts from ``kept`` (which it may grow in place: taken again after)."""
     box = getattr(evidence, "_INDEX", None)
     if box:
-        box[0] = copy.deepcopy(kept)
+        box[0] = kept
 
 
 def _counts(s: object) -> dict[str, int]:
