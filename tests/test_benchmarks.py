@@ -211,9 +211,10 @@ def test_rescan_quick_times_both_scans_of_each_engine_and_they_report_the_same()
         assert c[f"rescan [{e}]"]["judged"] == c[f"first scan [{e}]"]["judged"], c
         assert c[f"rescan [{e}]"]["rebuilt"] == 0 and c[f"first scan [{e}]"]["rebuilt"] == 1, c
     if helper == "loaded":
-        # The same work with the helper and without it.
+        # The same functions seen and judged one by one with the helper and without it.
         for what in ("first scan", "rescan"):
-            assert c[f"{what} [native]"] == c[f"{what} [python]"], c
+            for n in ("functions", "judged"):
+                assert c[f"{what} [native]"][n] == c[f"{what} [python]"][n], (what, n, c)
         assert set(figures["native_over_python"]) == {"first scan", "rescan"}
 
 
