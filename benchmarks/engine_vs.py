@@ -14,7 +14,8 @@ directory named by ``differing_reports``).
 
 ``--other python`` loads no second checkout: the two engines are this checkout's, ``python``
 with the native helper disabled (``native.disable(True)`` before each of its scans) and
-``native`` with it (``native.disable(False)``); it stops when the helper does not load.  With
+``native`` with it (``native.disable(False)``); it stops when the helper does not load, or
+when a scan's ``Scan.engine`` names the other engine.  With
 another checkout each engine uses its own helper, if it has one and it loads.  The first line
 says ``native helper: loaded`` or ``native helper: not loaded (<why>)`` (this checkout's) and
 whether the reports were equal, a line per engine its median over the floor, then the second
@@ -167,6 +168,7 @@ def main() -> None:
         times: dict[str, list[float]] = {e.name: [] for e in engines}
         docs: dict[str, list[Any]] = {e.name: [] for e in engines}
         walks: dict[str, Any] = {}
+        ran: dict[str, Any] = {}
         for r in range(a.repeat):
             floors.append(timed(floor))
             for e in in_order(engines, r):
@@ -175,6 +177,9 @@ def main() -> None:
                 doc = s.run()[0]
                 times[e.name].append(time.perf_counter() - t0)
                 walks[e.name] = [s.walks, s.doubt, getattr(s, "levels_reused", None)]
+                ran[e.name] = getattr(s, "engine", None)  # (None: an engine that does not say)
+                if e.helper_off is not None and ran[e.name] not in (None, e.name):
+                    raise SystemExit(f"a scan meant for {e.name} ran on {ran[e.name]}'s code")
                 docs[e.name].append(norm(json.loads(json.dumps(doc))))
         alive = sum(1 for p in probes if p() is not None)
     importlib.import_module("reloadscope.agent.native").disable(False)
@@ -194,6 +199,7 @@ def main() -> None:
             round(b / x, 3) for b, x in zip(times[second.name], times[first.name])
         ],
         "walks_doubt_reused": walks,
+        "engine_ran": ran,  # each engine's Scan.engine ("native" or "python"; None: not said)
         "settling_scans": settling,
         "fresh_reports_equal": fresh_equal,
         "reports_equal": docs[first.name] == docs[second.name],

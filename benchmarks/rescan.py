@@ -29,11 +29,12 @@ before kept, as it would in a process that runs one engine, the index kept
 (``evidence._INDEX``) is taken aside after each engine's first scan and put back before its
 next rescan (an engine without it keeps nothing, and its rescans are first scans).
 
-All the scans of a repetition see the same heap: their reports must be equal (checked: the
-rescan's and the first scan's of each engine, and the engines' with each other), and each
-scan says how many of the process's functions it judged one by one and how many code objects
-its index looked at.  The last line gives each scan's time with the helper over its time
-without (median, and per repetition).  ``--quick``: one repetition.
+Each scan's ``Scan.engine`` must name the engine it was meant to run (checked, where the
+engine says).  All the scans of a repetition see the same heap: their reports must be equal
+(checked: the rescan's and the first scan's of each engine, and the engines' with each
+other), and each scan says how many of the process's functions it judged one by one and how
+many code objects its index looked at.  The last line gives each scan's time with the helper
+over its time without (median, and per repetition).  ``--quick``: one repetition.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ def main() -> None:
                     if what == "first scan":
                         getattr(evidence, "forget_index", lambda: None)()  # (keeps nothing)
                     took, s, doc = scan()
+                    ran = getattr(s, "engine", engine)  # (an engine that does not say)
+                    if ran != engine:
+                        raise SystemExit(f"{what} [{engine}]: the scan ran on {ran}'s code")
                     key = f"{what} [{engine}]"
                     times[key].append(took)
                     counts[key] = _counts(s)

@@ -233,6 +233,11 @@ def test_engine_vs_other_python_compares_the_helper_with_the_python_code():
     for key in ("python_ratios", "native_ratios", "native_over_python"):
         assert len(figures[key]) == 2, (key, figures)
     assert {"python_x", "native_x"} <= set(figures)
+    # Scan.engine, where the engine says which code ran: the one each scan was meant for.
+    assert figures["engine_ran"] in (
+        {"python": "python", "native": "native"},
+        {"python": None, "native": None},
+    ), figures["engine_ran"]
     lines = p.stdout.splitlines()
     assert "native helper: loaded" in lines[0] and "reports equal" in lines[0]
     assert lines[1].split()[0] == "python" and lines[2].split()[0] == "native"
