@@ -168,10 +168,13 @@ static void refbuf_clear(refbuf *b) {
 
 /* What gc.get_referents(*part) returns, in the same order (objects neither collected nor
  * traversable are skipped, as there); ``skip`` is never traversed (3.12's _asyncio). */
-static int collect(PyObject *part, PyObject *skip, refbuf *b) {
+static int collect_range(PyObject *part, Py_ssize_t start, Py_ssize_t stop, PyObject *skip,
+                         refbuf *b) {
     Py_ssize_t n = PyList_Size(part);
     if (n < 0) return -1;
-    for (Py_ssize_t i = 0; i < n && !b->over; i++) {
+    if (start < 0) start = 0;
+    if (stop > n) stop = n;
+    for (Py_ssize_t i = start; i < stop && !b->over; i++) {
         PyObject *obj = PyList_GetItem(part, i);
         if (obj == skip) continue;
         PyTypeObject *tp = Py_TYPE(obj);
@@ -186,6 +189,10 @@ static int collect(PyObject *part, PyObject *skip, refbuf *b) {
         }
     }
     return 0;
+}
+
+static int collect(PyObject *part, PyObject *skip, refbuf *b) {
+    return collect_range(part, 0, PY_SSIZE_T_MAX, skip, b);
 }
 
 static PyObject *native_counts(PyObject *self, PyObject *part) {
@@ -214,11 +221,17 @@ static PyObject *native_counts(PyObject *self, PyObject *part) {
  * read here), in the order reached, then those with several, not in ``seen`` (ids), each
  * once, in the order first reached, added to ``seen``; a target among them (in
  * ``remaining``) is moved to ``found`` as id -> (depth, position in nxt). */
+#define SEEN_CACHE 256
+
 static int take(PyObject **items, Py_ssize_t n, PyObject *seen, PyObject *nxt, Py_ssize_t single,
                 PyObject *remaining, PyObject *found, Py_ssize_t depth) {
     int status = -1;
     PyObject *shared = PyList_New(0);
     if (shared == NULL) return -1;
+    /* Addresses this call knows to be in ``seen`` (nothing leaves it during a walk): an
+     * object many others hold (a class, held by each of its instances) is looked up once. */
+    uintptr_t in_seen[SEEN_CACHE];
+    memset(in_seen, 0, sizeof in_seen);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = items[i];
         if (!PyObject_GC_IsTracked(obj)) continue;
@@ -226,6 +239,8 @@ static int take(PyObject **items, Py_ssize_t n, PyObject *seen, PyObject *nxt, P
             if (PyList_Append(nxt, obj) < 0) goto done;
             continue;
         }
+        size_t slot = ptr_hash((uintptr_t)obj) & (SEEN_CACHE - 1);
+        if (in_seen[slot] == (uintptr_t)obj) continue;
         PyObject *key = PyLong_FromVoidPtr(obj);
         if (key == NULL) goto done;
         int known = PySet_Contains(seen, key);
@@ -233,6 +248,7 @@ static int take(PyObject **items, Py_ssize_t n, PyObject *seen, PyObject *nxt, P
         else if (known == 1) known = 2;
         Py_DECREF(key);
         if (known < 0) goto done;
+        in_seen[slot] = (uintptr_t)obj;
         if (known == 0 && PyList_Append(shared, obj) < 0) goto done;
     }
     Py_ssize_t base = PyList_Size(nxt), m = PyList_Size(shared);
@@ -259,21 +275,21 @@ done:
     return status;
 }
 
-/* expand(part, seen, nxt, single, limit, skip, remaining, found, depth) -> int
+/* expand(level, start, stop, seen, nxt, single, limit, skip, remaining, found, depth) -> int
  *
- * One chunk of a walk: what the objects of ``part`` hold, taken as ``take`` says.  Returns
- * the number of references (collected, tracked or not), or -1 with nothing changed when
- * there are more than ``limit``. */
+ * One chunk of a walk: what the objects of level[start:stop] hold, taken as ``take`` says.
+ * Returns the number of references (collected, tracked or not), or -1 with nothing changed
+ * when there are more than ``limit``. */
 static PyObject *native_expand(PyObject *self, PyObject *args) {
     PyObject *part, *seen, *nxt, *skip, *remaining, *found;
-    Py_ssize_t single, limit, depth;
-    if (!PyArg_ParseTuple(args, "O!O!O!nnOO!O!n", &PyList_Type, &part, &PySet_Type, &seen,
-                          &PyList_Type, &nxt, &single, &limit, &skip, &PySet_Type, &remaining,
-                          &PyDict_Type, &found, &depth))
+    Py_ssize_t start, stop, single, limit, depth;
+    if (!PyArg_ParseTuple(args, "O!nnO!O!nnOO!O!n", &PyList_Type, &part, &start, &stop,
+                          &PySet_Type, &seen, &PyList_Type, &nxt, &single, &limit, &skip,
+                          &PySet_Type, &remaining, &PyDict_Type, &found, &depth))
         return NULL;
     refbuf b = {NULL, 0, 0, limit, 0};
     PyObject *result = NULL;
-    if (collect(part, skip, &b) == 0) {
+    if (collect_range(part, start, stop, skip, &b) == 0) {
         if (b.over)
             result = PyLong_FromLong(-1);
         else if (take(b.items, b.len, seen, nxt, single, remaining, found, depth) == 0)

@@ -274,7 +274,7 @@ def walk(
         ends: list[int] = []
         size = CHUNK if len(frontier) > SMALL_LEVEL else SMALL_CHUNK
         for start in range(0, len(frontier), size):
-            expander.expand(frontier[start : start + size], nxt)
+            expander.expand_range(frontier, start, start + size, nxt)
             ends.append(len(nxt))
         if not nxt:
             break
@@ -351,7 +351,8 @@ class _Expander:
         # The native helper does ``_take``'s work for a chunk, in one call (native.py).
         self.native, self.native_single = _native_walker()
 
-    def expand(self, part: list[object], nxt: list[object]) -> None:
+    def expand_range(self, level: list[object], start: int, stop: int, nxt: list[object]) -> None:
+        """``expand(level[start:stop], nxt)``; the native helper reads the range in place."""
         helper = self.native
         if helper is not None:
             most = SLICE
@@ -360,7 +361,9 @@ class _Expander:
             base = len(nxt)
             skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
             took = helper.expand(
-                part,
+                level,
+                start,
+                stop,
                 self.seen,
                 nxt,
                 self.native_single,
@@ -374,7 +377,11 @@ class _Expander:
                 if self.kinds is not None and len(nxt) > base:
                     self.kinds.pick(nxt[base:], self.depth, base, self.found)
                 return
-            # More references than one call takes: the Python code below decides.
+            # More references than one call takes: the Python code decides.
+        self.expand(level[start:stop], nxt)
+
+    def expand(self, part: list[object], nxt: list[object]) -> None:
+        helper = self.native
         raw = _get_referents(*part)
         limit = self.defer_fanout
         if limit is not None and self.depth > 1 and len(raw) > limit:
