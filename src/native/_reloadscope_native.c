@@ -14,7 +14,7 @@
  *   take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
  *       The same for a slice of one big container's references (gc.get_referents').
  *   counts(part) -> list[int]     reference counts as expand reads them (its probe)
- *   holding(part, ids, skip) -> [(offset, id), ...]
+ *   holding(part, ids, skip) -> ([(offset, id), ...], references)
  *       Which objects of part hold which of some ids (a parent's search, graph._Parents).
  *   where(seq, start, stop, ids) -> [position, ...]
  *       Where some ids stand in a big list or tuple (paths._Positions).
@@ -386,9 +386,10 @@ static PyObject *native_function_offsets(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", c_at, g_at);
 }
 
-/* holding(part, ids, skip) -> [(offset, id), ...]: for each object of ``part`` in order, the
- * ids (in ``ids``, a set of ids) of what it holds, in the order gc.get_referents(obj) lists
- * them (``skip`` is never traversed, as in ``collect``). */
+/* holding(part, ids, skip) -> ([(offset, id), ...], references): for each object of ``part``
+ * in order, the ids (in ``ids``, a set of ids) of what it holds, in the order
+ * gc.get_referents(obj) lists them, each time it does (``skip`` is never traversed, as in
+ * ``collect``); and how many references gc.get_referents(*part) would list. */
 static PyObject *native_holding(PyObject *self, PyObject *args) {
     PyObject *part, *ids, *skip;
     if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &part, &ids, &skip)) return NULL;
@@ -397,6 +398,7 @@ static PyObject *native_holding(PyObject *self, PyObject *args) {
     PyObject *out = PyList_New(0);
     Py_ssize_t n = PyList_Size(part);
     refbuf b = {NULL, 0, 0, PY_SSIZE_T_MAX, 0};
+    Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
         PyObject *one = PyList_New(1);
         if (one == NULL) {
@@ -408,6 +410,7 @@ static PyObject *native_holding(PyObject *self, PyObject *args) {
         PyList_SetItem(one, 0, obj);
         int status = collect(one, skip, &b);
         Py_DECREF(one);
+        total += b.len;
         for (Py_ssize_t j = 0; status == 0 && j < b.len; j++) {
             if (!ptrset_has(&want, (uintptr_t)b.items[j])) continue;
             PyObject *pair = Py_BuildValue("(nN)", i, PyLong_FromVoidPtr(b.items[j]));
@@ -420,7 +423,9 @@ static PyObject *native_holding(PyObject *self, PyObject *args) {
     }
     refbuf_clear(&b);
     ptrset_free(&want);
-    return out;
+    if (out == NULL) return NULL;
+    PyObject *result = Py_BuildValue("(Nn)", out, total);
+    return result;
 }
 
 /* where(seq, start, stop, ids) -> the positions i in [start, stop) of the exact list or tuple

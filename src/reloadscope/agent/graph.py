@@ -548,7 +548,7 @@ class _Parents:
             for sub in range(0, len(chunk), SUBCHUNK):
                 part = chunk[sub : sub + SUBCHUNK]
                 last = -1
-                for offset, i in helper.holding(part, set(left), skip):
+                for offset, i in helper.holding(part, set(left), skip)[0]:
                     if i not in left:
                         continue
                     self.known[(level, left.pop(i))] = (base + sub + offset, part[offset])
@@ -617,10 +617,25 @@ def _holders(
     out: dict[int, list[tuple[int, object]]] = {}
     ids = set(wanted)
     budget = SMALL_FANOUT
+    helper = native.get() if _SINGLE_HOLDER else None
+    skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
     for start in range(0, len(level), CHUNK):
         chunk = _unexpanded_as_none(w, level[start : start + CHUNK])
         if _fewest_referents(chunk) > budget:
             break  # as below, without reading a big container first
+        if helper is not None:
+            # The same search in one call: which objects of the chunk hold which ids, in the
+            # order the Python code below reads them, and how many references it has.
+            pairs, n = helper.holding(chunk, ids, skip)
+            budget -= n
+            if budget < 0:
+                break
+            for offset, i in pairs:
+                p = chunk[offset]
+                got = out.setdefault(i, [])
+                if len(got) < per_child and not any(h is p for _, h in got):
+                    got.append((start + offset, p))
+            continue
         refs = _get_referents(*chunk)
         budget -= len(refs)
         if budget < 0:
