@@ -359,7 +359,7 @@ class _Expander:
             if self.defer_fanout is not None and self.depth > 1:
                 most = min(most, self.defer_fanout)
             base = len(nxt)
-            skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+            skip = _never_traversed()
             took = helper.expand(
                 level,
                 start,
@@ -481,6 +481,12 @@ class _Expander:
         self.deferred_objs.append(obj)
 
 
+def _never_traversed() -> object | None:
+    """The object the native helper must not traverse, as ``safe.referents`` never gives it
+    to ``gc.get_referents`` (3.12's _asyncio module), or None."""
+    return dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+
+
 def _native_walker() -> tuple[Any, int]:
     """The native helper and the reference count it reads for one holder, or (None, 0)."""
     if not _SINGLE_HOLDER:
@@ -544,7 +550,7 @@ class _Parents:
         if helper is not None:
             # The same search, each sub-chunk in one call (which of its objects hold which
             # of the ids still looked for, in the order the Python code reads them).
-            skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+            skip = _never_traversed()
             for sub in range(0, len(chunk), SUBCHUNK):
                 part = chunk[sub : sub + SUBCHUNK]
                 last = -1
@@ -618,7 +624,7 @@ def _holders(
     ids = set(wanted)
     budget = SMALL_FANOUT
     helper = native.get() if _SINGLE_HOLDER else None
-    skip = dict.get(sys.modules, "_asyncio") if safe._TRAVERSE_GUARD else None
+    skip = _never_traversed()
     for start in range(0, len(level), CHUNK):
         chunk = _unexpanded_as_none(w, level[start : start + CHUNK])
         if _fewest_referents(chunk) > budget:
