@@ -342,3 +342,22 @@ def test_an_injected_agent_uses_it_unless_the_cli_says_not(native, tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_the_agent_and_the_helper_agree_on_their_abi_number():
+    """Raised together whenever the helper's functions change (a stale build is refused)."""
+    source = (Path(SRC) / "native" / "_reloadscope_native.c").read_text()
+    (line,) = [x for x in source.splitlines() if x.startswith("#define RELOADSCOPE_NATIVE_ABI")]
+    agent = (AGENT / "native.py").read_text()
+    (expected,) = [x for x in agent.splitlines() if x.startswith("ABI = ")]
+    assert int(line.split()[-1]) == int(expected.split()[-1])
+
+
+@needs_helper
+def test_a_helper_of_another_abi_is_refused(tmp_path):
+    pkg = _copy_agent(tmp_path)
+    text = (pkg / "native.py").read_text()
+    (pkg / "native.py").write_text(text.replace("\nABI = ", "\nABI = 1000 + ", 1))
+    assert _why_not(tmp_path) == (
+        "refused: ImportError: a helper of another reloadscope (another ABI number)"
+    )

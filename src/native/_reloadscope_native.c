@@ -28,6 +28,11 @@
  *       The code-place index's codes and the hashes of their places (evidence._expand).
  *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
  */
+/* The functions' names and arguments, as agent/native.py expects them (``ABI`` there): a
+ * helper of another reloadscope (an older install, another at the same path in a container)
+ * is never used. Raise it with any change to them. */
+#define RELOADSCOPE_NATIVE_ABI 2
+
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030A0000
 #include <Python.h>
@@ -1105,7 +1110,7 @@ PyMODINIT_FUNC PyInit__reloadscope_native(void) {
         return NULL;
     if (str_code == NULL || str_globals == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "ABI", 1) < 0) {
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", RELOADSCOPE_NATIVE_ABI) < 0) {
         Py_DECREF(m);
         return NULL;
     }

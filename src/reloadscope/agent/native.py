@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 FILE_NAME = "_reloadscope_native.abi3.so"
+# The helper's functions and arguments this agent calls (RELOADSCOPE_NATIVE_ABI in the C file):
+# a helper of another reloadscope answers another number and is not used.
+ABI = 2
 PRIVATE_NAME = "_reloadscope_native"
 
 _state: dict[str, object] = {"module": None, "tried": False, "why": "", "off": False, "single": 0}
@@ -116,8 +119,8 @@ def _load() -> ModuleType:
             modules.pop(PRIVATE_NAME, None)
         else:
             modules[PRIVATE_NAME] = before
-    if getattr(module, "ABI", None) != 1:
-        raise ImportError("a helper of another reloadscope")
+    if getattr(module, "ABI", None) != ABI:
+        raise ImportError("a helper of another reloadscope (another ABI number)")
     return module
 
 
