@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from scenario import SRC, pythons, run_marked, version_id
 
 AGENT = Path(SRC) / "reloadscope" / "agent"
 BUILT = AGENT / "_reloadscope_native.abi3.so"
-GIL_LINUX = sys.platform.startswith("linux") and not getattr(sys, "_is_gil_enabled", None)
+GIL_LINUX = sys.platform.startswith("linux") and not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 needs_helper = pytest.mark.skipif(
     not BUILT.exists() and bool(os.environ.get("RELOADSCOPE_NO_NATIVE")),
