@@ -424,11 +424,12 @@ class Classifier:
         kept = map(or_, map(or_, holds, recorded), map(not_, map(lib.__contains__, modules)))
         if len(plain) == len(classes):
             return list(compress(classes, kept))
-        out = []
-        for c, is_dict in zip(classes, exact):
-            if not is_dict or next(kept):
-                out.append(c)
-        return out
+        # The few classes whose dict is no exact dict are all judged: their places go back
+        # into the mask, in order (no step per class).
+        mask = list(kept)
+        for i in compress(count(), map(not_, exact)):
+            mask.insert(i, True)
+        return list(compress(classes, mask))
 
     def _holding_stale(self, dicts: list[dict[str, Any]]) -> Iterator[bool] | None:
         """For each class dict, whether it holds a stale object; None when a static or class
