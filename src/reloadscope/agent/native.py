@@ -60,16 +60,18 @@ def get() -> ModuleType | None:
         return None
     if not _state["tried"]:
         _state["tried"] = True
+        single = 0
         try:
             why = _unsuitable()
             module = None if why else _load()
+            if module is not None:
+                single = single_holder(module)
+                if single:
+                    _function_offsets(module)
+                else:
+                    why, module = "its probe of reference counts disagreed", None
         except Exception as e:  # never worth a scan: the Python code runs
-            why, module = f"{type(e).__name__}: {e}", None
-        single = 0 if module is None else single_holder(module)
-        if module is not None and single:
-            _function_offsets(module)
-        if module is not None and not single:
-            why, module = "its probe of reference counts disagreed", None
+            why, module, single = f"{type(e).__name__}: {e}", None, 0
         _state["module"], _state["why"], _state["single"] = module, why, single
     return _state["module"]  # type: ignore[return-value]
 
