@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +303,8 @@ def _ipython(block: Block, cwd: Path, env: dict[str, str]) -> None:
     command = " ".join(
         ["env", *(shlex.quote(f"{k}={v}") for k, v in env.items()), shlex.quote(sys.executable)]
     )
-    tmux = ["tmux", "-L", f"rs-docs-{os.getpid()}"]  # a tmux server of its own
+    # A tmux server of its own (unique: pids come round again, a killed run's may live on).
+    tmux = ["tmux", "-L", f"rs-docs-{os.getpid()}-{uuid.uuid4().hex[:8]}"]
     screen = [*tmux, "capture-pane", "-p", "-J", "-S", "-", "-t", "ipython"]
 
     def wait_for(text: str) -> str:

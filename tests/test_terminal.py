@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
 
 class Tmux:
     def __init__(self, name: str, command: str, cwd: Path) -> None:
-        self.name = name
+        # Unique: pids come round again (pid_max is often 32768), and a session of a killed
+        # run may still hold an earlier process's name.
+        self.name = name = f"{name}-{uuid.uuid4().hex[:8]}"
         env = f"PYTHONPATH={SRC} PYTHONDONTWRITEBYTECODE=1 TERM=xterm-256color"
         subprocess.run(
             [
