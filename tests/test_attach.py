@@ -230,3 +230,31 @@ def test_a_stale_socket_of_a_dead_process_is_not_mistaken_for_an_agent(tmp_path)
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_write_lock_an_interrupted_call_left_held_does_not_hang_the_next_request(target):
+    """A Ctrl-C that lands between taking the client's write lock and its ``with`` block's
+    cleanup leaves the lock held by the main thread; the requests it makes next (the watch's
+    detach in its ``finally``) must still go through: they waited for ever."""
+    import threading
+
+    from reloadscope.attach.client import Client
+
+    client = Client(target.pid, timeout=30)
+    answers: list[object] = []
+
+    def interrupted_then_asks() -> None:
+        client._writing.acquire()  # left held, as the interrupted call left it
+        try:
+            answers.append(client.request("ping"))
+        except BaseException as e:  # reported below
+            answers.append(e)
+        finally:
+            client.close()
+
+    runner = threading.Thread(target=interrupted_then_asks, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the request waited for the lock its own thread holds"
+    assert len(answers) == 1 and not isinstance(answers[0], BaseException), answers
+    assert target.poll() is None

@@ -53,6 +53,10 @@ MAX_RESPONSE = 1 << 30
 POLL = 0.5
 
 
+# How long a write waits for another thread's (a line to the agent takes microseconds).
+_WRITE_WAIT_S = 5.0
+
+
 class AttachError(Exception):
     """The process cannot be reached; the message says why and what to do."""
 
@@ -230,7 +234,10 @@ class Client:
         self._next = 0
         self._buf = bytearray()
         # Writes come from one thread at a time, and a blank line (``hurry``) from any.
-        self._writing = threading.Lock()
+        # Reentrant, and never waited for long: a Ctrl-C that lands between taking it and the
+        # ``with`` block's cleanup leaves it held by the main thread, whose detach would then
+        # wait for itself for ever (seen: ``report --watch`` hung after Ctrl-C).
+        self._writing = threading.RLock()
         directory = AgentDir(pid, self.uid)
         try:
             sock = directory.connect(timeout)
@@ -315,24 +322,29 @@ class Client:
         msg = {"id": self._next, "op": op, **params}
         if progress:
             msg["progress"] = True
+        line = json.dumps(msg).encode() + b"\n"
+        if not self._writing.acquire(timeout=_WRITE_WAIT_S):
+            raise AttachError(f"could not write to process {self.pid}'s agent (a write hung)")
         try:
-            with self._writing:
-                self._out.write(json.dumps(msg).encode() + b"\n")
-                self._out.flush()
+            self._out.write(line)
+            self._out.flush()
         except (OSError, ValueError) as e:
             raise AttachError(f"lost the connection to process {self.pid}: {e}") from None
+        finally:
+            self._writing.release()
 
     def hurry(self) -> None:
         """End a ``wait`` this connection has pending (from another thread): the agent answers
         it at once.  Only for an agent that ``follows`` (older ones would answer the blank line
         with an error).  Never raises."""
-        if not self.follows:
+        if not self.follows or not self._writing.acquire(timeout=_WRITE_WAIT_S):
             return
         try:
-            with self._writing:
-                self._sock.sendall(b"\n")
+            self._sock.sendall(b"\n")
         except (OSError, ValueError):
             pass
+        finally:
+            self._writing.release()
 
     def wait(self, after: int | None, timeout: float) -> dict[str, Any]:
         """The agent's generation events after sequence number ``after`` (None: none, just
