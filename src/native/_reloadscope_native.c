@@ -24,8 +24,8 @@
  *   split(functions, fields, namespaces, known) -> (lib, new_lib, other)
  *   keep(functions, fields, lib, special) -> list
  *       The code-place index's passes over every function (evidence.Sources._index).
- *   expand_codes(top, known, code_type) -> (codes, places)
- *       The code-place index's codes and the hashes of their places (evidence._expand).
+ *   index_all(lib_top, other_top, code_type), index_again(codes, seen, twice, ...)
+ *       The code-place index made and grown, kept in tables (evidence.Sources._index).
  *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
  */
 /* The functions' names and arguments, as agent/native.py expects them (``ABI`` there): a
@@ -563,9 +563,9 @@ static int fields_view(PyObject *fields, Py_ssize_t n, const uintptr_t **words) 
  *
  * For the plain functions whose __code__ and __globals__ addresses ``pick`` put in
  * ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces`` (a list, by
- * identity); new_lib = the positions of those whose code's id is not in ``known`` (a set of
- * ids or index_all's table of addresses; None: no list is made); other = the positions of the
- * rest.  No object is read. */
+ * identity); new_lib = the positions of those whose code's address is not in ``known``
+ * (index_all's table; None: no list is made); other = the positions of the rest.  No object
+ * is read. */
 static PyObject *native_split(PyObject *self, PyObject *args) {
     PyObject *functions, *fields, *namespaces, *known;
     if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyList_Type,
@@ -574,16 +574,16 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
     Py_ssize_t n = PyList_Size(functions);
     const uintptr_t *words;
     if (fields_view(fields, n, &words) < 0) return NULL;
-    ptrset ns, kn = {NULL, 0};
     const uint64_t *known_table = NULL; /* the kept index's own table (index_all) */
-    if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
-    if (known != Py_None && is_table(known)) {
+    if (known != Py_None) {
+        if (!is_table(known)) {
+            PyErr_SetString(PyExc_ValueError, "not the helper's table");
+            return NULL;
+        }
         known_table = (const uint64_t *)PyByteArray_AsString(known);
-    } else if (known != Py_None && ptrset_from_ids(&kn, known) < 0) {
-        ptrset_free(&ns);
-        return NULL;
     }
-    int check_known = kn.slots != NULL || known_table != NULL;
+    ptrset ns;
+    if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
     PyObject *lib = PyBytes_FromStringAndSize(NULL, n);
     PyObject *new_lib = PyList_New(0), *other = PyList_New(0), *result = NULL;
     if (lib == NULL || new_lib == NULL || other == NULL) goto done;
@@ -595,8 +595,7 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
         PyObject *into = NULL;
         if (!in_lib)
             into = other;
-        else if (check_known && !(known_table != NULL ? tbl_has(known_table, words[2 * i])
-                                                       : ptrset_has(&kn, words[2 * i])))
+        else if (known_table != NULL && !tbl_has(known_table, words[2 * i]))
             into = new_lib;
         if (into != NULL) {
             PyObject *pos = PyLong_FromSsize_t(i);
@@ -611,7 +610,6 @@ done:
     Py_XDECREF(new_lib);
     Py_XDECREF(other);
     ptrset_free(&ns);
-    ptrset_free(&kn);
     return result;
 }
 
@@ -813,31 +811,6 @@ nomem:
 done:
     ptrset_free(&seen);
     return status;
-}
-
-/* expand_codes(top, code_type) -> (codes, places): evidence._expand's result, as lists */
-static PyObject *native_expand_codes(PyObject *self, PyObject *args) {
-    PyObject *top, *code_type;
-    if (!PyArg_ParseTuple(args, "O!O", &PyList_Type, &top, &code_type)) return NULL;
-    codevec v = {NULL, NULL, 0, 0};
-    PyObject *codes = NULL, *places = NULL, *result = NULL;
-    if (expand_core(top, NULL, code_type, &v) < 0) goto done;
-    codes = PyList_New(v.n);
-    places = PyList_New(v.n);
-    if (codes == NULL || places == NULL) goto done;
-    for (Py_ssize_t i = 0; i < v.n; i++) {
-        PyObject *h = PyLong_FromSsize_t(v.hash[i]);
-        if (h == NULL) goto done;
-        Py_INCREF(v.code[i]);
-        PyList_SetItem(codes, i, v.code[i]);
-        PyList_SetItem(places, i, h);
-    }
-    result = PyTuple_Pack(2, codes, places);
-done:
-    Py_XDECREF(codes);
-    Py_XDECREF(places);
-    codevec_free(&v);
-    return result;
 }
 
 /* A count per hash (the places seen more than once). */
@@ -1055,19 +1028,6 @@ done:
     return result;
 }
 
-/* in_table(table, key) -> whether the table holds the key (an id or a hash) */
-static PyObject *native_in_table(PyObject *self, PyObject *args) {
-    PyObject *table, *key;
-    if (!PyArg_ParseTuple(args, "OO", &table, &key)) return NULL;
-    if (!is_table(table)) {
-        PyErr_SetString(PyExc_ValueError, "not the helper's table");
-        return NULL;
-    }
-    uint64_t k = (uint64_t)PyLong_AsUnsignedLongLongMask(key);
-    if (PyErr_Occurred()) return NULL;
-    return PyBool_FromLong(tbl_has((const uint64_t *)PyByteArray_AsString(table), k));
-}
-
 /* table_len(table) -> how many keys it holds */
 static PyObject *native_table_len(PyObject *self, PyObject *table) {
     if (!is_table(table)) {
@@ -1086,10 +1046,8 @@ static PyMethodDef methods[] = {
     {"pick", native_pick, METH_VARARGS, "Objects by exact type."},
     {"function_offsets", native_function_offsets, METH_VARARGS, "Where functions keep fields."},
     {"split", native_split, METH_VARARGS, "The index's pass over every function."},
-    {"expand_codes", native_expand_codes, METH_VARARGS, "Code objects and their places."},
     {"index_all", native_index_all, METH_VARARGS, "The code-place index, made."},
     {"index_again", native_index_again, METH_VARARGS, "The code-place index, grown."},
-    {"in_table", native_in_table, METH_VARARGS, "Whether a table holds a key."},
     {"table_len", native_table_len, METH_O, "How many keys a table holds."},
     {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
     {NULL, NULL, 0, NULL},

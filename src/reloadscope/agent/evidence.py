@@ -410,11 +410,7 @@ def _expand(
 ) -> tuple[list[CodeType], list[int]]:
     """The distinct code objects of ``top`` (or of its values, by id) and those nested in
     them (none whose id is in ``known``), and the hash of the place of each; in C, level by
-    level (by the native helper, in one call, when it is loaded)."""
-    helper = native.get() if known is None else None
-    if helper is not None:
-        values = list(top.values()) if type(top) is dict else list(top)
-        return helper.expand_codes(values, CodeType)
+    level (the native helper's ``index_all`` and ``index_again`` do the same)."""
     if type(top) is not dict:
         top = dict(zip(map(id, top), top))  # type: ignore[arg-type]
     level = list(top.values())
