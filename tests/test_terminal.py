@@ -21,12 +21,15 @@ FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-v1.rsnap"
 class Tmux:
     def __init__(self, name: str, command: str, cwd: Path) -> None:
         # Unique: pids come round again (pid_max is often 32768), and a session of a killed
-        # run may still hold an earlier process's name.
+        # run may still hold an earlier process's name.  On a server of its own: the shared
+        # one exits when its last session is killed, and a new session started meanwhile
+        # fails (seen on 3.15: the next parametrised test's first command exited 1).
         self.name = name = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.tmux = ["tmux", "-L", name]
         env = f"PYTHONPATH={SRC} PYTHONDONTWRITEBYTECODE=1 TERM=xterm-256color"
         subprocess.run(
             [
-                "tmux",
+                *self.tmux,
                 "new-session",
                 "-d",
                 "-s",
@@ -44,7 +47,7 @@ class Tmux:
 
     def screen(self) -> str:
         return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+            [*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
         ).stdout
 
     def wait_for(self, text: str, timeout: float = 20) -> str:
@@ -57,10 +60,10 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen()}")
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
