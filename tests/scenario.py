@@ -68,11 +68,41 @@ def evaluate(text):
     head = inner.split(".")[0].split("[")[0]
     return eval(text, {head: importlib.import_module(head)})
 
+def judged_alike(doc):
+    """What a scan that judges every function one by one (``Scan(judge_all=True)``: none is
+    passed over in bulk) finds that ``doc`` does not, and the reverse: the reference for the
+    shortcuts of every scan (``Classifier.functions_worth_judging``, ``Sources.index``)."""
+    from reloadscope import agent
+    from reloadscope.agent.scan import Scan
+    ref = Scan(agent.recorder(), judge_all=True).run()[0]
+    def found(d):
+        return {
+            (m["name"], s["kind"], s["qualname"], s["generation"], s["count"],
+             json.dumps(s["evidence"], sort_keys=True))
+            for m in d["modules"] for s in m["stale"]
+        }
+    mine, theirs = found(doc), found(ref)
+    # (What gc.freeze() froze is counted anew: the reference scan's heap is not the same.)
+    spots = tuple(
+        [b for b in d["scan"].get("blind_spots", []) if "gc.freeze()" not in b]
+        for d in (doc, ref)
+    )
+    return {
+        "missed": sorted(map(list, theirs - mine)),
+        "extra": sorted(map(list, mine - theirs)),
+        "blind_spots": [] if spots[0] == spots[1] else list(spots),
+    }
+
 def report(doc=None, **extra):
-    """Print the report (scan now unless given) with path evaluation results."""
+    """Print the report (scan now unless given) with path evaluation results, and how a
+    scan judging every function one by one differs from it (``judged_alike``)."""
     import reloadscope
     if doc is None:
         doc = reloadscope.scan().to_json()
+        try:
+            doc["_judged_alike"] = judged_alike(doc)
+        except Exception as e:  # (a child without the agent's scan: an old snapshot's test)
+            doc["_judged_alike"] = {"error": repr(e)}
     checks = []
     for m in doc["modules"]:
         for s in m["stale"]:
@@ -206,6 +236,12 @@ class Scenario:
                 raise AssertionError(f"child printed no report:\n{proc.stdout}\n{proc.stderr}")
             return Result({"modules": []}, proc.stdout, proc.stderr)
         doc = json.loads(proc.stdout.rsplit(MARK, 1)[1].strip().splitlines()[0])
+        # Every scan the child's report made is checked against the reference scan.
+        alike = doc.get("_judged_alike")
+        if alike is not None:
+            assert alike == {"missed": [], "extra": [], "blind_spots": []}, (
+                f"a scan judging every function one by one differs: {alike}"
+            )
         return Result(doc, proc.stdout, proc.stderr)
 
 

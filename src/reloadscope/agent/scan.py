@@ -107,6 +107,7 @@ class Scan:
         max_depth: int = MAX_DEPTH,
         time_budget: float = TIME_BUDGET_S,
         full_walk: bool = False,
+        judge_all: bool = False,
         progress: Callable[[int], None] | None = None,
         keep_findings: bool = False,
     ) -> None:
@@ -116,6 +117,8 @@ class Scan:
         self.keep_findings = keep_findings
         self.findings: Classifier | None = None
         self.full_walk = full_walk  # always walk everything (the reference the tests compare with)
+        # Judge every function one by one, none passed over in bulk (the same reference).
+        self.judge_all = judge_all
         self.collect = collect
         self.max_depth = max_depth
         self.deadline = 0.0
@@ -291,8 +294,12 @@ class Scan:
         del early
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
-        # Only the functions that can be stale are judged one by one (``Sources.index``).
-        judged = cls.sources.index(functions, _index_key(self.recorder, cls.sources), fields)  # type: ignore[arg-type]
+        # Only the functions that can be stale are judged one by one (``Sources.index``, then
+        # ``functions_worth_judging``), unless every one is (the tests' reference).
+        judged: list[FunctionType] = functions  # type: ignore[assignment]
+        if not self.judge_all:
+            key = _index_key(self.recorder, cls.sources)
+            judged = cls.functions_worth_judging(cls.sources.index(judged, key, fields))
         self.functions_seen = len(functions)
         self.functions_judged = len(judged)
         self.codes_indexed = cls.sources.stats["codes"]

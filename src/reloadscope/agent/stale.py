@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import sys
 from itertools import compress, count, repeat
-from operator import is_, is_not, not_, or_
+from operator import and_, attrgetter, is_, is_not, itemgetter, not_, or_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
 from . import evidence as ev
-from . import safe
+from . import native, safe
 from .evidence import Evidence
 from .recorder import Generation, ModuleRecord, Recorder
 
@@ -38,6 +38,10 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 _AsyncGenType = type(_agen())
 _TYPE_DICT_OF = type.__dict__["__dict__"].__get__
 _NOT_A_NAME = "\0 no module name"  # stands for a __module__ that is no str
+_ALL, _NONE = object(), object()  # the rules of ``Classifier.functions_worth_judging``
+_CODE_OF = attrgetter("__code__")  # on exact functions only: C getters, no user code
+_GLOBALS_OF = attrgetter("__globals__")
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _WRAPPERS = {id(staticmethod), id(classmethod), id(property)}
 _CODE_ATTR = {
     id(GeneratorType): ("gi_code", "generator"),
@@ -104,18 +108,25 @@ class Classifier:
                 mod = gen.module() if gen.module is not None else None
                 if mod is not None and id(mod) not in self.module_gen:
                     self.module_gen[id(mod)] = (rec, gen)
-        self.current: dict[str, ModuleType] = {}
-        self.current_ns: dict[int, str] = {}  # id(namespace dict) -> sys.modules key
-        self.in_sys_modules: set[int] = set()
-        dicts: dict[str, dict[str, Any]] = {}
-        for key, mod in list(dict.items(sys.modules)):
-            self.in_sys_modules.add(id(mod))
-            if type(key) is str and issubclass(type(mod), ModuleType):
-                ns = safe.module_dict(mod)
-                if ns is not None:
-                    self.current[key] = mod
-                    dicts[key] = ns
-                    self.current_ns.setdefault(id(ns), key)
+        # The modules of sys.modules under a str key (a process has thousands: in C).
+        keys, mods = _keys_and_values(dict.items(sys.modules))
+        self.in_sys_modules: set[int] = set(map(id, mods))
+        usable = list(
+            map(
+                and_,
+                map(is_, map(type, keys), repeat(str)),
+                map(issubclass, map(type, mods), repeat(ModuleType)),
+            )
+        )
+        keys, mods = list(compress(keys, usable)), list(compress(mods, usable))
+        found = safe.module_dicts(mods)
+        read = list(map(is_not, found, repeat(None)))
+        keys, mods, nss = (list(compress(x, read)) for x in (keys, mods, found))
+        self.current: dict[str, ModuleType] = dict(zip(keys, mods))
+        dicts: dict[str, dict[str, Any]] = dict(zip(keys, nss))
+        # id(namespace dict) -> sys.modules key (its first, when under several)
+        self.current_ns: dict[int, str] = dict(zip(map(id, reversed(nss)), reversed(keys)))
+        del keys, mods, found, read, nss
         self.sources = ev.Sources(self.current, dicts)
         self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
@@ -292,6 +303,69 @@ class Classifier:
             qualname = safe.function_qualname(fn)
             self._add(fn, "function", owner, gen, qualname, "function", reason, found)
 
+    def functions_worth_judging(self, functions: list[FunctionType]) -> list[FunctionType]:
+        """The functions ``function`` may find stale, in order: the others are passed over in
+        bulk (in C, but for one step per namespace), with the verdict ``judge`` would reach
+        for each of them.  Code recording saw made is always judged.  Otherwise, what can
+        apply depends on the namespace the function runs in: in a current module's, not a
+        library's, anything; in a current library module's, only an older compilation, which
+        needs code compiled from the module's own file; in a namespace of no current module,
+        only an old namespace (``old_namespace``) or a copy (``ev.source_in_copy``), both of
+        which need a dict whose ``__name__`` names a current module (a copy also needs code
+        compiled from that module's file, not a library's).  After ``modules``.
+        (Must change with ``judge``: ``Scan(judge_all=True)`` judges every function, the
+        reference the tests compare with.)"""
+        if not functions:
+            return functions
+        globs = list(map(_GLOBALS_OF, functions))
+        ids = list(map(id, globs))
+        # Most namespaces are dicts of no module (namedtuple's, dataclasses'): one each.
+        rule_of: dict[int, object] = {}
+        current_ns, old_ns, current = self.current_ns, self.old_ns, self.current
+        for i, ns in dict(zip(ids, globs)).items():
+            if i in current_ns or i in old_ns:
+                rule_of[i] = self._namespace_rule(ns)
+            elif type(ns) is dict:
+                name = dict.get(ns, "__name__")
+                named = type(name) is str and name in current
+                rule_of[i] = self._namespace_rule(ns) if named else _NONE
+            else:
+                rule_of[i] = _NONE
+        del globs
+        if _ALL in rule_of.values() and len(set(map(id, rule_of.values()))) == 1:
+            return functions
+        rules = list(map(rule_of.__getitem__, ids))
+        codes = list(map(_CODE_OF, functions))
+        recorded = map(self.code_index.__contains__, map(id, codes))
+        keep = [
+            r is _ALL or (r is not _NONE and code.co_filename == r) or rec
+            for r, code, rec in zip(rules, codes, recorded)
+        ]
+        return list(compress(functions, keep))
+
+    def _namespace_rule(self, ns: object) -> object:
+        """For ``functions_worth_judging``: ``_ALL`` (judge each function that runs in
+        ``ns``), ``_NONE`` (only recorded code) or the file name the code must have."""
+        if id(ns) in self.current_ns:
+            if not self._library_ns(ns):
+                return _ALL
+            m = self.sources.of_globals(ns)
+            if m is None:
+                return _ALL
+            return _NONE if m.file is None else m.file
+        if self.old_namespace(ns) is not None:
+            return _ALL  # (what ``judge`` finds of every function there)
+        if type(ns) is not dict:
+            return _NONE
+        # A copy: of a current module, not a library's, with that module's file name.
+        name, file = dict.get(ns, "__name__"), dict.get(ns, "__file__")
+        m = self.sources.of_name(name) if type(name) is str else None
+        if m is None or m.library or m.ns is ns:
+            return _NONE
+        if type(file) is not str:
+            return _ALL  # (compared by ``ev.source_in_copy`` itself)
+        return m.file if m.file == file else _NONE
+
     def leftovers(self) -> None:
         """After ``function`` and ``code_object``: in each module shown to have run again, the
         functions still bound under names its file no longer defines (``ev.leftover_name``).
@@ -397,6 +471,13 @@ class Classifier:
         stale object (or a static or class method or property of one) needs looking at."""
         if not classes:
             return classes
+        helper = native.get()
+        if helper is not None and not self.found:
+            # The same mask, by the native helper (which reads each class's dict in place).
+            lib = self.sources.library_names()
+            mask = helper.classes_to_judge(classes, lib, self.class_index.keys())
+            if mask is not None and 2 not in mask:
+                return list(compress(classes, mask))
         try:
             dicts = safe.referents(*map(_TYPE_DICT_OF, classes))
         except Exception:
@@ -543,6 +624,11 @@ def instance_finding(obj: object, cls: Found, found: Evidence) -> Found:
         OLD_GENERATION,
         found,
     )
+
+
+def _keys_and_values(items: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    pairs = list(items)
+    return list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
 
 
 def _globals_of(obj: object) -> dict[str, Any] | None:
