@@ -213,6 +213,58 @@ print(MARK + json.dumps(out))
 """
 
 
+CLASSES = r"""
+import ctypes, gc, json, sys
+sys.path.insert(0, SRC)
+from reloadscope import agent
+from reloadscope.agent import native, safe
+from reloadscope.agent.stale import Classifier
+
+helper = native.get()
+assert helper is not None, native.why_not()
+assert helper.classes_to_judge([int], set(), []) is not None, "no dict offset found"
+
+
+class Meta(type):
+    pass
+
+
+class Named(str):
+    pass
+
+
+class Plain: pass
+class WithMeta(metaclass=Meta): pass
+class NotAStr: __module__ = 3
+class StrSubclass: __module__ = Named("json")
+class Library: __module__ = "json"
+class Point(ctypes.Structure): _fields_ = [("x", ctypes.c_int)]
+nameless = {}
+exec("Nameless = type('Nameless', (), {})", nameless)
+odd = [Plain, WithMeta, NotAStr, StrSubclass, Library, Point, nameless["Nameless"]]
+assert "__module__" not in safe.class_dict(nameless["Nameless"])
+metas = [t for t in gc.get_objects() if isinstance(t, type) and issubclass(t, type)]
+classes = [o for o in gc.get_objects() if type(o) in set(metas) | {type}] + odd
+recorder = agent.install()
+out = {}
+for recorded in ([], odd[::2]):
+    masks = []
+    for off in (False, True):
+        native.disable(off)
+        c = Classifier(recorder)
+        c.class_index = {id(k): None for k in recorded}
+        masks.append([id(k) for k in c._worth_judging(list(classes))])
+        native.disable(False)
+    out["recorded" if recorded else "none recorded"] = {
+        "same": masks[0] == masks[1],
+        "odd judged": sorted(k.__name__ for k in odd if id(k) in set(masks[0])),
+        "of": len(classes),
+        "judged": len(masks[0]),
+    }
+print(MARK + json.dumps(out))
+"""
+
+
 def _child(python: str, script: str, tmp_path: Path) -> dict:
     path = tmp_path / "child.py"
     path.write_text(f"SRC = {SRC!r}\nMARK = '@@'\n" + script)
@@ -250,6 +302,25 @@ def test_scans_report_the_same_with_and_without_it(python, tmp_path):
         assert checks["stale entries"] >= 3, (name, checks)
         assert checks["counted"] > 0, (name, checks)
     assert got["full walk"]["walks"] == 1, got
+
+
+@needs_helper
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
+def test_classes_to_judge_are_the_same_with_and_without_it(python, tmp_path):
+    """The helper reads each class's ``__module__`` from its dict in place: the classes it
+    keeps for judging are those the Python code keeps, odd ones included (a ``__module__``
+    that is no str or a str subclass, none at all, a ctypes class, a metaclass's class)."""
+    got = _child(python, CLASSES, tmp_path)
+    for name, checks in got.items():
+        assert checks["same"], (name, checks)
+        assert 0 < checks["judged"] < checks["of"], (name, checks)
+    # The program's own classes are judged (this script's module, ctypes' Point too); a
+    # library's, a name that is no str, or none, are not, unless recorded.
+    never = {"Library", "NotAStr", "StrSubclass", "Nameless"}
+    assert not never & set(got["none recorded"]["odd judged"]), got
+    assert {"Plain", "WithMeta"} <= set(got["none recorded"]["odd judged"]), got
+    # Recorded: judged whatever their module (Plain, NotAStr, Library, Nameless).
+    assert {"NotAStr", "Library", "Nameless"} <= set(got["recorded"]["odd judged"]), got
 
 
 def _copy_agent(tmp_path: Path) -> Path:

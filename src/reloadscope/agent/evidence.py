@@ -25,7 +25,7 @@ import _thread
 import os
 import sys
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, ne, not_, or_
+from operator import and_, attrgetter, is_, is_not, itemgetter, ne, not_, or_
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -45,6 +45,7 @@ _CODE_OF = attrgetter("__code__")  # on exact functions and code objects only: C
 _CONSTS_OF = attrgetter("co_consts")
 _PLACE_OF = attrgetter("co_filename", "co_name", "co_firstlineno")
 _GLOBALS_OF = attrgetter("__globals__")
+_SECOND = itemgetter(1)
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -197,9 +198,9 @@ class ModuleSource:
         self.library = _library_file(self.file, sources.library)
         self._bound: dict[int, CodeType] | None = None
         self._by_place: dict[tuple, list[CodeType]] | None = None
-        self._compiled: tuple[set[tuple], set[tuple]] | bool | None = False  # False: not yet
-        self._class_bodies: set[tuple[str, str]] | None = None
-        self._names: set[str] = set()
+        self._compiled: tuple[frozenset[tuple], frozenset[tuple]] | bool | None = False
+        self._class_bodies: frozenset[tuple[str, str]] | None = None
+        self._names: frozenset[str] = frozenset()
         self._state: bool | str | None = "unknown"
 
     def bound(self) -> dict[int, CodeType]:
@@ -225,31 +226,19 @@ class ModuleSource:
         generator that borrows the file's name)."""
         return self.file is not None and code.co_filename == self.file and compiler_named(code)
 
-    def compiled(self) -> tuple[set[tuple], set[tuple]] | None:
+    def compiled(self) -> tuple[frozenset[tuple], frozenset[tuple]] | None:
         """(full, loose signatures) of every code object the current file compiles to; None
         when there is no readable source (or the module is a library's)."""
         if self._compiled is False:
             self._compiled = None
             text = None if self.library else _read(self.file)
-            try:
-                # dont_inherit: this module's own __future__ flags must not leak into it.
-                top = (
-                    None
-                    if text is None
-                    else compile(text, self.file or "?", "exec", dont_inherit=True)
-                )
-            except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError ...
-                top = None
-            if top is not None:
-                sigs = Signatures()
-                codes = _all_codes(top)
-                self._compiled = ({sigs.full(co) for co in codes}, {sigs.loose(co) for co in codes})
-                self._class_bodies = {
-                    (co.co_name, safe.code_qualname(co))
-                    for co in codes
-                    if _looks_like_class_body(co)
-                }
-                self._names = {co.co_name for co in codes}
+            if text is not None and self.file is not None:
+                kept = _COMPILED.get(self.file)
+                if kept is None or kept[0] != text:
+                    kept = (text, _compile(text, self.file))
+                    _keep_compiled(self.file, kept)
+                if kept[1] is not None:
+                    self._compiled, self._class_bodies, self._names = kept[1]
         return self._compiled  # type: ignore[return-value]
 
     def unchanged(self) -> bool | None:
@@ -287,6 +276,48 @@ class ModuleSource:
         if hasattr(CodeType, "co_qualname"):
             return (name, qualname) in self._class_bodies
         return any(n == name for n, _ in self._class_bodies)
+
+
+# What the text of a file compiles to (``ModuleSource.compiled``), kept between scans for the
+# same text: a rescan reads each file again, but compiles only one whose text changed.  Plain
+# data made from the text (no object of the program's); the files read last, up to a few
+# hundred and a few megabytes of text.
+_COMPILED: dict[str, tuple[str, tuple | None]] = {}
+_COMPILED_FILES = 512
+_COMPILED_CHARS = 8_000_000
+
+
+def _compile(text: str, file: str) -> tuple | None:
+    """((full, loose signatures), class bodies, code names) of what ``text`` compiles to."""
+    try:
+        # dont_inherit: this module's own __future__ flags must not leak into it.
+        top = compile(text, file, "exec", dont_inherit=True)
+    except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError ...
+        return None
+    sigs = Signatures()
+    codes = _all_codes(top)
+    signatures = (
+        frozenset(sigs.full(co) for co in codes),
+        frozenset(sigs.loose(co) for co in codes),
+    )
+    bodies = frozenset(
+        (co.co_name, safe.code_qualname(co)) for co in codes if _looks_like_class_body(co)
+    )
+    return signatures, bodies, frozenset(co.co_name for co in codes)
+
+
+def _keep_compiled(file: str, kept: tuple[str, tuple | None]) -> None:
+    _COMPILED.pop(file, None)
+    if len(kept[0]) > _COMPILED_CHARS // 4:
+        return  # (a huge file is compiled each time)
+    chars = sum(len(t) for t, _ in list(_COMPILED.values())) + len(kept[0])
+    while _COMPILED and (len(_COMPILED) >= _COMPILED_FILES or chars > _COMPILED_CHARS):
+        try:
+            oldest = next(iter(_COMPILED))
+            chars -= len(_COMPILED.pop(oldest)[0])
+        except (KeyError, StopIteration, RuntimeError):  # another scan's thread took it
+            break
+    _COMPILED[file] = kept
 
 
 def _library_file(file: object, prefixes: tuple[str, ...]) -> bool:
@@ -436,21 +467,36 @@ class Sources:
         self, current: dict[str, ModuleType], dicts: dict[str, dict[str, Any]] | None = None
     ) -> None:
         """``dicts``: the namespace of each of ``current``, when the caller read them."""
-        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = {}
-        self.by_name: dict[str, dict[str, Any]] = {}
-        for name, mod in current.items():
-            ns = dicts.get(name) if dicts is not None else safe.module_dict(mod)
-            if ns is not None and id(ns) not in self.by_ns:
-                self.by_ns[id(ns)] = (name, ns)
-                self.by_name[name] = ns
+        # (In C, but for a step per namespace read here: a process has thousands of modules.)
+        names = list(current)
+        if dicts is None:
+            found = safe.module_dicts(list(current.values()))
+        else:
+            found = list(map(dicts.get, names))
+        known = list(map(is_not, found, repeat(None)))
+        names, nss = list(compress(names, known)), list(compress(found, known))
+        del found, known
+        # Each namespace under its first name (made backwards, so the first wins; then put
+        # back in the order of ``current``).
+        backwards = dict(zip(map(id, reversed(nss)), zip(reversed(names), reversed(nss))))
+        by_ns = dict(reversed(list(backwards.items())))
+        del backwards
+        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = by_ns
+        self.by_name: dict[str, dict[str, Any]] = dict(by_ns.values())
         self._made: dict[int, ModuleSource] = {}
         self.library = library_prefixes()
         self._twice: set[int] | None = None  # hashes of places compiled more than once
-        # ids of the namespaces of current library modules (``ModuleSource.library``)
+        # ids of the namespaces of current library modules (``ModuleSource.library``): a
+        # __file__ that is no str, or under a library directory.
         lib = self.library
-        self.lib_ns: set[int] = {
-            i for i, (_, ns) in self.by_ns.items() if _library_file(dict.get(ns, "__file__"), lib)
-        }
+        ids = list(by_ns)
+        files = list(map(dict.get, map(_SECOND, by_ns.values()), repeat("__file__")))
+        is_str = list(map(is_, map(type, files), repeat(str)))
+        self.lib_ns: set[int] = set(compress(ids, map(not_, is_str)))
+        str_files: list[str] = list(compress(files, is_str))  # type: ignore[arg-type]
+        under: Iterable[bool] = map(str.startswith, str_files, repeat(lib))
+        self.lib_ns.update(compress(compress(ids, is_str), under))
+        del ids, files, is_str, str_files
         self.recorded: Iterable[int] = ()  # ids of code recording saw made (``index``)
         self.stats: dict[str, int] = {"codes": 0, "rebuilt": 0}
         self.sigs = Signatures()

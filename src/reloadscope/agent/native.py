@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 FILE_NAME = "_reloadscope_native.abi3.so"
 # The helper's functions and arguments this agent calls (RELOADSCOPE_NATIVE_ABI in the C file):
 # a helper of another reloadscope answers another number and is not used.
-ABI = 2
+ABI = 3
 PRIVATE_NAME = "_reloadscope_native"
 
 _state: dict[str, object] = {"module": None, "tried": False, "why": "", "off": False, "single": 0}
@@ -68,6 +68,7 @@ def get() -> ModuleType | None:
                 single = single_holder(module)
                 if single:
                     _function_offsets(module)
+                    _type_dict_offset(module)
                 else:
                     why, module = "its probe of reference counts disagreed", None
         except Exception as e:  # never worth a scan: the Python code runs
@@ -163,6 +164,16 @@ def _function_offsets(module: ModuleType) -> None:
         module.function_offsets(made[0], 0, True)  # (forgets any: the attributes are read)
     else:
         module.function_offsets(made[0], size, True)
+
+
+def _type_dict_offset(module: ModuleType) -> None:
+    """Let the helper read a class's namespace dict from the class object when the same one
+    place holds it in several classes made here; else ``classes_to_judge`` answers None."""
+    made = [type(f"P{k}", (), {"k": k}) for k in range(3)]
+    size = type.__basicsize__
+    places = {module.type_dict_offset(c, safe.class_dict(c), size, False) for c in made}
+    (place,) = places if len(places) == 1 else (None,)
+    module.type_dict_offset(made[0], safe.class_dict(made[0]), size if place else 0, True)
 
 
 def single() -> int:

@@ -118,6 +118,18 @@ def module_dict(module: object) -> dict[str, Any] | None:
     return d if type(d) is dict else None
 
 
+def module_dicts(modules: list[object]) -> list[dict[str, Any] | None]:
+    """``module_dict`` of each of ``modules`` (module objects), in C but for the rare one
+    whose namespace cannot be read."""
+    try:
+        dicts: list[Any] = list(map(_module_dict.__get__, modules))
+    except Exception:
+        return list(map(module_dict, modules))
+    for i in compress(range(len(dicts)), map(is_not, map(type, dicts), repeat(dict))):
+        dicts[i] = None
+    return dicts
+
+
 def module_name(module: object) -> str | None:
     d = module_dict(module)
     if d is None:
