@@ -25,7 +25,7 @@ import _thread
 import os
 import sys
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, is_not, itemgetter, ne, not_, or_
+from operator import and_, attrgetter, is_, itemgetter, ne, not_, or_
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -320,6 +320,29 @@ def _keep_compiled(file: str, kept: tuple[str, tuple | None]) -> None:
     _COMPILED[file] = kept
 
 
+# Whether each file name seen is a library's, for the library prefixes it was told with:
+# kept between scans (str keys and bools only; as many as the process has modules).
+_LIBRARY_FILES: dict[str, bool] = {}
+_LIBRARY_PREFIXES: list[tuple[str, ...]] = []
+
+
+def _library_namespaces(ids: list[int], files: list[object], prefixes: tuple[str, ...]) -> set[int]:
+    """The ``ids`` whose ``__file__`` (in ``files``) is a library's (``_library_file``), in C
+    but for the file names not seen before."""
+    if [prefixes] != _LIBRARY_PREFIXES or len(_LIBRARY_FILES) > 100_000:
+        _LIBRARY_FILES.clear()
+        _LIBRARY_PREFIXES[:] = [prefixes]
+    told = _LIBRARY_FILES
+    is_str = list(map(is_, map(type, files), repeat(str)))
+    out = set(compress(ids, map(not_, is_str)))  # no str: a library's
+    names: list[str] = list(compress(files, is_str))  # type: ignore[arg-type]
+    known = list(map(told.get, names))  # (str keys only: no other object's __hash__ runs)
+    for i in compress(range(len(known)), map(is_, known, repeat(None))):
+        known[i] = told[names[i]] = names[i].startswith(prefixes)
+    out.update(compress(compress(ids, is_str), known))
+    return out
+
+
 def _library_file(file: object, prefixes: tuple[str, ...]) -> bool:
     """Is a module of this ``__file__`` a library's (or the standard library's)?"""
     return type(file) is not str or file.startswith(prefixes)
@@ -463,40 +486,22 @@ def _expand(
 class Sources:
     """``ModuleSource`` of each current module, made on first use."""
 
-    def __init__(
-        self, current: dict[str, ModuleType], dicts: dict[str, dict[str, Any]] | None = None
-    ) -> None:
-        """``dicts``: the namespace of each of ``current``, when the caller read them."""
-        # (In C, but for a step per namespace read here: a process has thousands of modules.)
-        names = list(current)
-        if dicts is None:
-            found = safe.module_dicts(list(current.values()))
-        else:
-            found = list(map(dicts.get, names))
-        known = list(map(is_not, found, repeat(None)))
-        names, nss = list(compress(names, known)), list(compress(found, known))
-        del found, known
-        # Each namespace under its first name (made backwards, so the first wins; then put
-        # back in the order of ``current``).
-        backwards = dict(zip(map(id, reversed(nss)), zip(reversed(names), reversed(nss))))
-        by_ns = dict(reversed(list(backwards.items())))
-        del backwards
-        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = by_ns
-        self.by_name: dict[str, dict[str, Any]] = dict(by_ns.values())
+    def __init__(self, names: list[str], namespaces: list[dict[str, Any]]) -> None:
+        """``names``: the current modules' (sys.modules keys), ``namespaces`` their dicts."""
+        # Each namespace under its first name (made backwards, so that the first one wins).
+        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = dict(
+            zip(map(id, reversed(namespaces)), zip(reversed(names), reversed(namespaces)))
+        )
+        self.by_name: dict[str, dict[str, Any]] = dict(self.by_ns.values())
         self._made: dict[int, ModuleSource] = {}
         self.library = library_prefixes()
         self._twice: set[int] | None = None  # hashes of places compiled more than once
         # ids of the namespaces of current library modules (``ModuleSource.library``): a
         # __file__ that is no str, or under a library directory.
-        lib = self.library
-        ids = list(by_ns)
-        files = list(map(dict.get, map(_SECOND, by_ns.values()), repeat("__file__")))
-        is_str = list(map(is_, map(type, files), repeat(str)))
-        self.lib_ns: set[int] = set(compress(ids, map(not_, is_str)))
-        str_files: list[str] = list(compress(files, is_str))  # type: ignore[arg-type]
-        under: Iterable[bool] = map(str.startswith, str_files, repeat(lib))
-        self.lib_ns.update(compress(compress(ids, is_str), under))
-        del ids, files, is_str, str_files
+        ids = list(self.by_ns)
+        files = list(map(dict.get, map(_SECOND, self.by_ns.values()), repeat("__file__")))
+        self.lib_ns: set[int] = _library_namespaces(ids, files, self.library)
+        del ids, files
         self.recorded: Iterable[int] = ()  # ids of code recording saw made (``index``)
         self.stats: dict[str, int] = {"codes": 0, "rebuilt": 0}
         self.sigs = Signatures()
@@ -696,8 +701,8 @@ class Sources:
 
     def library_names(self) -> set[str]:
         """Names of the current library modules (``of_name`` gives a library's source)."""
-        lib = self.lib_ns
-        return {name for name, ns in self.by_name.items() if id(ns) in lib}
+        in_lib = map(self.lib_ns.__contains__, map(id, self.by_name.values()))
+        return set(compress(self.by_name, in_lib))
 
     def edited(self) -> list[tuple[str, ModuleSource]]:
         """(name, source) of the current modules, not libraries, whose file was written since

@@ -11,6 +11,7 @@ them): ``exact`` decides when its paths are still the shortest.  ``referrers`` a
 
 from __future__ import annotations
 
+import _thread
 import gc
 import sys
 import time
@@ -48,8 +49,15 @@ DEFER_FANOUT = 10_000
 
 def pause() -> None:
     """Let the process's other threads run now (between the slices of a whole-heap pass): the
-    interpreter would otherwise hand over the GIL only after a switch interval's wait."""
+    interpreter would otherwise hand over the GIL only after a switch interval's wait.  With
+    no other thread started (a thread a C library attached waits that interval at most), no
+    wait: each costs a system call and a GIL hand-over."""
+    if _threads_started is not None and _threads_started() == 0:
+        return
     time.sleep(0)
+
+
+_threads_started = getattr(_thread, "_count", None)  # threads started, but the main one
 
 
 class Kinds:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from itertools import compress, count, repeat
+from itertools import chain, compress, count, repeat
 from operator import and_, attrgetter, is_, is_not, itemgetter, not_, or_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
@@ -38,6 +38,7 @@ async def _agen() -> Any:  # pragma: no cover - only its type is used
 _AsyncGenType = type(_agen())
 _TYPE_DICT_OF = type.__dict__["__dict__"].__get__
 _NOT_A_NAME = "\0 no module name"  # stands for a __module__ that is no str
+_NO_OWNER = (None, None)
 _ALL, _NONE = object(), object()  # the rules of ``Classifier.functions_worth_judging``
 _CODE_OF = attrgetter("__code__")  # on exact functions only: C getters, no user code
 _GLOBALS_OF = attrgetter("__globals__")
@@ -123,11 +124,10 @@ class Classifier:
         read = list(map(is_not, found, repeat(None)))
         keys, mods, nss = (list(compress(x, read)) for x in (keys, mods, found))
         self.current: dict[str, ModuleType] = dict(zip(keys, mods))
-        dicts: dict[str, dict[str, Any]] = dict(zip(keys, nss))
-        # id(namespace dict) -> sys.modules key (its first, when under several)
-        self.current_ns: dict[int, str] = dict(zip(map(id, reversed(nss)), reversed(keys)))
+        self.sources = ev.Sources(keys, nss)
+        # id(namespace dict) -> (sys.modules key, its first when under several; the dict)
+        self.current_ns = self.sources.by_ns
         del keys, mods, found, read, nss
-        self.sources = ev.Sources(self.current, dicts)
         self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
         self.old_ns: dict[int, tuple[str, int | None]] = {}
@@ -242,7 +242,7 @@ class Classifier:
                 "replaced",
             )
             return old[0], old[1], OLD_MODULE, found
-        owner = self.current_ns.get(id(ns))
+        owner = self.current_ns.get(id(ns), _NO_OWNER)[0]
         if owner is None:
             copied = ev.source_in_copy(code, ns, self.sources)
             return None if copied is None else (copied[0], number, OLD_MODULE, copied[1])
@@ -319,19 +319,26 @@ class Classifier:
             return functions
         globs = list(map(_GLOBALS_OF, functions))
         ids = list(map(id, globs))
-        # Most namespaces are dicts of no module (namedtuple's, dataclasses'): one each.
-        rule_of: dict[int, object] = {}
-        current_ns, old_ns, current = self.current_ns, self.old_ns, self.current
-        for i, ns in dict(zip(ids, globs)).items():
-            if i in current_ns or i in old_ns:
-                rule_of[i] = self._namespace_rule(ns)
-            elif type(ns) is dict:
-                name = dict.get(ns, "__name__")
-                named = type(name) is str and name in current
-                rule_of[i] = self._namespace_rule(ns) if named else _NONE
-            else:
-                rule_of[i] = _NONE
+        # Most namespaces are dicts of no module (namedtuple's, dataclasses'): one each, whose
+        # rule is _NONE unless it is a current or old module's, or its __name__ (a str: no
+        # other key is looked up) is a current module's; told in C.
+        distinct = dict(zip(ids, globs))
         del globs
+        nids, nss = list(distinct), list(distinct.values())
+        n = len(nids)
+        known = list(
+            map(or_, map(self.current_ns.__contains__, nids), map(self.old_ns.__contains__, nids))
+        )
+        others = map(and_, map(not_, known), map(is_, map(type, nss), repeat(dict)))
+        at = list(compress(range(n), others))
+        names = list(map(dict.get, map(nss.__getitem__, at), repeat("__name__")))
+        is_str = list(map(is_, map(type, names), repeat(str)))
+        in_current = map(self.current.__contains__, compress(names, is_str))
+        named = compress(compress(at, is_str), in_current)
+        rule_of: dict[int, object] = dict.fromkeys(nids, _NONE)
+        for k in chain(compress(range(n), known), named):
+            rule_of[nids[k]] = self._namespace_rule(nss[k])
+        del distinct, nss, known, at, names, is_str
         if _ALL in rule_of.values() and len(set(map(id, rule_of.values()))) == 1:
             return functions
         rules = list(map(rule_of.__getitem__, ids))
