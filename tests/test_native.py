@@ -265,6 +265,63 @@ print(MARK + json.dumps(out))
 """
 
 
+MODULES = r"""
+import json, sys, types
+sys.path.insert(0, SRC)
+from reloadscope.agent import evidence, native
+
+assert native.get() is not None, native.why_not()
+
+
+class Sub(types.ModuleType):
+    pass
+
+
+odd = {
+    "rs_plain": types.ModuleType("rs_plain"),
+    "rs_sub": Sub("rs_sub"),
+    "rs_not_a_module": object(),
+    ("rs", "tuple key"): types.ModuleType("rs_tuple_key"),
+    "rs_lib": types.ModuleType("rs_lib"),
+    "rs_file_not_str": types.ModuleType("rs_file_not_str"),
+}
+odd["rs_lib"].__file__ = evidence.library_prefixes()[0] + "rs_lib.py"
+odd["rs_plain"].__file__ = "/somewhere/of/mine/rs_plain.py"
+odd["rs_file_not_str"].__file__ = 3
+odd["rs_again"] = odd["rs_plain"]  # one module under two names: its first wins
+sys.modules.update(odd)
+
+
+def tables(off):
+    native.disable(off)
+    m = evidence.current_modules()
+    native.disable(False)
+    return m
+
+
+a, b = tables(False), tables(True)
+out = {
+    "ids": a.ids == b.ids,
+    "current": a.current == b.current and all(a.current[k] is b.current[k] for k in a.current),
+    "by_ns": a.by_ns.keys() == b.by_ns.keys()
+    and all(a.by_ns[i][0] == b.by_ns[i][0] and a.by_ns[i][1] is b.by_ns[i][1] for i in a.by_ns),
+    "by_name": a.by_name.keys() == b.by_name.keys()
+    and all(a.by_name[k] is b.by_name[k] for k in a.by_name),
+    "library": a.library == b.library,
+    "odd": {
+        "sub is current": "rs_sub" in a.current,
+        "object is not": "rs_not_a_module" not in a.current,
+        "tuple key is not": all(type(k) is str for k in a.current),
+        "first name": a.by_ns[id(vars(odd["rs_plain"]))][0],
+        "lib": id(vars(odd["rs_lib"])) in a.library,
+        "file not str is lib": id(vars(odd["rs_file_not_str"])) in a.library,
+        "mine is not lib": id(vars(odd["rs_plain"])) not in a.library,
+    },
+}
+print(MARK + json.dumps(out))
+"""
+
+
 def _child(python: str, script: str, tmp_path: Path) -> dict:
     path = tmp_path / "child.py"
     path.write_text(f"SRC = {SRC!r}\nMARK = '@@'\n" + script)
@@ -321,6 +378,19 @@ def test_classes_to_judge_are_the_same_with_and_without_it(python, tmp_path):
     assert {"Plain", "WithMeta"} <= set(got["none recorded"]["odd judged"]), got
     # Recorded: judged whatever their module (Plain, NotAStr, Library, Nameless).
     assert {"NotAStr", "Library", "Nameless"} <= set(got["recorded"]["odd judged"]), got
+
+
+@needs_helper
+@pytest.mark.parametrize("python", pythons(), ids=version_id)
+def test_the_current_modules_tables_are_the_same_with_and_without_it(python, tmp_path):
+    """The helper makes the tables of sys.modules in one pass: the same as the Python code's,
+    odd entries included (a key that is no str, a value that is no module, a module
+    subclass, a module under two names, a ``__file__`` that is no str)."""
+    got = _child(python, MODULES, tmp_path)
+    odd = got.pop("odd")
+    assert all(got.values()), got
+    assert odd.pop("first name") == "rs_plain", odd
+    assert all(odd.values()), odd
 
 
 def _copy_agent(tmp_path: Path) -> Path:

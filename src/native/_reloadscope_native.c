@@ -20,18 +20,24 @@
  *       Where some ids stand in a big list or tuple (paths._Positions).
  *   pick(objs, start, stop, types, outs, function_type, fields) -> None
  *       Objects of objs[start:stop] whose exact type is types[i], appended to outs[i]; for
- *       each plain function picked, the addresses of its __code__ and __globals__ in fields.
- *   split(functions, fields, namespaces, known) -> (lib, new_lib, other)
- *   keep(functions, fields, lib, special) -> list
+ *       each plain function, the addresses of its __code__ and __globals__ and its position
+ *       in objs, in fields.
+ *   split(objs, fields, namespaces, known) -> (lib, new_lib, other)
+ *   keep(objs, fields, lib, special) -> list
  *       The code-place index's passes over every function (evidence.Sources._index).
  *   index_all(lib_top, other_top, code_type), index_again(codes, seen, twice, ...)
  *       The code-place index made and grown, kept in tables (evidence.Sources._index).
  *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
+ *   modules_table(items, module_type, prefixes, told) -> (ids, current, by_ns, by_name, lib)
+ *       The current modules' tables (stale.Classifier, evidence.Sources).
+ *   type_dict_offset(cls, d, size, set), classes_to_judge(classes, library, recorded)
+ *       A class's namespace read in place: the classes to judge one by one (stale.py).
  */
 /* The functions' names and arguments, as agent/native.py expects them (``ABI`` there): a
  * helper of another reloadscope (an older install, another at the same path in a container)
  * is never used. Raise it with any change to them. */
 #define RELOADSCOPE_NATIVE_ABI 3
+#define FIELDS 3 /* words pick writes for each function: __code__, __globals__, position */
 
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030A0000
@@ -400,6 +406,130 @@ static PyObject *native_function_offsets(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", c_at, g_at);
 }
 
+/* -- the current modules ------------------------------------------------------------------ */
+
+static PyObject *str_file;
+
+/* Is ``file`` (an exact str) under one of ``prefixes`` (a tuple of str)?  Told once per file
+ * name in ``told`` (a dict of str -> bool, kept by the caller).  -1: an error. */
+static int library_file(PyObject *file, PyObject *prefixes, PyObject *told) {
+    PyObject *known = PyDict_GetItemWithError(told, file); /* borrowed; str keys only */
+    if (known != NULL) return known == Py_True;
+    if (PyErr_Occurred()) return -1;
+    int under = 0;
+    Py_ssize_t n = PyTuple_Size(prefixes);
+    for (Py_ssize_t k = 0; k < n && !under; k++) {
+        Py_ssize_t hit = PyUnicode_Tailmatch(file, PyTuple_GetItem(prefixes, k), 0,
+                                             PY_SSIZE_T_MAX, -1);
+        if (hit < 0) return -1;
+        under = hit == 1;
+    }
+    if (PyDict_SetItem(told, file, under ? Py_True : Py_False) < 0) return -1;
+    return under;
+}
+
+/* A dict's keys table, asked for from memory (``DICT_KEYS_AT``: where CPython 3.10-3.15 keep
+ * its address in an exact dict; only a hint: a prefetch never faults nor changes a result). */
+#define DICT_KEYS_AT 4
+static inline void prefetch_keys(PyObject *d) {
+    if (d != NULL && PyDict_CheckExact(d)) PREFETCH(((PyObject **)d)[DICT_KEYS_AT]);
+}
+
+/* items[j]'s value (a module of sys.modules), or NULL */
+static inline PyObject *module_of(PyObject *items, Py_ssize_t j) {
+    PyObject *item = PyList_GetItem(items, j);
+    return item != NULL && PyTuple_Check(item) && PyTuple_Size(item) == 2
+               ? PyTuple_GetItem(item, 1)
+               : NULL;
+}
+
+static int add_id(PyObject *set, PyObject *obj) {
+    PyObject *i = PyLong_FromVoidPtr(obj);
+    int bad = i == NULL || PySet_Add(set, i) < 0;
+    Py_XDECREF(i);
+    return bad ? -1 : 0;
+}
+
+/* modules_table(items, module_type, prefixes, told)
+ *     -> (in_sys_modules, current, by_ns, by_name, library)
+ *
+ * From ``items`` (list(dict.items(sys.modules))), in one pass: the ids of every value; the
+ * modules (instances of ``module_type``) under a str key whose namespace is an exact dict,
+ * by name; each such namespace by id -> (its first name, namespace), and by that name; the
+ * ids of the namespaces whose ``__file__`` is no str or lies under one of ``prefixes``
+ * (``told``: see library_file).  What stale.py's and evidence.py's Python makes; only str
+ * keys are looked up (no other object's __hash__ or __eq__ runs, but for a __file__ lookup
+ * in a namespace holding a key of another type with the same hash, as dict.get would). */
+static PyObject *native_modules_table(PyObject *self, PyObject *args) {
+    PyObject *items, *module_type, *prefixes, *told;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!", &PyList_Type, &items, &PyType_Type, &module_type,
+                          &PyTuple_Type, &prefixes, &PyDict_Type, &told))
+        return NULL;
+    PyObject *in_sys = PySet_New(NULL), *current = PyDict_New(), *by_ns = PyDict_New();
+    PyObject *by_name = PyDict_New(), *library = PySet_New(NULL), *result = NULL;
+    if (!in_sys || !current || !by_ns || !by_name || !library) goto done;
+    Py_ssize_t n = PyList_Size(items);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        /* Each module, then its namespace, then the namespace's keys, asked for in turn ahead
+         * of their use (each read waits on the one before: the waits then overlap). */
+        PyObject *ahead = j + PREFETCH_AHEAD < n ? module_of(items, j + PREFETCH_AHEAD) : NULL;
+        if (ahead != NULL) PREFETCH(ahead);
+        ahead = j + PREFETCH_AHEAD / 2 < n ? module_of(items, j + PREFETCH_AHEAD / 2) : NULL;
+        if (ahead != NULL && PyObject_TypeCheck(ahead, (PyTypeObject *)module_type))
+            PREFETCH(PyModule_GetDict(ahead));
+        ahead = j + PREFETCH_AHEAD / 4 < n ? module_of(items, j + PREFETCH_AHEAD / 4) : NULL;
+        if (ahead != NULL && PyObject_TypeCheck(ahead, (PyTypeObject *)module_type))
+            prefetch_keys(PyModule_GetDict(ahead));
+        PyObject *item = PyList_GetItem(items, j);
+        if (!PyTuple_Check(item) || PyTuple_Size(item) != 2) {
+            PyErr_SetString(PyExc_TypeError, "items must be (key, value) pairs");
+            goto done;
+        }
+        PyObject *key = PyTuple_GetItem(item, 0), *mod = PyTuple_GetItem(item, 1);
+        if (add_id(in_sys, mod) < 0) goto done;
+        if (!PyUnicode_CheckExact(key) || !PyObject_TypeCheck(mod, (PyTypeObject *)module_type))
+            continue;
+        PyObject *ns = PyModule_GetDict(mod); /* borrowed: what ModuleType.__dict__ reads */
+        if (ns == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (!PyDict_CheckExact(ns)) continue;
+        if (PyDict_SetItem(current, key, mod) < 0) goto done;
+        PyObject *i = PyLong_FromVoidPtr(ns);
+        if (i == NULL) goto done;
+        int had = PyDict_Contains(by_ns, i);
+        if (had == 0) {
+            PyObject *pair = PyTuple_Pack(2, key, ns);
+            int bad = pair == NULL || PyDict_SetItem(by_ns, i, pair) < 0 ||
+                      PyDict_SetItem(by_name, key, ns) < 0;
+            Py_XDECREF(pair);
+            if (bad) had = -1;
+        }
+        if (had == 0) {
+            PyObject *file = PyDict_GetItemWithError(ns, str_file); /* borrowed */
+            int lib;
+            if (file == NULL && PyErr_Occurred())
+                lib = -1;
+            else if (file == NULL || !PyUnicode_CheckExact(file))
+                lib = 1;
+            else
+                lib = library_file(file, prefixes, told);
+            if (lib < 0 || (lib == 1 && PySet_Add(library, i) < 0)) had = -1;
+        }
+        Py_DECREF(i);
+        if (had < 0) goto done;
+    }
+    result = PyTuple_Pack(5, in_sys, current, by_ns, by_name, library);
+done:
+    Py_XDECREF(in_sys);
+    Py_XDECREF(current);
+    Py_XDECREF(by_ns);
+    Py_XDECREF(by_name);
+    Py_XDECREF(library);
+    return result;
+}
+
 /* -- the modules of classes ---------------------------------------------------------------- */
 
 static PyObject *str_module;
@@ -444,6 +574,10 @@ static PyObject *native_classes_to_judge(PyObject *self, PyObject *args) {
         if (i + PREFETCH_AHEAD / 2 < n) {
             PyObject *ahead = PyList_GetItem(classes, i + PREFETCH_AHEAD / 2);
             if (PyType_Check(ahead)) PREFETCH(((PyObject **)ahead)[type_dict_at]);
+        }
+        if (i + PREFETCH_AHEAD / 4 < n) {
+            PyObject *ahead = PyList_GetItem(classes, i + PREFETCH_AHEAD / 4);
+            if (PyType_Check(ahead)) prefetch_keys(((PyObject **)ahead)[type_dict_at]);
         }
         PyObject *d = PyType_Check(cls) ? ((PyObject **)cls)[type_dict_at] : NULL;
         char m;
@@ -547,10 +681,10 @@ static PyObject *native_where(PyObject *self, PyObject *args) {
 /* -- picking objects by exact type -------------------------------------------------------- */
 
 /* pick(objs, start, stop, types, outs, function_type, fields): each object of
- * objs[start:stop] whose type is types[i] (by identity) is appended to outs[i], in order; for
- * an object of ``function_type`` (exactly: a plain function), the addresses of its __code__
- * and __globals__ are appended to ``fields`` (a bytearray, two native words each), read now,
- * while the object is at hand. */
+ * objs[start:stop] whose type is types[i] (by identity) is appended to outs[i] (unless that is
+ * None), in order; for an object of ``function_type`` (exactly: a plain function), the
+ * addresses of its __code__ and __globals__ and its position in ``objs`` are appended to
+ * ``fields`` (a bytearray, three native words each), read now, while the object is at hand. */
 static PyObject *native_pick(PyObject *self, PyObject *args) {
     PyObject *objs, *types, *outs, *fn_type, *fields;
     Py_ssize_t start, stop;
@@ -576,8 +710,9 @@ static PyObject *native_pick(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t k = 0; k < nt; k++) {
-        if (!PyList_Check(PyTuple_GetItem(outs, k))) {
-            PyErr_SetString(PyExc_TypeError, "outs must be lists");
+        PyObject *out = PyTuple_GetItem(outs, k);
+        if (out != Py_None && !PyList_Check(out)) {
+            PyErr_SetString(PyExc_TypeError, "outs must be lists or None");
             goto done;
         }
         uintptr_t p = (uintptr_t)PyTuple_GetItem(types, k);
@@ -603,9 +738,10 @@ static PyObject *native_pick(PyObject *self, PyObject *args) {
         size_t i = ptr_hash(p) & (cap - 1);
         while (keys[i] != 0 && keys[i] != p) i = (i + 1) & (cap - 1);
         if (keys[i] == 0) continue;
-        if (PyList_Append(PyTuple_GetItem(outs, vals[i]), obj) < 0) goto done;
+        PyObject *out = PyTuple_GetItem(outs, vals[i]);
+        if (out != Py_None && PyList_Append(out, obj) < 0) goto done;
         if ((PyObject *)p != fn_type) continue;
-        if (n_found + 2 > cap_found) {
+        if (n_found + FIELDS > cap_found) {
             Py_ssize_t c = cap_found ? cap_found * 2 : 4096;
             uintptr_t *more = (uintptr_t *)realloc(found, (size_t)c * sizeof(uintptr_t));
             if (more == NULL) {
@@ -616,7 +752,8 @@ static PyObject *native_pick(PyObject *self, PyObject *args) {
             cap_found = c;
         }
         if (fields_of(obj, &found[n_found], &found[n_found + 1]) < 0) goto done;
-        n_found += 2;
+        found[n_found + 2] = (uintptr_t)j;
+        n_found += FIELDS;
     }
     if (n_found) {
         Py_ssize_t had = PyByteArray_Size(fields);
@@ -639,31 +776,41 @@ static int is_table(PyObject *ba);
 static inline int tbl_has(const uint64_t *w, uint64_t k);
 static inline uint64_t tkey(uint64_t k);
 
-static int fields_view(PyObject *fields, Py_ssize_t n, const uintptr_t **words) {
-    if (!PyByteArray_Check(fields) ||
-        PyByteArray_Size(fields) != n * 2 * (Py_ssize_t)sizeof(uintptr_t)) {
-        PyErr_SetString(PyExc_ValueError, "fields do not match the functions");
+/* The functions ``pick`` put in ``fields`` (how many: ``*n``), each at a position in ``objs``
+ * (checked here). */
+static int fields_view(PyObject *fields, PyObject *objs, Py_ssize_t *n, const uintptr_t **words) {
+    const Py_ssize_t each = FIELDS * (Py_ssize_t)sizeof(uintptr_t);
+    if (!PyByteArray_Check(fields) || PyByteArray_Size(fields) % each != 0) {
+        PyErr_SetString(PyExc_ValueError, "not pick's fields");
         return -1;
     }
+    *n = PyByteArray_Size(fields) / each;
     *words = (const uintptr_t *)PyByteArray_AsString(fields);
+    Py_ssize_t len = PyList_Size(objs);
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        if ((*words)[FIELDS * i + 2] >= (uintptr_t)len) {
+            PyErr_SetString(PyExc_ValueError, "fields do not match the list");
+            return -1;
+        }
+    }
     return 0;
 }
 
-/* split(functions, fields, namespaces, known) -> (lib, new_lib, other)
+/* split(objs, fields, namespaces, known) -> (lib, new_lib, other)
  *
- * For the plain functions whose __code__ and __globals__ addresses ``pick`` put in
- * ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces`` (a list, by
- * identity); new_lib = the positions of those whose code's address is not in ``known``
- * (index_all's table; None: no list is made); other = the positions of the rest.  No object
- * is read. */
+ * For the plain functions whose __code__ and __globals__ addresses and positions in ``objs``
+ * ``pick`` put in ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces``
+ * (a list, by identity); new_lib = the positions (in ``objs``) of those whose code's address
+ * is not in ``known`` (index_all's table; None: no list is made); other = the positions of
+ * the rest.  No object is read. */
 static PyObject *native_split(PyObject *self, PyObject *args) {
-    PyObject *functions, *fields, *namespaces, *known;
-    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyList_Type,
+    PyObject *objs, *fields, *namespaces, *known;
+    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &objs, &fields, &PyList_Type,
                           &namespaces, &known))
         return NULL;
-    Py_ssize_t n = PyList_Size(functions);
+    Py_ssize_t n;
     const uintptr_t *words;
-    if (fields_view(fields, n, &words) < 0) return NULL;
+    if (fields_view(fields, objs, &n, &words) < 0) return NULL;
     const uint64_t *known_table = NULL; /* the kept index's own table (index_all) */
     if (known != Py_None) {
         if (!is_table(known)) {
@@ -680,19 +827,20 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
     char *mask = PyBytes_AsString(lib);
     if (mask == NULL) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
+        const uintptr_t *f = &words[FIELDS * i];
         if (known_table != NULL && i + PREFETCH_AHEAD < n) {
-            uint64_t k = tkey(words[2 * (i + PREFETCH_AHEAD)]);
+            uint64_t k = tkey(words[FIELDS * (i + PREFETCH_AHEAD)]);
             PREFETCH(&known_table[2 + (ptr_hash((uintptr_t)k) & (size_t)known_table[1])]);
         }
-        int in_lib = ptrset_has(&ns, words[2 * i + 1]);
+        int in_lib = ptrset_has(&ns, f[1]);
         mask[i] = (char)in_lib;
         PyObject *into = NULL;
         if (!in_lib)
             into = other;
-        else if (known_table != NULL && !tbl_has(known_table, words[2 * i]))
+        else if (known_table != NULL && !tbl_has(known_table, f[0]))
             into = new_lib;
         if (into != NULL) {
-            PyObject *pos = PyLong_FromSsize_t(i);
+            PyObject *pos = PyLong_FromSize_t((size_t)f[2]);
             int bad = pos == NULL || PyList_Append(into, pos) < 0;
             Py_XDECREF(pos);
             if (bad) goto done;
@@ -707,16 +855,17 @@ done:
     return result;
 }
 
-/* keep(functions, fields, lib, special) -> the functions not of a library (lib[i] == 0) or
- * whose code's id is in ``special`` (a set of ids), in order. */
+/* keep(objs, fields, lib, special) -> the functions ``pick`` put in ``fields`` (taken from
+ * their positions in ``objs``) not of a library (lib[i] == 0) or whose code's id is in
+ * ``special`` (a set of ids), in order. */
 static PyObject *native_keep(PyObject *self, PyObject *args) {
-    PyObject *functions, *fields, *lib, *special;
-    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &functions, &fields, &PyBytes_Type, &lib,
+    PyObject *objs, *fields, *lib, *special;
+    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &objs, &fields, &PyBytes_Type, &lib,
                           &special))
         return NULL;
-    Py_ssize_t n = PyList_Size(functions);
+    Py_ssize_t n;
     const uintptr_t *words;
-    if (fields_view(fields, n, &words) < 0) return NULL;
+    if (fields_view(fields, objs, &n, &words) < 0) return NULL;
     if (PyBytes_Size(lib) != n) {
         PyErr_SetString(PyExc_ValueError, "lib does not match the functions");
         return NULL;
@@ -726,8 +875,9 @@ static PyObject *native_keep(PyObject *self, PyObject *args) {
     const char *mask = PyBytes_AsString(lib);
     PyObject *out = mask == NULL ? NULL : PyList_New(0);
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        if (mask[i] && !ptrset_has(&sp, words[2 * i])) continue;
-        if (PyList_Append(out, PyList_GetItem(functions, i)) < 0) Py_CLEAR(out);
+        const uintptr_t *f = &words[FIELDS * i];
+        if (mask[i] && !ptrset_has(&sp, f[0])) continue;
+        if (PyList_Append(out, PyList_GetItem(objs, (Py_ssize_t)f[2])) < 0) Py_CLEAR(out);
     }
     ptrset_free(&sp);
     return out;
@@ -1146,6 +1296,7 @@ static PyMethodDef methods[] = {
     {"keep", native_keep, METH_VARARGS, "The functions to judge one by one."},
     {"type_dict_offset", native_type_dict_offset, METH_VARARGS, "Where classes keep their dict."},
     {"classes_to_judge", native_classes_to_judge, METH_VARARGS, "The classes to judge one by one."},
+    {"modules_table", native_modules_table, METH_VARARGS, "The current modules' tables."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1157,7 +1308,8 @@ PyMODINIT_FUNC PyInit__reloadscope_native(void) {
     str_code = PyUnicode_InternFromString("__code__");
     str_globals = PyUnicode_InternFromString("__globals__");
     str_module = PyUnicode_InternFromString("__module__");
-    if (str_module == NULL) return NULL;
+    str_file = PyUnicode_InternFromString("__file__");
+    if (str_module == NULL || str_file == NULL) return NULL;
     str_consts = PyUnicode_InternFromString("co_consts");
     str_filename = PyUnicode_InternFromString("co_filename");
     str_name = PyUnicode_InternFromString("co_name");

@@ -25,7 +25,7 @@ import _thread
 import os
 import sys
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, itemgetter, ne, not_, or_
+from operator import and_, attrgetter, is_, is_not, itemgetter, ne, not_, or_
 from types import (
     BuiltinFunctionType,
     ClassMethodDescriptorType,
@@ -45,7 +45,7 @@ _CODE_OF = attrgetter("__code__")  # on exact functions and code objects only: C
 _CONSTS_OF = attrgetter("co_consts")
 _PLACE_OF = attrgetter("co_filename", "co_name", "co_firstlineno")
 _GLOBALS_OF = attrgetter("__globals__")
-_SECOND = itemgetter(1)
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 TYPE_CHECKING = False  # typing is not imported at run time: loading must stay cheap
 if TYPE_CHECKING:
@@ -329,9 +329,6 @@ _LIBRARY_PREFIXES: list[tuple[str, ...]] = []
 def _library_namespaces(ids: list[int], files: list[object], prefixes: tuple[str, ...]) -> set[int]:
     """The ``ids`` whose ``__file__`` (in ``files``) is a library's (``_library_file``), in C
     but for the file names not seen before."""
-    if [prefixes] != _LIBRARY_PREFIXES or len(_LIBRARY_FILES) > 100_000:
-        _LIBRARY_FILES.clear()
-        _LIBRARY_PREFIXES[:] = [prefixes]
     told = _LIBRARY_FILES
     is_str = list(map(is_, map(type, files), repeat(str)))
     out = set(compress(ids, map(not_, is_str)))  # no str: a library's
@@ -483,25 +480,75 @@ def _expand(
     return out, list(map(hash, map(_PLACE_OF, out)))
 
 
+class CurrentModules:
+    """The modules of sys.modules now, as the scan's tables (``current_modules``)."""
+
+    __slots__ = ("by_name", "by_ns", "current", "ids", "library", "prefixes")
+
+    def __init__(
+        self,
+        ids: set[int],
+        current: dict[str, ModuleType],
+        by_ns: dict[int, tuple[str, dict[str, Any]]],
+        by_name: dict[str, dict[str, Any]],
+        library: set[int],
+        prefixes: tuple[str, ...],
+    ) -> None:
+        self.ids = ids  # of every value of sys.modules
+        self.current = current  # the modules under a str key whose namespace is a dict
+        self.by_ns = by_ns  # id(namespace) -> (its first name, namespace)
+        self.by_name = by_name  # that name -> namespace
+        self.library = library  # ids of the namespaces of library modules (_library_file)
+        self.prefixes = prefixes  # library_prefixes()
+
+
+def current_modules() -> CurrentModules:
+    """sys.modules's modules now: in one pass of the native helper, else in C passes (a
+    process has thousands)."""
+    prefixes = library_prefixes()
+    if [prefixes] != _LIBRARY_PREFIXES or len(_LIBRARY_FILES) > 100_000:
+        _LIBRARY_FILES.clear()
+        _LIBRARY_PREFIXES[:] = [prefixes]
+    items = list(dict.items(sys.modules))
+    helper = native.get()
+    if helper is not None:
+        ids, current, by_ns, by_name, library = helper.modules_table(
+            items, ModuleType, prefixes, _LIBRARY_FILES
+        )
+        return CurrentModules(ids, current, by_ns, by_name, library, prefixes)
+    keys, mods = list(map(_FIRST, items)), list(map(_SECOND, items))
+    del items
+    ids = set(map(id, mods))
+    usable = list(
+        map(
+            and_,
+            map(is_, map(type, keys), repeat(str)),
+            map(issubclass, map(type, mods), repeat(ModuleType)),
+        )
+    )
+    keys, mods = list(compress(keys, usable)), list(compress(mods, usable))
+    found = safe.module_dicts(mods)
+    read = list(map(is_not, found, repeat(None)))
+    keys, mods, nss = (list(compress(x, read)) for x in (keys, mods, found))
+    current = dict(zip(keys, mods))
+    # Each namespace under its first name (made backwards, so that the first one wins).
+    by_ns = dict(zip(map(id, reversed(nss)), zip(reversed(keys), reversed(nss))))
+    by_name = dict(by_ns.values())
+    files = list(map(dict.get, map(_SECOND, by_ns.values()), repeat("__file__")))
+    library = _library_namespaces(list(by_ns), files, prefixes)
+    return CurrentModules(ids, current, by_ns, by_name, library, prefixes)
+
+
 class Sources:
     """``ModuleSource`` of each current module, made on first use."""
 
-    def __init__(self, names: list[str], namespaces: list[dict[str, Any]]) -> None:
-        """``names``: the current modules' (sys.modules keys), ``namespaces`` their dicts."""
-        # Each namespace under its first name (made backwards, so that the first one wins).
-        self.by_ns: dict[int, tuple[str, dict[str, Any]]] = dict(
-            zip(map(id, reversed(namespaces)), zip(reversed(names), reversed(namespaces)))
-        )
-        self.by_name: dict[str, dict[str, Any]] = dict(self.by_ns.values())
+    def __init__(self, modules: CurrentModules) -> None:
+        self.by_ns = modules.by_ns
+        self.by_name = modules.by_name
+        self.lib_ns = modules.library
+        self.library = modules.prefixes
         self._made: dict[int, ModuleSource] = {}
-        self.library = library_prefixes()
         self._twice: set[int] | None = None  # hashes of places compiled more than once
-        # ids of the namespaces of current library modules (``ModuleSource.library``): a
-        # __file__ that is no str, or under a library directory.
-        ids = list(self.by_ns)
-        files = list(map(dict.get, map(_SECOND, self.by_ns.values()), repeat("__file__")))
-        self.lib_ns: set[int] = _library_namespaces(ids, files, self.library)
-        del ids, files
         self.recorded: Iterable[int] = ()  # ids of code recording saw made (``index``)
         self.stats: dict[str, int] = {"codes": 0, "rebuilt": 0}
         self.sigs = Signatures()
@@ -535,8 +582,9 @@ class Sources:
         With a ``key`` (see ``index_key``), the part of the index made of the code of library
         modules' functions is kept for the next scan with the same key (ids and hashes only,
         no object): it then looks only at code it has not seen.  ``fields``: the addresses of
-        each function's ``__code__`` and ``__globals__``, which the native helper's ``pick``
-        read (with the helper only)."""
+        each function's ``__code__`` and ``__globals__`` and its position in ``functions``,
+        which the native helper's ``pick`` read (with the helper only; ``functions`` is then
+        the list it picked from: the heap's)."""
         # One scan at a time reads and grows what is kept (a scan of the server's thread and
         # one of the program's may run at once); a lock held too long (a fork copied it held)
         # costs only the keeping (and a child gets a fresh one: after_fork_in_child).
@@ -590,7 +638,8 @@ class Sources:
             if helper is None:
                 lib_codes = list(compress(codes, lib_mask))
             else:
-                lib_codes = list(map(_CODE_OF, compress(functions, lib_mask)))
+                at = compress(native.positions(fields), lib_mask)  # type: ignore[arg-type]
+                lib_codes = list(map(_CODE_OF, map(functions.__getitem__, at)))
             if helper is not None:
                 cache, twice_ids = self._index_all_native(helper, lib_codes, other_top, key)
             else:
@@ -881,15 +930,12 @@ def old_namespace(ns: dict[str, Any], sources: Sources) -> bool:
     of a current module's: attrs builds the globals of the methods it generates as a *copy*
     of the module's dict, and IPython's deduperreload runs new definitions in one (whose
     functions then live in the copy too)."""
-    own = False
-    for v in list(dict.values(ns)):
-        if type(v) is FunctionType:
-            g = v.__globals__
-            if g is ns:
-                own = True
-            elif g is not None and id(g) in sources.by_ns:
-                return False  # holds a current module's functions: a copy made from it now
-    return own
+    values = list(dict.values(ns))
+    functions = compress(values, map(is_, map(type, values), repeat(FunctionType)))
+    where = set(map(id, map(_GLOBALS_OF, functions)))  # (in C: a namespace holds hundreds)
+    if any(map(sources.by_ns.__contains__, where)):
+        return False  # holds a current module's functions: a copy made from it now
+    return id(ns) in where
 
 
 def shadowed_class(cls: type, sources: Sources) -> Evidence | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import sys
 
 from . import safe
@@ -174,6 +175,27 @@ def _type_dict_offset(module: ModuleType) -> None:
     places = {module.type_dict_offset(c, safe.class_dict(c), size, False) for c in made}
     (place,) = places if len(places) == 1 else (None,)
     module.type_dict_offset(made[0], safe.class_dict(made[0]), size if place else 0, True)
+
+
+# pick's fields: three native words for each function (__code__, __globals__, position).
+FIELDS = 3
+_WORD = struct.calcsize("P")
+
+
+def count(fields: bytearray) -> int:
+    """How many functions ``pick`` put in ``fields``."""
+    return len(fields) // (FIELDS * _WORD)
+
+
+def positions(fields: bytearray) -> list[int]:
+    """Where each function ``pick`` put in ``fields`` stands in the list it picked from."""
+    with memoryview(fields) as words, words.cast("P") as each:
+        return each[FIELDS - 1 :: FIELDS].tolist()
+
+
+def functions(objs: list[object], fields: bytearray) -> list[object]:
+    """The functions ``pick`` put in ``fields``, from ``objs`` (the list it picked from)."""
+    return list(map(objs.__getitem__, positions(fields)))
 
 
 def single() -> int:

@@ -274,10 +274,13 @@ class Scan:
         early_tallies = {id(c): _Tally(c) for c in early}
         wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
         helper = native.get()
+        functions: list[object]
         if helper is not None:
-            functions, found_classes, found_modules, codes, fields = self._pick_native(
+            found_classes, found_modules, codes, fields = self._pick_native(
                 helper, objs, modules, metas, early_tallies
             )
+            functions = objs  # (where the positions in ``fields`` point)
+            n_functions = native.count(fields)
         else:
             fields = None
             picked = self._pick(objs, wanted, metas, early_tallies)
@@ -291,16 +294,19 @@ class Scan:
             code_ids = {id(t) for t in CODE_TYPES}.__contains__
             codes = list(compress(picked, map(code_ids, map(id, kinds))))
             del picked, kinds
+            n_functions = len(functions)
         del early
         # Old module objects first: their dicts tell the functions they made.
         cls.modules(found_modules)
         # Only the functions that can be stale are judged one by one (``Sources.index``, then
         # ``functions_worth_judging``), unless every one is (the tests' reference).
-        judged: list[FunctionType] = functions  # type: ignore[assignment]
-        if not self.judge_all:
+        judged: list[FunctionType]
+        if self.judge_all:
+            judged = functions if fields is None else native.functions(objs, fields)  # type: ignore[assignment]
+        else:
             key = _index_key(self.recorder, cls.sources)
-            judged = cls.functions_worth_judging(cls.sources.index(judged, key, fields))
-        self.functions_seen = len(functions)
+            judged = cls.functions_worth_judging(cls.sources.index(functions, key, fields))  # type: ignore[arg-type]
+        self.functions_seen = n_functions
         self.functions_judged = len(judged)
         self.codes_indexed = cls.sources.stats["codes"]
         self.index_rebuilt = cls.sources.stats["rebuilt"]
@@ -384,22 +390,22 @@ class Scan:
         modules: list[type],
         metas: list[type],
         tallies: dict[int, _Tally],
-    ) -> tuple[list[object], list[object], list[object], list[object], bytearray]:
+    ) -> tuple[list[object], list[object], list[object], bytearray]:
         """``_pick`` and the split by kind that follows it, by the native helper: the same
-        lists (each in the order of ``objs``), the same tallies; and the addresses of the
-        ``__code__`` and ``__globals__`` of each function, read while the pass has it at hand
-        (for the index: ``Sources.index``)."""
-        functions: list[object] = []
+        lists (each in the order of ``objs``), the same tallies; but for the functions, the
+        addresses of the ``__code__`` and ``__globals__`` of each and its position in
+        ``objs``, read while the pass has it at hand (for the index: ``Sources.index``; a
+        process holds tens of thousands of functions, which are not listed)."""
         classes: list[object] = []
         found_modules: list[object] = []
         codes: list[object] = []
         counted: list[object] = []
         # A class counted in ``tallies`` is first: its instances are counted, whatever else
         # its type is (a stale subclass of ModuleType).
-        pairs = [(t.cls, counted) for t in tallies.values()]
+        pairs: list[tuple[type, list[object] | None]] = [(t.cls, counted) for t in tallies.values()]
         pairs += [(t, found_modules) for t in modules]
         pairs += [(t, classes) for t in metas]
-        pairs += [(FunctionType, functions)] + [(t, codes) for t in CODE_TYPES]
+        pairs += [(FunctionType, None)] + [(t, codes) for t in CODE_TYPES]  # (fields: not listed)
         types = tuple(t for t, _ in pairs)
         outs = tuple(out for _, out in pairs)
         del pairs
@@ -410,7 +416,7 @@ class Scan:
                 self._tally(counted, tallies, tallies)
                 counted.clear()
             graph.pause()
-        return functions, classes, found_modules, codes, fields
+        return classes, found_modules, codes, fields
 
     def _count_instances(
         self,

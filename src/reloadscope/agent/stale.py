@@ -11,7 +11,6 @@ positives.
 from __future__ import annotations
 
 import os
-import sys
 from itertools import chain, compress, count, repeat
 from operator import and_, attrgetter, is_, is_not, itemgetter, not_, or_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
@@ -109,25 +108,13 @@ class Classifier:
                 mod = gen.module() if gen.module is not None else None
                 if mod is not None and id(mod) not in self.module_gen:
                     self.module_gen[id(mod)] = (rec, gen)
-        # The modules of sys.modules under a str key (a process has thousands: in C).
-        keys, mods = _keys_and_values(dict.items(sys.modules))
-        self.in_sys_modules: set[int] = set(map(id, mods))
-        usable = list(
-            map(
-                and_,
-                map(is_, map(type, keys), repeat(str)),
-                map(issubclass, map(type, mods), repeat(ModuleType)),
-            )
-        )
-        keys, mods = list(compress(keys, usable)), list(compress(mods, usable))
-        found = safe.module_dicts(mods)
-        read = list(map(is_not, found, repeat(None)))
-        keys, mods, nss = (list(compress(x, read)) for x in (keys, mods, found))
-        self.current: dict[str, ModuleType] = dict(zip(keys, mods))
-        self.sources = ev.Sources(keys, nss)
+        modules = ev.current_modules()
+        self.in_sys_modules: set[int] = modules.ids
+        self.current: dict[str, ModuleType] = modules.current
+        self.sources = ev.Sources(modules)
         # id(namespace dict) -> (sys.modules key, its first when under several; the dict)
-        self.current_ns = self.sources.by_ns
-        del keys, mods, found, read, nss
+        self.current_ns = modules.by_ns
+        del modules
         self.sources.recorded = self.code_index.keys()
         # id(dict of a stale module object, or of an earlier execution) -> (module, generation)
         self.old_ns: dict[int, tuple[str, int | None]] = {}
@@ -258,9 +245,9 @@ class Classifier:
     # -- kinds ---------------------------------------------------------------------------------
     def modules(self, objs: Iterable[object]) -> None:
         """Old module objects: first, so their dicts tell the functions they made."""
-        for mod in objs:
-            if id(mod) in self.in_sys_modules:
-                continue
+        objs = list(objs)
+        # (Those in sys.modules are passed over in C: nearly all of them.)
+        for mod in compress(objs, map(not_, map(self.in_sys_modules.__contains__, map(id, objs)))):
             name = safe.module_name(mod)
             current = self.current.get(name) if name is not None else None
             hit = self.module_gen.get(id(mod))
