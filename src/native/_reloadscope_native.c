@@ -141,17 +141,6 @@ fail:
     return -1;
 }
 
-/* The addresses of the objects of a list. */
-static int ptrset_from_objects(ptrset *s, PyObject *list) {
-    Py_ssize_t n = PyList_Size(list);
-    if (n < 0) return -1;
-    if (ptrset_init(s, n) < 0) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        ptrset_add(s, (uintptr_t)PyList_GetItem(list, i));
-    }
-    return 0;
-}
-
 /* -- the referents of a chunk ------------------------------------------------------------- */
 
 typedef struct {
@@ -800,13 +789,12 @@ static int fields_view(PyObject *fields, PyObject *objs, Py_ssize_t *n, const ui
  *
  * For the plain functions whose __code__ and __globals__ addresses and positions in ``objs``
  * ``pick`` put in ``fields``: lib[i] (bytes) = 1 when the globals are one of ``namespaces``
- * (a list, by identity); new_lib = the positions (in ``objs``) of those whose code's address
+ * (a set of ids); new_lib = the positions (in ``objs``) of those whose code's address
  * is not in ``known`` (index_all's table; None: no list is made); other = the positions of
  * the rest.  No object is read. */
 static PyObject *native_split(PyObject *self, PyObject *args) {
     PyObject *objs, *fields, *namespaces, *known;
-    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &objs, &fields, &PyList_Type,
-                          &namespaces, &known))
+    if (!PyArg_ParseTuple(args, "O!OOO", &PyList_Type, &objs, &fields, &namespaces, &known))
         return NULL;
     Py_ssize_t n;
     const uintptr_t *words;
@@ -820,7 +808,7 @@ static PyObject *native_split(PyObject *self, PyObject *args) {
         known_table = (const uint64_t *)PyByteArray_AsString(known);
     }
     ptrset ns;
-    if (ptrset_from_objects(&ns, namespaces) < 0) return NULL;
+    if (ptrset_from_ids(&ns, namespaces) < 0) return NULL;
     PyObject *lib = PyBytes_FromStringAndSize(NULL, n);
     PyObject *new_lib = PyList_New(0), *other = PyList_New(0), *result = NULL;
     if (lib == NULL || new_lib == NULL || other == NULL) goto done;

@@ -614,9 +614,8 @@ class Sources:
         if helper is not None:
             # The same passes without reading any object (native.py): which functions are a
             # library's, and the positions of those whose code the index has not seen.
-            lib_ns = [self.by_ns[i][1] for i in self.lib_ns]
             known = None if cache is None else cache.codes
-            lib_mask, new_at, other_at = helper.split(functions, fields, lib_ns, known)
+            lib_mask, new_at, other_at = helper.split(functions, fields, self.lib_ns, known)
             new_lib = list(map(_CODE_OF, map(functions.__getitem__, new_at)))
             other_top = list(map(_CODE_OF, map(functions.__getitem__, other_at)))
             del new_at, other_at

@@ -339,26 +339,28 @@ class Classifier:
 
     def _namespace_rule(self, ns: object) -> object:
         """For ``functions_worth_judging``: ``_ALL`` (judge each function that runs in
-        ``ns``), ``_NONE`` (only recorded code) or the file name the code must have."""
+        ``ns``), ``_NONE`` (only recorded code) or the file name the code must have.  (What
+        ``ModuleSource`` says of a module, read from its namespace: ``library`` is
+        ``Sources.lib_ns``'s, ``file`` its ``__file__`` when a str.)"""
+        library = self.sources.lib_ns
         if id(ns) in self.current_ns:
-            if not self._library_ns(ns):
+            if id(ns) not in library:
                 return _ALL
-            m = self.sources.of_globals(ns)
-            if m is None:
-                return _ALL
-            return _NONE if m.file is None else m.file
+            file = dict.get(ns, "__file__")  # type: ignore[call-overload]
+            return file if type(file) is str else _NONE
         if self.old_namespace(ns) is not None:
             return _ALL  # (what ``judge`` finds of every function there)
         if type(ns) is not dict:
             return _NONE
         # A copy: of a current module, not a library's, with that module's file name.
         name, file = dict.get(ns, "__name__"), dict.get(ns, "__file__")
-        m = self.sources.of_name(name) if type(name) is str else None
-        if m is None or m.library or m.ns is ns:
+        of = self.sources.by_name.get(name) if type(name) is str else None
+        if of is None or id(of) in library or of is ns:
             return _NONE
         if type(file) is not str:
             return _ALL  # (compared by ``ev.source_in_copy`` itself)
-        return m.file if m.file == file else _NONE
+        own = dict.get(of, "__file__")
+        return own if type(own) is str and own == file else _NONE
 
     def leftovers(self) -> None:
         """After ``function`` and ``code_object``: in each module shown to have run again, the
