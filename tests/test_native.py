@@ -222,7 +222,7 @@ from reloadscope.agent.stale import Classifier
 
 helper = native.get()
 assert helper is not None, native.why_not()
-assert helper.classes_to_judge([int], set(), []) is not None, "no dict offset found"
+assert helper.classes_to_judge([int], set(), [], []) is not None, "no dict offset found"
 
 
 class Meta(type):
@@ -245,17 +245,28 @@ odd = [Plain, WithMeta, NotAStr, StrSubclass, Library, Point, nameless["Nameless
 assert "__module__" not in safe.class_dict(nameless["Nameless"])
 metas = [t for t in gc.get_objects() if isinstance(t, type) and issubclass(t, type)]
 classes = [o for o in gc.get_objects() if type(o) in set(metas) | {type}] + odd
+# Library classes holding what a scan found stale: a plain function, one in a staticmethod.
+def held(): pass
+def wrapped(): pass
+class Holder: __module__ = "json"; cb = held
+class Wrapper: __module__ = "json"; cb = staticmethod(wrapped)
+odd += [Holder, Wrapper]
+classes += [Holder, Wrapper]
+wrappers = [o for o in gc.get_objects() if type(o) in (staticmethod, classmethod, property)]
 recorder = agent.install()
 out = {}
-for recorded in ([], odd[::2]):
+cases = {"none recorded": ([], []), "recorded": (odd[::2], []), "holding": ([], [held]),
+         "wrapping": ([], [wrapped]), "both": (odd[::2], [held, wrapped])}
+for case, (recorded, stale) in cases.items():
     masks = []
     for off in (False, True):
         native.disable(off)
         c = Classifier(recorder)
         c.class_index = {id(k): None for k in recorded}
-        masks.append([id(k) for k in c._worth_judging(list(classes))])
+        c.found = {id(f): None for f in stale}
+        masks.append([id(k) for k in c._worth_judging(list(classes), None if off else wrappers)])
         native.disable(False)
-    out["recorded" if recorded else "none recorded"] = {
+    out[case] = {
         "same": masks[0] == masks[1],
         "odd judged": sorted(k.__name__ for k in odd if id(k) in set(masks[0])),
         "of": len(classes),
@@ -370,7 +381,13 @@ def test_classes_to_judge_are_the_same_with_and_without_it(python, tmp_path):
     got = _child(python, CLASSES, tmp_path)
     for name, checks in got.items():
         assert checks["same"], (name, checks)
-        assert 0 < checks["judged"] < checks["of"], (name, checks)
+        if name not in ("wrapping", "both"):
+            assert 0 < checks["judged"] < checks["of"], (name, checks)
+    # A library class holding a stale function is judged; one holding it in a staticmethod
+    # too (the Python code then judges every class, as before).
+    assert "Holder" in got["holding"]["odd judged"], got
+    assert "Holder" not in got["none recorded"]["odd judged"], got
+    assert got["wrapping"]["judged"] == got["wrapping"]["of"], got
     # The program's own classes are judged (this script's module, ctypes' Point too); a
     # library's, a name that is no str, or none, are not, unless recorded.
     never = {"Library", "NotAStr", "StrSubclass", "Nameless"}

@@ -30,7 +30,7 @@
  *   function_offsets(fn, size, set) -> (code_at, globals_at) | None
  *   modules_table(items, module_type, prefixes, told) -> (ids, current, by_ns, by_name, lib)
  *       The current modules' tables (stale.Classifier, evidence.Sources).
- *   type_dict_offset(cls, d, size, set), classes_to_judge(classes, library, recorded)
+ *   type_dict_offset(cls, d, size, set), classes_to_judge(classes, library, recorded, found)
  *       A class's namespace read in place: the classes to judge one by one (stale.py).
  */
 /* The functions' names and arguments, as agent/native.py expects them (``ABI`` there): a
@@ -541,19 +541,25 @@ static PyObject *native_type_dict_offset(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(at);
 }
 
-/* classes_to_judge(classes, library, recorded) -> bytes, or None (no dict offset is known):
- * for each class (in a list), 1 when its namespace is no exact dict, when its id is in
- * ``recorded`` (ids), or when its ``__module__`` is a str not in ``library`` (a set of str);
+/* classes_to_judge(classes, library, recorded, found) -> bytes, or None (no dict offset is
+ * known): for each class (in a list), 1 when its namespace is no exact dict, when its id is in
+ * ``recorded`` (ids), when its ``__module__`` is a str not in ``library`` (a set of str), or
+ * when its namespace holds a value whose id is in ``found``;
  * 2 when it has no namespace to read here (the caller reads it); else 0.  Only str keys are
  * looked up in ``library``: no other object's __hash__ or __eq__ runs. */
 static PyObject *native_classes_to_judge(PyObject *self, PyObject *args) {
-    PyObject *classes, *library, *recorded;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &classes, &PySet_Type, &library,
-                          &recorded))
+    PyObject *classes, *library, *recorded, *found;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyList_Type, &classes, &PySet_Type, &library,
+                          &recorded, &found))
         return NULL;
     if (type_dict_at < 0) Py_RETURN_NONE;
-    ptrset rec;
+    ptrset rec, stale;
     if (ptrset_from_ids(&rec, recorded) < 0) return NULL;
+    if (ptrset_from_ids(&stale, found) < 0) {
+        ptrset_free(&rec);
+        return NULL;
+    }
+    Py_ssize_t n_stale = PyObject_Size(found);
     Py_ssize_t n = PyList_Size(classes);
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     char *mask = out == NULL ? NULL : PyBytes_AsString(out);
@@ -590,10 +596,16 @@ static PyObject *native_classes_to_judge(PyObject *self, PyObject *args) {
             } else {
                 m = 0; /* no str name: among the libraries' (stale.py's _NOT_A_NAME) */
             }
+            /* a dict holding a stale object (its values only, in place: no object is read) */
+            Py_ssize_t at = 0;
+            PyObject *key, *value;
+            while (m == 0 && n_stale > 0 && PyDict_Next(d, &at, &key, &value))
+                if (ptrset_has(&stale, (uintptr_t)value)) m = 1;
         }
         mask[i] = m;
     }
     ptrset_free(&rec);
+    ptrset_free(&stale);
     return out;
 }
 

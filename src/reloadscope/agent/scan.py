@@ -275,14 +275,17 @@ class Scan:
         wanted = modules + metas + [FunctionType, *CODE_TYPES] + early
         helper = native.get()
         functions: list[object]
+        fields: bytearray | None
+        wrappers: list[object] | None
         if helper is not None:
-            found_classes, found_modules, codes, fields = self._pick_native(
+            found_classes, found_modules, codes, fields, wrappers = self._pick_native(
                 helper, objs, modules, metas, early_tallies
             )
             functions = objs  # (where the positions in ``fields`` point)
             n_functions = native.count(fields)
         else:
             fields = None
+            wrappers = None
             picked = self._pick(objs, wanted, metas, early_tallies)
             # Split by exact type, in C: a process holds tens of thousands of functions.
             kinds = list(map(type, picked))
@@ -318,7 +321,8 @@ class Scan:
             cls.code_object(o)
         cls.leftovers()
         del codes
-        cls.classes(found_classes)  # type: ignore[arg-type]
+        cls.classes(found_classes, wrappers)  # type: ignore[arg-type]
+        del wrappers
         self.classes_seen = len(found_classes)
         self.classes_judged = cls.classes_judged
         stale = {id(f.obj): f.obj for f in cls.found.values() if f.kind == "class"}
@@ -390,12 +394,14 @@ class Scan:
         modules: list[type],
         metas: list[type],
         tallies: dict[int, _Tally],
-    ) -> tuple[list[object], list[object], list[object], bytearray]:
+    ) -> tuple[list[object], list[object], list[object], bytearray, list[object]]:
         """``_pick`` and the split by kind that follows it, by the native helper: the same
         lists (each in the order of ``objs``), the same tallies; but for the functions, the
         addresses of the ``__code__`` and ``__globals__`` of each and its position in
         ``objs``, read while the pass has it at hand (for the index: ``Sources.index``; a
-        process holds tens of thousands of functions, which are not listed)."""
+        process holds tens of thousands of functions, which are not listed); and every static
+        and class method and property (``Classifier.classes``)."""
+        wrappers: list[object] = []
         classes: list[object] = []
         found_modules: list[object] = []
         codes: list[object] = []
@@ -406,6 +412,7 @@ class Scan:
         pairs += [(t, found_modules) for t in modules]
         pairs += [(t, classes) for t in metas]
         pairs += [(FunctionType, None)] + [(t, codes) for t in CODE_TYPES]  # (fields: not listed)
+        pairs += [(t, wrappers) for t in (staticmethod, classmethod, property)]
         types = tuple(t for t, _ in pairs)
         outs = tuple(out for _, out in pairs)
         del pairs
@@ -416,7 +423,7 @@ class Scan:
                 self._tally(counted, tallies, tallies)
                 counted.clear()
             graph.pause()
-        return classes, found_modules, codes, fields
+        return classes, found_modules, codes, fields, wrappers
 
     def _count_instances(
         self,

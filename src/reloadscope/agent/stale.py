@@ -409,10 +409,10 @@ class Classifier:
         qualname = safe.code_qualname(code)
         self._add(obj, "code", owner, number, qualname, tname, OLD_GENERATION, found)
 
-    def classes(self, classes: list[type]) -> None:
+    def classes(self, classes: list[type], wrappers: list[object] | None = None) -> None:
         """After ``function``: a class is stale when its generation or one of its methods is,
         or when its module now binds its name to a class of another execution."""
-        classes = self._worth_judging(classes)
+        classes = self._worth_judging(classes, wrappers)
         self.classes_judged = len(classes)
         for cls in classes:
             hit = self.class_index.get(id(cls))
@@ -460,18 +460,27 @@ class Classifier:
             if shadowed is not None:
                 self._class(cls, mod, None, OLD_GENERATION, shadowed)
 
-    def _worth_judging(self, classes: list[type]) -> list[type]:
+    def _wrapping_stale(self, wrappers: list[object]) -> bool:
+        """Does one of ``wrappers`` (every static and class method and property the scan
+        picked) hold a stale object?  (Rare: the Python code then tells which classes.)"""
+        found = self.found.keys()
+        return bool(found and wrappers) and not found.isdisjoint(map(id, safe.referents(*wrappers)))
+
+    def _worth_judging(self, classes: list[type], wrappers: list[object] | None) -> list[type]:
         """The classes ``classes`` must look at one by one, in C: a class recording did not
         see made, whose module is a current library module's (never compared with its
         source), is stale only through a stale method, so only a class whose dict holds a
-        stale object (or a static or class method or property of one) needs looking at."""
+        stale object (or a static or class method or property of one) needs looking at.
+        ``wrappers``: every static and class method and property the heap holds (the native
+        helper's pick lists them), else None."""
         if not classes:
             return classes
         helper = native.get()
-        if helper is not None and not self.found:
+        if helper is not None and wrappers is not None and not self._wrapping_stale(wrappers):
             # The same mask, by the native helper (which reads each class's dict in place).
             lib = self.sources.library_names()
-            mask = helper.classes_to_judge(classes, lib, self.class_index.keys())
+            found = self.found.keys()
+            mask = helper.classes_to_judge(classes, lib, self.class_index.keys(), found)
             if mask is not None and 2 not in mask:
                 return list(compress(classes, mask))
         try:
