@@ -167,3 +167,35 @@ rs.report(kept=kept, child_lock_free=os.waitstatus_to_exitcode(status) == 0,
 """
     )
     assert r.doc["_extra"] == {"kept": True, "child_lock_free": True, "after": True}
+
+
+def test_a_file_edited_to_the_same_length_is_compiled_again_by_a_rescan(scenario: Scenario) -> None:
+    """A scan keeps what each file's text compiles to for the next one, told by the text's
+    length and hash (``ModuleSource.compiled``): an edit that keeps the length is compiled
+    again, and the function the edit replaced is found by its source (no recording)."""
+    scenario.write("plug.py", "def greet():\n    return 'one'\n")
+    r = scenario.run(
+        SCANS
+        + """
+import plug
+keep = plug.greet
+first, _ = scan()
+rs.edit(plug, "def greet():\\n    return 'two'\\n")  # the same length
+doc, _ = scan()
+# What is kept for the next scan adds a few objects a file to the heap, not one per code.
+import gc
+kept, todo = set(), [evidence._COMPILED]
+while todo:
+    o = todo.pop()
+    if gc.is_tracked(o) and id(o) not in kept and not isinstance(o, type):
+        kept.add(id(o))
+        todo.extend(gc.get_referents(o))
+rs.report(doc, first=sum(len(m["stale"]) for m in first["modules"]),
+          kept=len(kept), files=len(evidence._COMPILED))
+"""
+    )
+    assert r.doc["_extra"]["first"] == 0
+    assert 0 < r.doc["_extra"]["kept"] <= 1 + 12 * r.doc["_extra"]["files"], r.doc["_extra"]
+    assert r.doc["_extra"]["files"] >= 1
+    found = r.one("plug", kind="function", qualname="greet")
+    assert found["evidence"]["kind"] == "source", found

@@ -233,9 +233,10 @@ class ModuleSource:
             self._compiled = None
             text = None if self.library else _read(self.file)
             if text is not None and self.file is not None:
+                told = (len(text), hash(text))
                 kept = _COMPILED.get(self.file)
-                if kept is None or kept[0] != text:
-                    kept = (text, _compile(text, self.file))
+                if kept is None or kept[0] != told:
+                    kept = (told, _compile(text, self.file))
                     _keep_compiled(self.file, kept)
                 if kept[1] is not None:
                     self._compiled, self._class_bodies, self._names = kept[1]
@@ -278,13 +279,23 @@ class ModuleSource:
         return any(n == name for n, _ in self._class_bodies)
 
 
+class _Hashes(frozenset):
+    """Signatures kept as their hashes: ints, which the gc does not track (a kept compilation
+    adds a few objects to the heap it scans, not one per code object).  ``sig in hashes``:
+    its hash is."""
+
+    __slots__ = ()
+
+    def __contains__(self, sig: object) -> bool:
+        return frozenset.__contains__(self, hash(sig))
+
+
 # What the text of a file compiles to (``ModuleSource.compiled``), kept between scans for the
-# same text: a rescan reads each file again, but compiles only one whose text changed.  Plain
-# data made from the text (no object of the program's); the files read last, up to a few
-# hundred and a few megabytes of text.
-_COMPILED: dict[str, tuple[str, tuple | None]] = {}
-_COMPILED_FILES = 512
-_COMPILED_CHARS = 8_000_000
+# same text (told by its length and hash): a rescan reads each file again, but compiles only
+# one whose text changed.  Plain data (no object of the program's), a few objects a file;
+# the files read last, a few hundred.
+_COMPILED: dict[str, tuple[tuple[int, int], tuple | None]] = {}
+_COMPILED_FILES = 256
 
 
 def _compile(text: str, file: str) -> tuple | None:
@@ -297,8 +308,8 @@ def _compile(text: str, file: str) -> tuple | None:
     sigs = Signatures()
     codes = _all_codes(top)
     signatures = (
-        frozenset(sigs.full(co) for co in codes),
-        frozenset(sigs.loose(co) for co in codes),
+        _Hashes(hash(sigs.full(co)) for co in codes),
+        _Hashes(hash(sigs.loose(co)) for co in codes),
     )
     bodies = frozenset(
         (co.co_name, safe.code_qualname(co)) for co in codes if _looks_like_class_body(co)
@@ -306,15 +317,11 @@ def _compile(text: str, file: str) -> tuple | None:
     return signatures, bodies, frozenset(co.co_name for co in codes)
 
 
-def _keep_compiled(file: str, kept: tuple[str, tuple | None]) -> None:
+def _keep_compiled(file: str, kept: tuple[tuple[int, int], tuple | None]) -> None:
     _COMPILED.pop(file, None)
-    if len(kept[0]) > _COMPILED_CHARS // 4:
-        return  # (a huge file is compiled each time)
-    chars = sum(len(t) for t, _ in list(_COMPILED.values())) + len(kept[0])
-    while _COMPILED and (len(_COMPILED) >= _COMPILED_FILES or chars > _COMPILED_CHARS):
+    while len(_COMPILED) >= _COMPILED_FILES:
         try:
-            oldest = next(iter(_COMPILED))
-            chars -= len(_COMPILED.pop(oldest)[0])
+            del _COMPILED[next(iter(_COMPILED))]
         except (KeyError, StopIteration, RuntimeError):  # another scan's thread took it
             break
     _COMPILED[file] = kept
