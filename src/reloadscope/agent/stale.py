@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from itertools import chain, compress, count, repeat
-from operator import and_, attrgetter, is_, is_not, itemgetter, not_, or_
+from operator import and_, attrgetter, is_, is_not, not_, or_
 from types import CodeType, CoroutineType, FrameType, FunctionType, GeneratorType, ModuleType
 
 from . import evidence as ev
@@ -41,7 +41,6 @@ _NO_OWNER = (None, None)
 _ALL, _NONE = object(), object()  # the rules of ``Classifier.functions_worth_judging``
 _CODE_OF = attrgetter("__code__")  # on exact functions only: C getters, no user code
 _GLOBALS_OF = attrgetter("__globals__")
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _WRAPPERS = {id(staticmethod), id(classmethod), id(property)}
 _CODE_ATTR = {
     id(GeneratorType): ("gi_code", "generator"),
@@ -629,11 +628,6 @@ def instance_finding(obj: object, cls: Found, found: Evidence) -> Found:
         OLD_GENERATION,
         found,
     )
-
-
-def _keys_and_values(items: Iterable[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
-    pairs = list(items)
-    return list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
 
 
 def _globals_of(obj: object) -> dict[str, Any] | None:
