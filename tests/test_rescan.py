@@ -144,8 +144,9 @@ rs.report(doc, one=one, two=two, equal=equal)
 
 
 def test_what_a_scan_keeps_goes_with_the_recording(scenario: Scenario) -> None:
-    """The index kept between scans is the recording's: uninstall() drops it (a removed agent
-    keeps nothing in the process), and a forked child gets its lock free."""
+    """What scans keep for the next one (the index, the files' compilations, which file names
+    are a library's) is the recording's: uninstall() drops it (a removed agent keeps nothing
+    in the process), and a forked child gets the index's lock free."""
     scenario.write("plug.py", "def greet(): return 'hello'\n")
     r = scenario.run(
         SCANS
@@ -155,7 +156,7 @@ reloadscope.install()
 import plug
 rs.edit(plug, "def greet(): return 'hi'\\n")
 scan()
-kept = evidence._INDEX[0] is not None
+kept = evidence._INDEX[0] is not None and bool(evidence._COMPILED) and bool(evidence._LIBRARY_FILES)
 with evidence._INDEX_LOCK:  # as a scan of the parent's holds it
     pid = os.fork()
     if pid == 0:
@@ -163,16 +164,55 @@ with evidence._INDEX_LOCK:  # as a scan of the parent's holds it
 _, status = os.waitpid(pid, 0)
 reloadscope.uninstall()
 rs.report(kept=kept, child_lock_free=os.waitstatus_to_exitcode(status) == 0,
-          after=evidence._INDEX[0] is None)
+          after=evidence._INDEX[0] is None and not evidence._COMPILED
+          and not evidence._LIBRARY_FILES)
 """
     )
     assert r.doc["_extra"] == {"kept": True, "child_lock_free": True, "after": True}
 
 
 def test_a_file_edited_to_the_same_length_is_compiled_again_by_a_rescan(scenario: Scenario) -> None:
-    """A scan keeps what each file's text compiles to for the next one, told by the text's
-    length and hash (``ModuleSource.compiled``): an edit that keeps the length is compiled
-    again, and the function the edit replaced is found by its source (no recording)."""
+    """While recording, a scan keeps what each file's text compiles to for the next one, told
+    by the text's length and hash (``ModuleSource.compiled``): an edit that keeps the length
+    is compiled again.  What is kept adds a few objects a file to the heap, not one per code
+    object."""
+    scenario.write("plug.py", "def greet():\n    return 'one'\n")
+    r = scenario.run(
+        SCANS
+        + """
+import gc
+agent.install()
+import plug
+
+def told():
+    with open(plug.__file__) as fh:
+        text = fh.read()
+    return evidence._COMPILED[plug.__file__][0] == (len(text), hash(text))
+
+scan()
+first = told()
+rs.write("plug.py", "def greet():\\n    return 'two'\\n")  # the same length, not reloaded
+scan()
+again = told()
+kept, todo = set(), [evidence._COMPILED]
+while todo:
+    o = todo.pop()
+    if gc.is_tracked(o) and id(o) not in kept and not isinstance(o, type):
+        kept.add(id(o))
+        todo.extend(gc.get_referents(o))
+rs.report(None, first=first, again=again, kept=len(kept), files=len(evidence._COMPILED))
+"""
+    )
+    extra = r.doc["_extra"]
+    assert extra["first"] and extra["again"], extra
+    assert extra["files"] >= 1 and 0 < extra["kept"] <= 1 + 12 * extra["files"], extra
+
+
+def test_a_function_an_edit_of_the_same_length_replaced_is_found_by_its_source(
+    scenario: Scenario,
+) -> None:
+    """Without recording (nothing kept between scans), the same edit reloaded: the function
+    it replaced is found by its source, by a rescan as by the first scan."""
     scenario.write("plug.py", "def greet():\n    return 'one'\n")
     r = scenario.run(
         SCANS
@@ -182,20 +222,9 @@ keep = plug.greet
 first, _ = scan()
 rs.edit(plug, "def greet():\\n    return 'two'\\n")  # the same length
 doc, _ = scan()
-# What is kept for the next scan adds a few objects a file to the heap, not one per code.
-import gc
-kept, todo = set(), [evidence._COMPILED]
-while todo:
-    o = todo.pop()
-    if gc.is_tracked(o) and id(o) not in kept and not isinstance(o, type):
-        kept.add(id(o))
-        todo.extend(gc.get_referents(o))
-rs.report(doc, first=sum(len(m["stale"]) for m in first["modules"]),
-          kept=len(kept), files=len(evidence._COMPILED))
+rs.report(doc, first=sum(len(m["stale"]) for m in first["modules"]), kept=len(evidence._COMPILED))
 """
     )
-    assert r.doc["_extra"]["first"] == 0
-    assert 0 < r.doc["_extra"]["kept"] <= 1 + 12 * r.doc["_extra"]["files"], r.doc["_extra"]
-    assert r.doc["_extra"]["files"] >= 1
+    assert r.doc["_extra"]["first"] == 0 and r.doc["_extra"]["kept"] == 0
     found = r.one("plug", kind="function", qualname="greet")
     assert found["evidence"]["kind"] == "source", found

@@ -234,10 +234,11 @@ class ModuleSource:
             text = None if self.library else _read(self.file)
             if text is not None and self.file is not None:
                 told = (len(text), hash(text))
-                kept = _COMPILED.get(self.file)
+                kept = _COMPILED.get(self.file) if self.sources.keep else None
                 if kept is None or kept[0] != told:
                     kept = (told, _compile(text, self.file))
-                    _keep_compiled(self.file, kept)
+                    if self.sources.keep:
+                        _keep_compiled(self.file, kept)
                 if kept[1] is not None:
                     self._compiled, self._class_bodies, self._names = kept[1]
         return self._compiled  # type: ignore[return-value]
@@ -333,10 +334,11 @@ _LIBRARY_FILES: dict[str, bool] = {}
 _LIBRARY_PREFIXES: list[tuple[str, ...]] = []
 
 
-def _library_namespaces(ids: list[int], files: list[object], prefixes: tuple[str, ...]) -> set[int]:
+def _library_namespaces(
+    ids: list[int], files: list[object], prefixes: tuple[str, ...], told: dict[str, bool]
+) -> set[int]:
     """The ``ids`` whose ``__file__`` (in ``files``) is a library's (``_library_file``), in C
-    but for the file names not seen before."""
-    told = _LIBRARY_FILES
+    but for the file names not told before (``told``, which this grows)."""
     is_str = list(map(is_, map(type, files), repeat(str)))
     out = set(compress(ids, map(not_, is_str)))  # no str: a library's
     names: list[str] = list(compress(files, is_str))  # type: ignore[arg-type]
@@ -452,8 +454,12 @@ _INDEX_LOCK = _thread.allocate_lock()
 
 
 def forget_index() -> None:
-    """Drop the index kept between scans: the next scan indexes every code object again."""
+    """Drop what scans kept for the next one: the index (the next scan indexes every code
+    object again), the files' compilations, which file names are a library's."""
     _INDEX[0] = None
+    _COMPILED.clear()
+    _LIBRARY_FILES.clear()
+    _LIBRARY_PREFIXES.clear()
 
 
 def after_fork_in_child() -> None:
@@ -509,18 +515,22 @@ class CurrentModules:
         self.prefixes = prefixes  # library_prefixes()
 
 
-def current_modules() -> CurrentModules:
+def current_modules(keep: bool = False) -> CurrentModules:
     """sys.modules's modules now: in one pass of the native helper, else in C passes (a
-    process has thousands)."""
+    process has thousands).  ``keep``: which file names are a library's is kept for the next
+    scan (while recording: ``forget_index`` drops it)."""
     prefixes = library_prefixes()
-    if [prefixes] != _LIBRARY_PREFIXES or len(_LIBRARY_FILES) > 100_000:
-        _LIBRARY_FILES.clear()
-        _LIBRARY_PREFIXES[:] = [prefixes]
+    told: dict[str, bool] = {}
+    if keep:
+        if [prefixes] != _LIBRARY_PREFIXES or len(_LIBRARY_FILES) > 100_000:
+            _LIBRARY_FILES.clear()
+            _LIBRARY_PREFIXES[:] = [prefixes]
+        told = _LIBRARY_FILES
     items = list(dict.items(sys.modules))
     helper = native.get()
     if helper is not None:
         ids, current, by_ns, by_name, library = helper.modules_table(
-            items, ModuleType, prefixes, _LIBRARY_FILES
+            items, ModuleType, prefixes, told
         )
         return CurrentModules(ids, current, by_ns, by_name, library, prefixes)
     keys, mods = list(map(_FIRST, items)), list(map(_SECOND, items))
@@ -542,7 +552,7 @@ def current_modules() -> CurrentModules:
     by_ns = dict(zip(map(id, reversed(nss)), zip(reversed(keys), reversed(nss))))
     by_name = dict(by_ns.values())
     files = list(map(dict.get, map(_SECOND, by_ns.values()), repeat("__file__")))
-    library = _library_namespaces(list(by_ns), files, prefixes)
+    library = _library_namespaces(list(by_ns), files, prefixes, told)
     return CurrentModules(ids, current, by_ns, by_name, library, prefixes)
 
 
@@ -556,6 +566,9 @@ class Sources:
         self.library = modules.prefixes
         self._made: dict[int, ModuleSource] = {}
         self._twice: set[int] | None = None  # hashes of places compiled more than once
+        # Files' compilations kept for the next scan (``_COMPILED``): while recording, as the
+        # index (``forget_index`` drops both).
+        self.keep = False
         self.recorded: Iterable[int] = ()  # ids of code recording saw made (``index``)
         self.stats: dict[str, int] = {"codes": 0, "rebuilt": 0}
         self.sigs = Signatures()

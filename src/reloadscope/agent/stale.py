@@ -107,10 +107,13 @@ class Classifier:
                 mod = gen.module() if gen.module is not None else None
                 if mod is not None and id(mod) not in self.module_gen:
                     self.module_gen[id(mod)] = (rec, gen)
-        modules = ev.current_modules()
+        # What scans keep for the next one is kept while recording (the recorder's removal
+        # drops it: ``evidence.forget_index``).
+        modules = ev.current_modules(keep=recorder is not None)
         self.in_sys_modules: set[int] = modules.ids
         self.current: dict[str, ModuleType] = modules.current
         self.sources = ev.Sources(modules)
+        self.sources.keep = recorder is not None
         # id(namespace dict) -> (sys.modules key, its first when under several; the dict)
         self.current_ns = modules.by_ns
         del modules
