@@ -87,8 +87,10 @@ rs.report(doc, one=one, two=two, three=three, equal=equal)
     assert one["codes_indexed"] > 2000
     assert two["codes_indexed"] < one["codes_indexed"] // 10
     for counts in (one, two, three):
-        # Library functions at places compiled once are passed over in bulk.
-        assert counts["functions_judged"] < counts["functions_seen"] // 4, counts
+        # Library functions at places compiled once are passed over in bulk, and so are the
+        # functions no evidence can apply to (``Classifier.functions_worth_judging``): what
+        # is judged one by one is the program's own (plug, consumer, this script's).
+        assert 0 < counts["functions_judged"] < 40, counts
         # So are the classes of library modules, when no class dict holds a stale object.
         assert counts["classes_judged"] < counts["classes_seen"] // 4, counts
 
