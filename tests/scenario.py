@@ -101,7 +101,7 @@ def report(doc=None, **extra):
         doc = reloadscope.scan().to_json()
         try:
             doc["_judged_alike"] = judged_alike(doc)
-        except Exception as e:  # (a child without the agent's scan: an old snapshot's test)
+        except Exception as e:  # (the parent's check then fails, saying why)
             doc["_judged_alike"] = {"error": repr(e)}
     checks = []
     for m in doc["modules"]:

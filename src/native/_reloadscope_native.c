@@ -7,9 +7,13 @@
  * gc.get_referents does), compared by address, and appended to lists; the only attributes
  * read are a plain function's __code__ and __globals__ (C getters of exact function objects,
  * which the caller guarantees), or their two words in the object, where a probe at load found
- * them (``function_offsets``: the one place CPython's layout is relied on, never guessed).
+ * them (``function_offsets``), and a class's namespace dict, from the word a probe found the
+ * same way (``type_dict_offset``): the two places CPython's layout is relied on, never
+ * guessed.  (A dict's keys pointer is read only to ask memory for it early: a hint.)  A dict
+ * lookup of a str key can still run the __eq__ of another key of the same hash, as dict.get
+ * would (modules_table's __file__, classes_to_judge's __module__).
  *
- *   expand(part, seen, nxt, single, limit, skip, remaining, found, depth) -> int
+ *   expand(level, start, stop, seen, nxt, single, limit, skip, remaining, found, depth) -> int
  *       One chunk of a breadth-first walk (graph._Expander._take, see there).
  *   take(refs, start, stop, seen, nxt, single, remaining, found, depth) -> None
  *       The same for a slice of one big container's references (gc.get_referents').

@@ -656,14 +656,12 @@ class Sources:
         if twice_ids is None:
             if helper is None:
                 lib_codes = list(compress(codes, lib_mask))
+                lib_top = dict(zip(map(id, lib_codes), lib_codes))
+                cache, twice_ids = self._index_all(lib_top, other_top, key)
             else:
                 at = compress(native.positions(fields), lib_mask)  # type: ignore[arg-type]
                 lib_codes = list(map(_CODE_OF, map(functions.__getitem__, at)))
-            if helper is not None:
                 cache, twice_ids = self._index_all_native(helper, lib_codes, other_top, key)
-            else:
-                lib_top = dict(zip(map(id, lib_codes), lib_codes))
-                cache, twice_ids = self._index_all(lib_top, other_top, key)
             del lib_codes
             stats["rebuilt"] = 1
         if key is not None:

@@ -174,7 +174,8 @@ def _type_dict_offset(module: ModuleType) -> None:
     size = type.__basicsize__
     places = {module.type_dict_offset(c, safe.class_dict(c), size, False) for c in made}
     (place,) = places if len(places) == 1 else (None,)
-    module.type_dict_offset(made[0], safe.class_dict(made[0]), size if place else 0, True)
+    # (A size of 0 finds nothing: the helper forgets any place, classes_to_judge answers None.)
+    module.type_dict_offset(made[0], safe.class_dict(made[0]), 0 if place is None else size, True)
 
 
 # pick's fields: three native words for each function (__code__, __globals__, position).

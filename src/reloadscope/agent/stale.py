@@ -328,8 +328,8 @@ class Classifier:
         for k in chain(compress(range(n), known), named):
             rule_of[nids[k]] = self._namespace_rule(nss[k])
         del distinct, nss, known, at, names, is_str
-        if _ALL in rule_of.values() and len(set(map(id, rule_of.values()))) == 1:
-            return functions
+        if set(map(id, rule_of.values())) == {id(_ALL)}:
+            return functions  # (every namespace's functions are judged)
         rules = list(map(rule_of.__getitem__, ids))
         codes = list(map(_CODE_OF, functions))
         recorded = map(self.code_index.__contains__, map(id, codes))
